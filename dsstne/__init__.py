@@ -1,0 +1,38 @@
+"""dsstne: Amazon DSSTNE's deep-learning engine for large sparse data, as a Python package.
+
+One C++ engine runs on two targets: the CPU (always built) and CUDA GPUs (when built with nvcc). Start with
+:class:`Network` and :class:`DataSet`; ``dsstne demo`` trains the MovieLens sample network.
+"""
+
+import os as _os
+
+# OpenMP threads that spin while OpenBLAS threads compute starve each other on small machines (measured
+# 100x slower on 2 cores); passive waiting must be set before the engine loads the OpenMP runtime.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import datasets, metrics
+from .config import parse_network
+from .dataset import DataSet
+from .device import build_info, cuda_available, cuda_device_count
+from .errors import ConfigError, DataError, DeviceError, DsstneError, FormatError, NotSupportedError
+from .network import EpochReport, Network
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DataSet",
+    "DeviceError",
+    "DsstneError",
+    "EpochReport",
+    "FormatError",
+    "Network",
+    "NotSupportedError",
+    "build_info",
+    "cuda_available",
+    "cuda_device_count",
+    "datasets",
+    "metrics",
+    "parse_network",
+]

@@ -1,0 +1,1 @@
+"""Command-line tools: ``dsstne <command>`` and the original's command names."""

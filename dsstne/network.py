@@ -1,0 +1,358 @@
+"""Network: a DSSTNE network definition bound to datasets and a target, trained and queried from Python."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _engine
+from .config import DataShape, NetworkDescriptor, parse_network, resolve_dimensions
+from .dataset import DataSet, as_dataset
+from .device import plugin_path, resolve_device
+from .enums import ErrorFunction, LayerKind, LayerType, TrainingMode
+from .errors import ConfigError, DataError, NotSupportedError
+
+log = logging.getLogger("dsstne")
+
+DEFAULT_SEED = 12134  # the original's fixed seed of its command-line tools
+
+EpochCallback = Callable[["EpochReport"], "bool | None"]
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one training epoch produced."""
+
+    epoch: int  # epochs completed by the network, this one included
+    error: float  # mean loss per example
+    regularization: float  # mean regularisation error per example
+    seconds: float
+    examples: int
+
+    @property
+    def total(self) -> float:
+        """Loss plus regularisation, the number the original reports per epoch."""
+        return self.error + self.regularization
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training throughput of the epoch."""
+        return self.examples / self.seconds if self.seconds > 0 else float("inf")
+
+
+class Network:
+    """A DSSTNE network on one target (CPU or a CUDA device).
+
+    Build one with :meth:`from_json`; train with :meth:`train`; score with :meth:`predict` and
+    :meth:`recommend`. ``device`` tells which target runs it.
+    """
+
+    def __init__(
+        self,
+        descriptor: NetworkDescriptor,
+        datasets: Iterable[DataSet] = (),
+        *,
+        batch: int = 512,
+        device: str = "auto",
+        seed: int = DEFAULT_SEED,
+        tf32: bool = False,
+    ) -> None:
+        """Bind `descriptor` to `datasets` (matched by name to the layers' DataSet) on `device`."""
+        datasets = list(datasets)
+        if not isinstance(batch, int) or batch <= 0:
+            raise ConfigError(f"batch must be a positive integer, not {batch!r}")
+        names = [d.name for d in datasets]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise DataError(f"several datasets are named {sorted(dup)}")
+        shapes = {d.name: DataShape(*d.dims, dimensions=d.dimensions) for d in datasets}
+        self.descriptor: NetworkDescriptor = resolve_dimensions(descriptor, shapes)
+        _check_supported(self.descriptor)
+        self.batch = batch
+        self.seed = int(seed)
+        self.datasets: dict[str, DataSet] = {d.name: d for d in datasets}
+        self._context = _engine.EngineContext(resolve_device(device), self.seed, plugin_path())
+        self._context.set_tf32(tf32)
+        self.tf32 = tf32
+        uploads = [d._upload(self._context) for d in datasets]
+        self._net = _engine.EngineNetwork(self._context, _spec(self.descriptor, batch), uploads)
+        self.history: list[EpochReport] = []
+        log.info("dsstne: network '%s' on %s (%s)", self.descriptor.name, self.device, self.device_description)
+
+    @classmethod
+    def from_json(
+        cls,
+        config: str | os.PathLike[str] | Mapping[str, Any],
+        datasets: Iterable[DataSet] = (),
+        *,
+        batch: int = 512,
+        device: str = "auto",
+        seed: int = DEFAULT_SEED,
+        tf32: bool = False,
+    ) -> Network:
+        """Build a network from DSSTNE JSON (a path, JSON text or a dict) and the datasets it names."""
+        return cls(parse_network(config), datasets, batch=batch, device=device, seed=seed, tf32=tf32)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def device(self) -> str:
+        """The target running this network: "cpu" or "cuda:N"."""
+        return self._context.name
+
+    @property
+    def device_description(self) -> str:
+        """Human description of the target (GPU model, CPU threads)."""
+        return self._context.description
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained so far."""
+        return self._net.epochs_done
+
+    def memory(self) -> dict[str, int]:
+        """Target memory in use and its peak, in bytes."""
+        current, peak = self._context.memory()
+        return {"current_bytes": current, "peak_bytes": peak}
+
+    @property
+    def input_layers(self) -> list[str]:
+        """Names of the Input layers, in declaration order."""
+        return [ly.name for ly in self.descriptor.layers if ly.kind == LayerKind.Input]
+
+    @property
+    def output_layers(self) -> list[str]:
+        """Names of the Output layers, in declaration order."""
+        return [ly.name for ly in self.descriptor.layers if ly.kind == LayerKind.Output]
+
+    def __repr__(self) -> str:
+        sizes = " -> ".join(f"{ly.name}({ly.stride})" for ly in self.descriptor.layers)
+        return f"Network({self.descriptor.name!r}: {sizes}, batch={self.batch}, device={self.device})"
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        epochs: int = 1,
+        alpha: float = 0.025,
+        lambda_: float = 0.0001,
+        lambda1: float = 0.0,
+        mu: float = 0.5,
+        mu1: float = 0.0,
+        *,
+        optimizer: str | TrainingMode = TrainingMode.SGD,
+        callback: EpochCallback | None = None,
+        verbose: bool = False,
+    ) -> list[float]:
+        """Train `epochs` epochs; return each epoch's mean error (loss + regularisation) per example.
+
+        Defaults are the original ``train`` tool's. `callback` receives an :class:`EpochReport` after each
+        epoch and may return False to stop. `verbose` prints one progress line per epoch to stderr.
+        """
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ConfigError(f"epochs must be a non-negative integer, not {epochs!r}")
+        mode = _training_mode(optimizer)
+        examples = self._training_examples()
+
+        def on_epoch(epoch: int, error: float, reg: float, seconds: float) -> bool:
+            report = EpochReport(epoch, error, reg, seconds, examples)
+            self.history.append(report)
+            if verbose:
+                print(
+                    f"epoch {epoch:4d}  error {report.total:.6f}  {seconds:7.3f} s  "
+                    f"{report.examples_per_second:,.0f} examples/s  [{self.device}]",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return callback(report) is not False if callback is not None else True
+
+        reports = self._net.train(epochs, int(mode), alpha, lambda_, lambda1, mu, mu1, on_epoch)
+        return [r[1] + r[2] for r in reports]
+
+    def _training_examples(self) -> int:
+        counts = {self.datasets[ly.dataset].examples for ly in self.descriptor.layers
+                  if ly.kind in (LayerKind.Input, LayerKind.Output) and ly.dataset in self.datasets}
+        return counts.pop() if len(counts) == 1 else 0
+
+    # ------------------------------------------------------------------ inference
+    def _inputs(self, data: Any) -> tuple[list[Any], int]:
+        names = self.input_layers
+        if isinstance(data, Mapping):
+            sets = [as_dataset(data[n], self.descriptor.layer(n).dataset) for n in names]
+        else:
+            if len(names) != 1:
+                raise DataError(f"the network has {len(names)} input layers: pass a dict layer name -> data")
+            sets = [as_dataset(data, self.descriptor.layer(names[0]).dataset)]
+        renamed = []
+        for name, ds in zip(names, sets):
+            wanted = self.descriptor.layer(name).dataset
+            if ds.name != wanted:  # the engine binds by dataset name
+                ds = DataSet(**{**ds.__dict__, "name": wanted, "_uploads": {}})
+            renamed.append(ds)
+        examples = {d.examples for d in renamed}
+        if len(examples) != 1:
+            raise DataError("the input datasets differ in their number of examples")
+        return [d._upload(self._context) for d in renamed], examples.pop()
+
+    def predict(self, data: DataSet | np.ndarray | sp.spmatrix | Mapping[str, Any], layer: str | None = None) -> np.ndarray:
+        """Units of `layer` (default: the first output layer) for every example of `data`, [examples, units]."""
+        inputs, examples = self._inputs(data)
+        return self._net.predict(inputs, layer or self.output_layers[0], examples)
+
+    def recommend(
+        self,
+        data: DataSet | np.ndarray | sp.spmatrix | Mapping[str, Any],
+        k: int = 10,
+        *,
+        exclude: DataSet | sp.spmatrix | str | None = None,
+        layer: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` units of `layer` per example: (indices int64 [examples, k], scores float32 [examples, k]).
+
+        `exclude` lists units never to recommend per example (e.g. items already seen); ``"input"``
+        excludes each example's own input units. Rows with fewer than k candidates are padded with
+        index -1 and score -inf. k may exceed the layer width: every unit is then returned, ranked.
+        """
+        if not isinstance(k, (int, np.integer)) or k <= 0:
+            raise DataError(f"k must be a positive integer, not {k!r}")
+        inputs, examples = self._inputs(data)
+        if isinstance(exclude, str):
+            if exclude != "input":
+                raise DataError(f"exclude must be a DataSet, a sparse matrix, 'input' or None, not {exclude!r}")
+            exclude = data if not isinstance(data, Mapping) else data[self.input_layers[0]]
+        ex = None
+        if exclude is not None:
+            ex_ds = as_dataset(exclude, "exclude")
+            if not ex_ds.is_sparse:
+                ex_ds = DataSet.from_scipy(sp.csr_matrix(ex_ds.to_numpy()), "exclude")
+            ex = ex_ds._upload(self._context)
+        index, scores = self._net.recommend(inputs, layer or self.output_layers[0], int(k), examples, ex)
+        out = index.astype(np.int64)
+        out[index == 0xFFFFFFFF] = -1
+        return out, scores
+
+    # ------------------------------------------------------------------ inspection
+    def weights(self, source: str, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """(W [source units, layer units], bias [layer units]) of the connection source -> layer."""
+        return self._net.get_weights(source, layer)
+
+    def set_weights(self, source: str, layer: str, w: np.ndarray, b: np.ndarray) -> None:
+        """Replace the weights and bias of the connection source -> layer."""
+        self._net.set_weights(source, layer, w, b)
+
+    def gradients(self, position: int = 0) -> tuple[float, dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]]:
+        """Loss and gradients of one minibatch, without training.
+
+        Runs the minibatch starting at example `position` (stored order) forward in training mode, then
+        backward. Returns (summed loss E, {(source, layer): (dE/dW, dE/db)}). Regularisation is not
+        included; dropout and denoising masks are the ones the next training step would draw.
+        """
+        error = self._net.batch_gradients(position)
+        rows = min(self.batch, self._training_examples() - position)
+        grads = {}
+        try:
+            for w in self.descriptor.weights:
+                gw, gb = self._net.get_gradients(w.input_layer, w.output_layer)
+                grads[(w.input_layer, w.output_layer)] = (-rows * gw, -rows * gb)
+        finally:
+            self._net.clear_gradients()
+        return error, grads
+
+    def units(self, layer: str) -> np.ndarray:
+        """Activations of `layer` for the last minibatch run, [batch, units]."""
+        return self._net.units(layer)
+
+    def deltas(self, layer: str) -> np.ndarray:
+        """Deltas (dE/dz) of `layer` for the last training minibatch, [batch, units]."""
+        return self._net.deltas(layer)
+
+
+def _training_mode(optimizer: str | TrainingMode) -> TrainingMode:
+    if isinstance(optimizer, TrainingMode):
+        return optimizer
+    for mode in TrainingMode:
+        if mode.name.lower() == str(optimizer).lower():
+            return mode
+    raise ConfigError(f"unknown optimizer '{optimizer}' (one of {', '.join(m.name for m in TrainingMode)})")
+
+
+_EXECUTABLE_LOSSES = {ErrorFunction.L2, ErrorFunction.CrossEntropy, ErrorFunction.ScaledMarginalCrossEntropy}
+
+
+def _check_supported(d: NetworkDescriptor) -> None:
+    """Raise NotSupportedError for valid DSSTNE features this engine cannot execute yet."""
+
+    def fail(feature: str, layer: str | None = None) -> None:
+        where = f" (layer '{layer}')" if layer else ""
+        raise NotSupportedError(f"not supported yet: {feature}{where}")
+
+    if d.error_function not in _EXECUTABLE_LOSSES:
+        fail(f"ErrorFunction {d.error_function.name}")
+    for ly in d.layers:
+        if ly.type != LayerType.FullyConnected:
+            fail(f"{ly.type.name} layers", ly.name)
+        if ly.kind == LayerKind.Target:
+            fail("layer kind Target", ly.name)
+        if ly.batch_normalization:
+            fail("BatchNormalization", ly.name)
+        if ly.skips:
+            fail("Skip connections", ly.name)
+        if ly.shared_weights:
+            fail("SharedWeights", ly.name)
+        if ly.weight_norm > 0:
+            fail("WeightNorm", ly.name)
+        if ly.delta_norm > 0:
+            fail("DeltaNorm", ly.name)
+        if len(ly.sources) > 1:
+            fail("several Source layers", ly.name)
+
+
+def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
+    layers = []
+    for ly in d.layers:
+        p = ly.sparseness_penalty_p if ly.sparseness_penalty_p > 0 else d.sparseness_penalty_p
+        beta = ly.sparseness_penalty_beta if ly.sparseness_penalty_beta > 0 else d.sparseness_penalty_beta
+        penalised = ly.sparse and ly.kind == LayerKind.Hidden and beta > 0
+        layers.append({
+            "name": ly.name,
+            "kind": int(ly.kind),
+            "dims": (ly.nx, ly.ny, ly.nz, ly.nw),
+            "sparse": bool(ly.sparse),
+            "denoising": bool(ly.denoising),
+            "sources": list(ly.sources),
+            "dataset": ly.dataset,
+            "activation": int(ly.activation),
+            "activation_params": (ly.relu_slope, ly.elu_alpha, ly.selu_lambda),
+            "p_dropout": ly.p_dropout,
+            "sparseness": (p, beta) if penalised else (0.0, 0.0),
+        })
+    weights = []
+    for w in d.weights:
+        target = d.layer(w.output_layer)
+        weights.append({
+            "input": w.input_layer,
+            "output": w.output_layer,
+            "init": int(target.weight_init.scheme),
+            "scale": target.weight_init.scale,
+            "bias": target.weight_init.bias,
+        })
+    return {
+        "name": d.name,
+        "layers": layers,
+        "weights": weights,
+        "error_function": int(d.error_function),
+        "smce": (d.smce_one_target, d.smce_zero_target, d.smce_one_scale, d.smce_zero_scale),
+        "delta_boost": (d.delta_boost_one, d.delta_boost_zero),
+        "denoising_p": d.denoising_p,
+        "shuffle": bool(d.shuffle_indices),
+        "batch": batch,
+    }
+
+
+__all__ = ["DEFAULT_SEED", "EpochReport", "Network"]

@@ -1,0 +1,33 @@
+// The CPU target: plain C++ loops (OpenMP across rows where it pays) and BLAS for GEMM.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "dsstne/backend.h"
+
+namespace dsstne {
+
+class HostBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  std::string description() const override;
+  void* allocate(size_t bytes) override;
+  void release(void* p, size_t bytes) noexcept override;
+  void to_device(void* dst, const void* src, size_t bytes) override;
+  void to_host(void* dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void zero(void* p, size_t bytes) override;
+  void synchronize() override {}
+  MemoryUsage memory() const override { return {current_.load(), peak_.load()}; }
+  size_t sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const override;
+  size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const override;
+  void set_tf32(bool) override {}
+
+  DSSTNE_OPS(DSSTNE_DECLARE_OP)
+
+ private:
+  std::atomic<size_t> current_{0}, peak_{0};
+};
+
+}  // namespace dsstne

@@ -1,0 +1,70 @@
+// A target: where memory lives and how each op runs. HostBackend (host/) and CudaBackend (cuda/) are the
+// two implementations; the engine above them never knows which one it drives.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "dsstne/ops.h"
+
+// One line per op: X(method name, argument struct). Both backends declare their overrides from this list,
+// so an op missing from a target fails to compile there.
+#define DSSTNE_OPS(X)                     \
+  X(gemm, GemmArgs)                       \
+  X(set_bias, BiasArgs)                   \
+  X(load_dense, LoadDenseArgs)            \
+  X(load_sparse, LoadSparseArgs)          \
+  X(sparse_forward, SparseForwardArgs)    \
+  X(sparse_gradient, SparseGradientArgs)  \
+  X(clear_rows, ClearRowsArgs)            \
+  X(activate, ActivateArgs)               \
+  X(dropout, DropoutArgs)                 \
+  X(output_delta, OutputDeltaArgs)        \
+  X(sparseness_penalty, SparsenessArgs)   \
+  X(hadamard, HadamardArgs)               \
+  X(column_sum, ColumnSumArgs)            \
+  X(regularization, RegularizationArgs)   \
+  X(update, UpdateArgs)                   \
+  X(topk, TopKArgs)
+
+#define DSSTNE_DECLARE_OP(name, Args) void name(const Args& args) override;
+
+namespace dsstne {
+
+struct MemoryUsage {
+  size_t current = 0;
+  size_t peak = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "cpu" or "cuda:<ordinal>", and a human description ("NVIDIA H100 80GB HBM3", "CPU, 2 threads").
+  virtual std::string name() const = 0;
+  virtual std::string description() const = 0;
+
+  // Target memory. allocate() zero-fills and throws dsstne::Error (naming the size) when out of memory.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* p, size_t bytes) noexcept = 0;
+  virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void zero(void* p, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  virtual MemoryUsage memory() const = 0;
+
+  // Scratch sizes of the ops that need workspace.
+  virtual size_t sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const = 0;
+  virtual size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const = 0;
+
+  // Faster modes: TF32 tensor-core GEMMs (no effect on the CPU target).
+  virtual void set_tf32(bool on) = 0;
+
+#define DSSTNE_VIRTUAL_OP(name, Args) virtual void name(const Args& args) = 0;
+  DSSTNE_OPS(DSSTNE_VIRTUAL_OP)
+#undef DSSTNE_VIRTUAL_OP
+};
+
+}  // namespace dsstne

@@ -1,0 +1,55 @@
+// Activation functions and their derivatives, one expression for both targets (inventory §1.6).
+#pragma once
+
+#include <cmath>
+
+#include "dsstne/enums.h"
+#include "dsstne/hd.h"
+
+namespace dsstne {
+
+struct ActivationParams {
+  Activation kind = Activation::Sigmoid;
+  float slope = 1.0f;    // LeakyRectifiedLinear
+  float alpha = 1.0f;    // ExponentialLinear, ScaledExponentialLinear
+  float lambda = 1.050701f;  // ScaledExponentialLinear
+};
+
+namespace math {
+
+// a = f(z) for every element-wise activation (SoftMax is row-wise and lives in the activation op).
+DSSTNE_HD float activate(const ActivationParams& p, float z) {
+  switch (p.kind) {
+    case Activation::Sigmoid: return 1.0f / (1.0f + expf(-z));
+    case Activation::Tanh: return tanhf(z);
+    case Activation::RectifiedLinear: return z > 0.0f ? z : 0.0f;
+    case Activation::LeakyRectifiedLinear: return z > 0.0f ? z : p.slope * z;
+    case Activation::ExponentialLinear: return z > 0.0f ? z : p.alpha * (expf(z) - 1.0f);
+    case Activation::ScaledExponentialLinear:
+      return z > 0.0f ? p.lambda * z : p.lambda * p.alpha * (expf(z) - 1.0f);
+    default: return z;
+  }
+}
+
+// f'(z) written in terms of the activation a, as the original's hidden-layer delta kernels do.
+DSSTNE_HD float derivative(const ActivationParams& p, float a) {
+  switch (p.kind) {
+    case Activation::Sigmoid: return a * (1.0f - a);
+    case Activation::Tanh: return 1.0f - a * a;
+    case Activation::RectifiedLinear: return a > 0.0f ? 1.0f : 0.0f;
+    case Activation::LeakyRectifiedLinear: return a > 0.0f ? 1.0f : p.slope;
+    case Activation::ExponentialLinear: return a > 0.0f ? 1.0f : a + p.alpha;
+    case Activation::ScaledExponentialLinear: return a > 0.0f ? p.lambda : a + p.lambda * p.alpha;
+    default: return 1.0f;
+  }
+}
+
+// KL sparseness penalty added to a unit's delta from its mean activation rho over the minibatch.
+DSSTNE_HD float sparseness_penalty(float p, float beta, float rho) {
+  constexpr float kMin = 1.0e-6f, kMax = 0.999999f;  // MIN_ACTIVATION, MAX_ACTIVATION
+  rho = rho < kMin ? kMin : (rho > kMax ? kMax : rho);
+  return beta * (-p / rho + (1.0f - p) / (1.0f - rho));
+}
+
+}  // namespace math
+}  // namespace dsstne

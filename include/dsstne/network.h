@@ -1,0 +1,114 @@
+// Network: layers, weights and the whole training / prediction loop. Everything in the per-batch loop runs
+// on the target through the backend's ops: no host synchronisation, allocation or callback inside it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dsstne/buffer.h"
+#include "dsstne/context.h"
+#include "dsstne/dataset.h"
+#include "dsstne/spec.h"
+
+namespace dsstne {
+
+struct Weight;
+
+struct Layer {
+  LayerSpec spec;
+  LayerKind kind = LayerKind::Hidden;
+  uint32_t index = 0;
+  uint32_t stride = 0;  // units of one example (nx*ny*nz*nw)
+  Shard shard;
+  ActivationParams activation;
+  Buffer<float> unit, delta, scratch;
+  std::vector<Weight*> incoming;  // weights whose output is this layer
+  std::vector<Weight*> outgoing;  // weights whose input is this layer
+  std::shared_ptr<DataSet> data;  // Input and Output layers
+  bool sparse_input = false;      // Input fed by a sparse dataset: no unit buffer, gather-sum forward
+  bool delta_written = false;     // this minibatch
+};
+
+struct Weight {
+  WeightSpec spec;
+  uint32_t index = 0;
+  Layer* in = nullptr;
+  Layer* out = nullptr;
+  Buffer<float> w, b, gw, gb;  // w [in stride][out stride], gradients hold the descent direction
+  Buffer<float> vw, vb, vw2, vb2;  // optimiser state (modes other than SGD)
+};
+
+class Network {
+ public:
+  Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector<std::shared_ptr<DataSet>> datasets);
+
+  const NetworkSpec& spec() const { return spec_; }
+  Backend& backend() { return *ctx_->backend; }
+  uint32_t batch() const { return spec_.batch; }
+  uint64_t epochs_done() const { return epochs_; }
+  uint64_t batches_done() const { return batches_; }
+
+  // Trains `epochs` epochs on the bound datasets; returns one report per epoch run.
+  std::vector<EpochReport> train(uint32_t epochs, const TrainParams& params, EpochCallback callback,
+                                 void* callback_context);
+
+  // Runs the network forward over `inputs` (bound to the Input layers in order) and writes the units of
+  // `layer` for every example into out ([examples][stride]).
+  void predict(const std::vector<std::shared_ptr<DataSet>>& inputs, const std::string& layer, float* out);
+
+  // Top-k units of `layer` per example, skipping the units `exclude` lists for it (may be null).
+  void recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, const std::string& layer, uint32_t k,
+                 const std::shared_ptr<DataSet>& exclude, float* out_scores, uint32_t* out_index);
+
+  // Weights [in stride][out stride] and biases [out stride] of the connection input -> output.
+  void get_weights(const std::string& input, const std::string& output, float* w, float* b);
+  void set_weights(const std::string& input, const std::string& output, const float* w, const float* b);
+  uint32_t layer_stride(const std::string& layer) const { return find_layer(layer).stride; }
+
+  // Gradient check support: forward (training mode), loss and backward over the examples
+  // [position, position + batch) in stored order, without updating; returns the summed loss. Gradients
+  // (descent direction, -1/rows * dE/dW) are then readable with get_gradients until clear_gradients().
+  double batch_gradients(uint32_t position);
+  void get_gradients(const std::string& input, const std::string& output, float* w, float* b);
+  void clear_gradients();
+
+  // Host copies of the current minibatch's units / deltas of a layer ([batch][stride]).
+  void get_units(const std::string& layer, float* out);
+  void get_deltas(const std::string& layer, float* out);
+
+ private:
+  class InputBinding;
+  const Layer& find_layer(const std::string& name) const;
+  Layer& find_layer(const std::string& name);
+  Weight& find_weight(const std::string& input, const std::string& output);
+  void bind(const std::vector<std::shared_ptr<DataSet>>& datasets, bool training);
+  void allocate_batch_buffers();
+  void initialise_weights();
+  void upload_order(uint32_t examples, bool shuffle);
+  uint32_t bound_examples() const;
+
+  void forward(const BatchRows& rows, bool training);
+  void forward_layer(Layer& layer, const BatchRows& rows, bool training);
+  void output_deltas(const BatchRows& rows);
+  void backward(const BatchRows& rows);
+  void update(const TrainParams& params, const BatchRows& rows);
+
+  std::shared_ptr<Context> ctx_;
+  NetworkSpec spec_;
+  LossParams loss_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<std::unique_ptr<Weight>> weights_;
+  std::vector<Layer*> forward_order_;
+  std::vector<std::shared_ptr<DataSet>> bound_;
+  Buffer<uint32_t> order_;
+  Buffer<long long> error_;  // [0] loss, [1] regularisation, fixed point
+  Buffer<unsigned char> sparse_scratch_, topk_scratch_;
+  Buffer<float> topk_scores_;
+  Buffer<uint32_t> topk_index_;
+  uint64_t epochs_ = 0, batches_ = 0;
+  uint64_t denoise_key_ = 0;
+};
+
+}  // namespace dsstne

@@ -1,0 +1,181 @@
+// Every numeric operation of the engine, as an argument struct. Each op has two twins with this one
+// signature: host/<file>.cpp (CPU target) and cuda/<file>.cu (GPU target); the file is named in brackets.
+// Ops are asynchronous on the GPU target: results are ready after Backend::synchronize().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dsstne/enums.h"
+#include "dsstne/math/activation.h"
+#include "dsstne/math/loss.h"
+#include "dsstne/math/update.h"
+#include "dsstne/views.h"
+
+namespace dsstne {
+
+// [gemm] Row-major C[m x n] = alpha * op(A) * op(B) + beta * C.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int m = 0, n = 0, k = 0;
+  float alpha = 1.0f;
+  const float* a = nullptr;
+  int lda = 0;
+  const float* b = nullptr;
+  int ldb = 0;
+  float beta = 0.0f;
+  float* c = nullptr;
+  int ldc = 0;
+};
+
+// [bias] unit[r][j] = bias[j] (or += when accumulate) for r < rows.
+struct BiasArgs {
+  float* unit = nullptr;
+  const float* bias = nullptr;
+  uint32_t rows = 0, stride = 0;
+  bool accumulate = false;
+};
+
+// [load] Dense input rows of the batch into a unit buffer.
+struct LoadDenseArgs {
+  float* unit = nullptr;
+  uint32_t stride = 0;
+  DenseData data;
+  BatchRows batch;
+};
+
+// [load] Sparse input rows expanded into a dense unit buffer (zeros elsewhere), denoising applied.
+struct LoadSparseArgs {
+  float* unit = nullptr;
+  uint32_t stride = 0;
+  SparseData data;
+  BatchRows batch;
+  Denoise denoise;
+};
+
+// [sparse] unit[r][j] (+)= sum over the row's datapoints i of w * value_i * W[index_i][j]: a gather-sum of
+// weight rows; zero inputs are never touched.
+struct SparseForwardArgs {
+  float* unit = nullptr;
+  uint32_t stride = 0;     // output units (columns of W)
+  const float* weights = nullptr;  // [input units][stride]
+  SparseData data;
+  BatchRows batch;
+  Denoise denoise;
+  bool accumulate = false;
+};
+
+// [sparse] gradient[i][j] = scale * sum over the batch rows r holding input i of w * value * delta[r][j],
+// written only for inputs present in the batch (other rows of gradient are left as they are, zero).
+// Deterministic: each output element is summed by one thread in batch-row order.
+struct SparseGradientArgs {
+  float* gradient = nullptr;  // [input units][stride]
+  const float* delta = nullptr;  // [rows][stride]
+  uint32_t stride = 0;
+  uint32_t input_units = 0;
+  float scale = 0.0f;
+  SparseData data;
+  BatchRows batch;
+  Denoise denoise;
+  void* scratch = nullptr;  // Backend::sparse_gradient_scratch_bytes(max datapoints per batch, input units)
+};
+
+// [sparse] Zero the rows of a [input units][stride] matrix named by the batch's datapoints.
+struct ClearRowsArgs {
+  float* matrix = nullptr;
+  uint32_t stride = 0;
+  SparseData data;
+  BatchRows batch;
+};
+
+// [activation] unit = f(unit) in place; SoftMax normalises each row.
+struct ActivateArgs {
+  float* unit = nullptr;
+  uint32_t rows = 0, stride = 0;
+  ActivationParams activation;
+};
+
+// [dropout] Training-time dropout: a unit with uniform draw < p becomes target, others x scale.
+struct DropoutArgs {
+  float* unit = nullptr;
+  uint32_t rows = 0, stride = 0;
+  float p = 0.0f, target = 0.0f, scale = 1.0f;
+  uint64_t key = 0;  // rng key of this minibatch and layer
+};
+
+// Targets of an output layer: dense rows or sparse rows of a dataset.
+struct Targets {
+  bool sparse = false;
+  bool ignore_zero = false;  // SparseIgnoreZero: only listed units contribute
+  DenseData dense;
+  SparseData sparse_data;
+};
+
+// [loss] Output delta (dE/dz) of every unit and the minibatch error, added as fixed point to *error.
+struct OutputDeltaArgs {
+  const float* unit = nullptr;
+  float* delta = nullptr;
+  uint32_t rows = 0, stride = 0;
+  Targets targets;
+  BatchRows batch;
+  LossParams loss;
+  long long* error = nullptr;  // nullptr: delta only
+};
+
+// [delta] KL sparseness penalty added to every row's delta, from the mean activation of each unit.
+struct SparsenessArgs {
+  const float* unit = nullptr;
+  float* delta = nullptr;
+  uint32_t rows = 0, stride = 0;
+  float p = 0.0f, beta = 0.0f;
+  float* scratch = nullptr;  // [stride]
+};
+
+// [delta] delta *= f'(a): the hidden-layer activation derivative.
+struct HadamardArgs {
+  const float* unit = nullptr;
+  float* delta = nullptr;
+  uint32_t rows = 0, stride = 0;
+  ActivationParams activation;
+};
+
+// [reduce] out[j] = scale * sum_r matrix[r][j], summed in row order.
+struct ColumnSumArgs {
+  const float* matrix = nullptr;
+  uint32_t rows = 0, stride = 0;
+  float scale = 1.0f;
+  float* out = nullptr;
+};
+
+// [reduce] *error += fixed(0.5 lambda w^2 + lambda1 |w|) over n weights.
+struct RegularizationArgs {
+  const float* weights = nullptr;
+  size_t n = 0;
+  float lambda = 0.0f, lambda1 = 0.0f;
+  long long* error = nullptr;
+};
+
+// [update] Optimiser step over n parameters; velocity buffers are used by the modes that need them.
+struct UpdateArgs {
+  float* weights = nullptr;
+  const float* gradient = nullptr;  // descent direction (negative mean gradient)
+  float* velocity = nullptr;
+  float* velocity2 = nullptr;
+  size_t n = 0;
+  UpdateParams params;
+};
+
+// [topk] The k largest scores of each row among the first `width` columns, descending; ties keep the
+// lower column first. Columns listed in `exclude` for the row are skipped. Rows with fewer than k
+// candidates are padded with index 0xFFFFFFFF and score -inf.
+struct TopKArgs {
+  const float* scores = nullptr;  // [rows][stride]
+  uint32_t rows = 0, stride = 0, width = 0, k = 0;
+  SparseData exclude;  // start == nullptr: nothing excluded
+  BatchRows batch;     // rows of `exclude` used for this batch
+  float* out_scores = nullptr;     // [rows][k]
+  uint32_t* out_index = nullptr;   // [rows][k]
+  void* scratch = nullptr;         // Backend::topk_scratch_bytes(rows, stride)
+};
+
+}  // namespace dsstne

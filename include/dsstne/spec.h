@@ -1,0 +1,61 @@
+// Plain descriptions of a network, filled by the Python bridge (or by a C++ embedder) from DSSTNE JSON or
+// a model file. Enums travel as their DSSTNE integer values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsstne/math/loss.h"
+
+namespace dsstne {
+
+struct LayerSpec {
+  std::string name;
+  int32_t kind = 0;  // LayerKind
+  uint32_t nx = 1, ny = 1, nz = 1, nw = 1;
+  bool sparse = false;     // Input: sparse data; Hidden: sparseness penalty applies
+  bool denoising = false;  // sparse Input with network denoising
+  std::vector<std::string> sources;
+  std::string dataset;  // Input/Output
+  int32_t activation = 0;
+  float relu_slope = 1.0f, elu_alpha = 1.0f, selu_lambda = 1.050701f;
+  float p_dropout = 0.0f;
+  float sparseness_p = 0.0f, sparseness_beta = 0.0f;  // effective values; beta 0 = off
+};
+
+struct WeightSpec {
+  std::string input, output;
+  int32_t init = 0;  // WeightInit
+  float init_scale = 1.0f, bias_init = 0.0f;
+};
+
+struct NetworkSpec {
+  std::string name;
+  std::vector<LayerSpec> layers;
+  std::vector<WeightSpec> weights;
+  int32_t error_function = 2;
+  float smce_one_target = 0.9f, smce_zero_target = 0.1f, smce_one_scale = 1.0f, smce_zero_scale = 1.0f;
+  float delta_boost_one = 1.0f, delta_boost_zero = 1.0f;
+  float denoising_p = 0.0f;
+  bool shuffle = true;
+  uint32_t batch = 512;
+};
+
+// Hyper-parameters of one Train() call.
+struct TrainParams {
+  int32_t mode = 0;  // TrainingMode
+  float alpha = 0.025f, lambda = 0.0001f, lambda1 = 0.0f, mu = 0.5f, mu1 = 0.0f;
+};
+
+struct EpochReport {
+  uint32_t epoch = 0;       // epochs completed by this network, this one included
+  double error = 0.0;       // mean loss per example
+  double regularization = 0.0;  // mean regularisation error per example
+  double seconds = 0.0;
+};
+
+// Called once per epoch; returning false stops training after that epoch.
+using EpochCallback = bool (*)(void* context, const EpochReport& report);
+
+}  // namespace dsstne

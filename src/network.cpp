@@ -1,0 +1,586 @@
+// Network construction, the training loop (forward, loss, backward, update per minibatch) and prediction.
+#include "dsstne/network.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <numeric>
+#include <unordered_map>
+
+#include "dsstne/errors.h"
+#include "dsstne/fixed_point.h"
+#include "dsstne/rng.h"
+#include "weight_init.h"
+
+namespace dsstne {
+namespace {
+
+bool executable_activation(Activation a) {
+  switch (a) {
+    case Activation::Sigmoid:
+    case Activation::Tanh:
+    case Activation::RectifiedLinear:
+    case Activation::LeakyRectifiedLinear:
+    case Activation::ExponentialLinear:
+    case Activation::ScaledExponentialLinear:
+    case Activation::Linear:
+    case Activation::SoftMax:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* activation_name(Activation a) {
+  static const char* names[] = {"Sigmoid", "Tanh", "RectifiedLinear", "Linear", "ParametricRectifiedLinear",
+                                "SoftPlus", "SoftSign", "SoftMax", "RELUMax", "LinearMax", "ExponentialLinear",
+                                "LeakyRectifiedLinear", "ScaledExponentialLinear"};
+  const int i = static_cast<int>(a);
+  return i >= 0 && i < 13 ? names[i] : "unknown";
+}
+
+}  // namespace
+
+// Binds prediction inputs for the duration of one call and restores the training datasets afterwards.
+class Network::InputBinding {
+ public:
+  InputBinding(Network& net, const std::vector<std::shared_ptr<DataSet>>& inputs) {
+    for (auto& layer : net.layers_)
+      if (layer->kind == LayerKind::Input) saved_.push_back({layer.get(), layer->data, layer->sparse_input});
+    net.bind(inputs, false);
+    net.allocate_batch_buffers();
+  }
+  ~InputBinding() {
+    for (auto& s : saved_) {
+      s.layer->data = s.data;
+      s.layer->sparse_input = s.sparse_input;
+    }
+  }
+  InputBinding(const InputBinding&) = delete;
+  InputBinding& operator=(const InputBinding&) = delete;
+
+ private:
+  struct Saved {
+    Layer* layer;
+    std::shared_ptr<DataSet> data;
+    bool sparse_input;
+  };
+  std::vector<Saved> saved_;
+};
+
+Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector<std::shared_ptr<DataSet>> datasets)
+    : ctx_(std::move(context)), spec_(std::move(spec)) {
+  DSSTNE_REQUIRE(!spec_.layers.empty(), "network '", spec_.name, "' has no layers");
+  DSSTNE_REQUIRE(spec_.batch > 0, "batch size must be positive");
+  const auto function = static_cast<ErrorFunction>(spec_.error_function);
+  if (function != ErrorFunction::L2 && function != ErrorFunction::CrossEntropy &&
+      function != ErrorFunction::ScaledMarginalCrossEntropy)
+    DSSTNE_RAISE(NotSupported, "not supported yet: ErrorFunction ", spec_.error_function);
+  loss_.function = function;
+  loss_.one_target = spec_.smce_one_target;
+  loss_.zero_target = spec_.smce_zero_target;
+  loss_.one_scale = spec_.smce_one_scale;
+  loss_.zero_scale = spec_.smce_zero_scale;
+  loss_.boost_one = spec_.delta_boost_one;
+  loss_.boost_zero = spec_.delta_boost_zero;
+
+  std::unordered_map<std::string, Layer*> by_name;
+  const int rank = ctx_->collectives->rank(), ranks = ctx_->collectives->size();
+  for (const LayerSpec& ls : spec_.layers) {
+    auto layer = std::make_unique<Layer>();
+    layer->spec = ls;
+    layer->index = static_cast<uint32_t>(layers_.size());
+    layer->kind = static_cast<LayerKind>(ls.kind);
+    DSSTNE_REQUIRE(ls.nx > 0 && ls.ny > 0 && ls.nz > 0 && ls.nw > 0, "layer '", ls.name, "' has a zero size");
+    layer->stride = ls.nx * ls.ny * ls.nz * ls.nw;
+    layer->shard = shard_of(ls.nx, ls.ny * ls.nz * ls.nw, rank, ranks);
+    layer->activation = {static_cast<Activation>(ls.activation), ls.relu_slope, ls.elu_alpha, ls.selu_lambda};
+    layer->unit = Buffer<float>(ctx_->backend, 0);
+    layer->delta = Buffer<float>(ctx_->backend, 0);
+    layer->scratch = Buffer<float>(ctx_->backend, 0);
+    if (layer->kind == LayerKind::Target) DSSTNE_RAISE(NotSupported, "not supported yet: layer '", ls.name, "' of kind Target");
+    if (layer->kind != LayerKind::Input) {
+      if (!executable_activation(layer->activation.kind))
+        DSSTNE_RAISE(NotSupported, "not supported yet: activation ", activation_name(layer->activation.kind),
+                     " on layer '", ls.name, "'");
+      if (layer->activation.kind == Activation::SoftMax && layer->kind != LayerKind::Output)
+        DSSTNE_RAISE(NotSupported, "not supported yet: SoftMax on hidden layer '", ls.name, "'");
+      DSSTNE_REQUIRE(!ls.sources.empty(), "layer '", ls.name, "' has no source");
+      if (ls.sources.size() > 1)
+        DSSTNE_RAISE(NotSupported, "not supported yet: several sources on layer '", ls.name, "'");
+    }
+    if (layer->kind == LayerKind::Output && function == ErrorFunction::CrossEntropy &&
+        layer->activation.kind != Activation::Sigmoid && layer->activation.kind != Activation::SoftMax)
+      DSSTNE_RAISE(NotSupported, "not supported yet: CrossEntropy with activation ",
+                   activation_name(layer->activation.kind), " on output layer '", ls.name, "'");
+    DSSTNE_REQUIRE(by_name.emplace(ls.name, layer.get()).second, "duplicate layer name '", ls.name, "'");
+    layers_.push_back(std::move(layer));
+  }
+
+  for (const WeightSpec& ws : spec_.weights) {
+    auto in = by_name.find(ws.input), out = by_name.find(ws.output);
+    DSSTNE_REQUIRE(in != by_name.end(), "weight ", ws.input, " -> ", ws.output, ": no layer '", ws.input, "'");
+    DSSTNE_REQUIRE(out != by_name.end(), "weight ", ws.input, " -> ", ws.output, ": no layer '", ws.output, "'");
+    auto weight = std::make_unique<Weight>();
+    weight->spec = ws;
+    weight->index = static_cast<uint32_t>(weights_.size());
+    weight->in = in->second;
+    weight->out = out->second;
+    in->second->outgoing.push_back(weight.get());
+    out->second->incoming.push_back(weight.get());
+    const size_t n = static_cast<size_t>(weight->in->stride) * weight->out->stride;
+    weight->w = Buffer<float>(ctx_->backend, n);
+    weight->gw = Buffer<float>(ctx_->backend, n);
+    weight->b = Buffer<float>(ctx_->backend, weight->out->stride);
+    weight->gb = Buffer<float>(ctx_->backend, weight->out->stride);
+    weights_.push_back(std::move(weight));
+  }
+  for (auto& layer : layers_)
+    if (layer->kind != LayerKind::Input && layer->incoming.empty())
+      DSSTNE_RAISE(InputError, "layer '", layer->spec.name, "' has no incoming connection");
+
+  // Forward order: distance from the inputs (longest path), ties in declaration order.
+  std::vector<int> distance(layers_.size(), -1);
+  for (auto& layer : layers_)
+    if (layer->kind == LayerKind::Input) distance[layer->index] = 0;
+  for (size_t pass = 0; pass < layers_.size(); ++pass)
+    for (auto& w : weights_)
+      if (distance[w->in->index] >= 0) distance[w->out->index] = std::max(distance[w->out->index], distance[w->in->index] + 1);
+  for (auto& layer : layers_) {
+    DSSTNE_REQUIRE(distance[layer->index] >= 0, "layer '", layer->spec.name, "' is not reachable from an input layer");
+    forward_order_.push_back(layer.get());
+  }
+  std::stable_sort(forward_order_.begin(), forward_order_.end(),
+                   [&](const Layer* a, const Layer* b) { return distance[a->index] < distance[b->index]; });
+
+  error_ = Buffer<long long>(ctx_->backend, 2, true);
+  order_ = Buffer<uint32_t>(ctx_->backend, 0);
+  sparse_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
+  topk_scores_ = Buffer<float>(ctx_->backend, 0);
+  topk_index_ = Buffer<uint32_t>(ctx_->backend, 0);
+  topk_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
+  bind(datasets, true);
+  allocate_batch_buffers();
+  initialise_weights();
+}
+
+const Layer& Network::find_layer(const std::string& name) const {
+  for (const auto& layer : layers_)
+    if (layer->spec.name == name) return *layer;
+  DSSTNE_RAISE(InputError, "network has no layer '", name, "'");
+}
+
+Layer& Network::find_layer(const std::string& name) {
+  return const_cast<Layer&>(static_cast<const Network*>(this)->find_layer(name));
+}
+
+Weight& Network::find_weight(const std::string& input, const std::string& output) {
+  for (auto& w : weights_)
+    if (w->in->spec.name == input && w->out->spec.name == output) return *w;
+  DSSTNE_RAISE(InputError, "network has no connection from '", input, "' to '", output, "'");
+}
+
+void Network::bind(const std::vector<std::shared_ptr<DataSet>>& datasets, bool training) {
+  for (auto& layer : layers_) {
+    if (layer->kind != LayerKind::Input && layer->kind != LayerKind::Output) continue;
+    if (!training && layer->kind == LayerKind::Output) continue;
+    std::shared_ptr<DataSet> found;
+    for (const auto& ds : datasets)
+      if (ds->name() == layer->spec.dataset) found = ds;
+    if (!found) {
+      if (training) {
+        layer->data.reset();
+        continue;  // a network may be built for prediction only; train() checks
+      }
+      DSSTNE_RAISE(InputError, "no dataset named '", layer->spec.dataset, "' for input layer '", layer->spec.name, "'");
+    }
+    DSSTNE_REQUIRE(found->stride() == layer->stride, "dataset '", found->name(), "' has ", found->stride(),
+                   " units per example but layer '", layer->spec.name, "' has ", layer->stride);
+    layer->data = found;
+    if (layer->kind == LayerKind::Input) layer->sparse_input = found->is_sparse();
+  }
+}
+
+void Network::allocate_batch_buffers() {
+  const uint32_t batch = spec_.batch;
+  uint64_t max_datapoints = 0;
+  uint32_t max_sparse_units = 0;
+  for (auto& layer : layers_) {
+    // Sparse inputs without a dataset yet keep a unit buffer so that any later dense binding works.
+    const bool needs_units = !(layer->kind == LayerKind::Input && layer->sparse_input);
+    if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->stride);
+    if (layer->kind != LayerKind::Input) layer->delta.resize(static_cast<size_t>(batch) * layer->stride);
+    if (layer->spec.sparse && layer->spec.sparseness_beta > 0.0f) layer->scratch.resize(layer->stride);
+    if (layer->sparse_input && layer->data) {
+      max_datapoints = std::max(max_datapoints, layer->data->max_batch_datapoints(batch));
+      max_sparse_units = std::max(max_sparse_units, layer->stride);
+    }
+  }
+  if (max_datapoints)
+    sparse_scratch_.resize(backend().sparse_gradient_scratch_bytes(max_datapoints, max_sparse_units));
+}
+
+void Network::initialise_weights() {
+  for (auto& w : weights_) initialise_weight(*w, ctx_->seed);
+}
+
+uint32_t Network::bound_examples() const {
+  uint32_t examples = 0;
+  for (const auto& layer : layers_) {
+    if (layer->kind != LayerKind::Input && layer->kind != LayerKind::Output) continue;
+    DSSTNE_REQUIRE(layer->data, "layer '", layer->spec.name, "' has no dataset: no dataset named '",
+                   layer->spec.dataset, "' was given");
+    if (examples == 0) examples = layer->data->examples();
+    DSSTNE_REQUIRE(layer->data->examples() == examples, "dataset '", layer->data->name(), "' has ",
+                   layer->data->examples(), " examples but the other datasets have ", examples);
+  }
+  return examples;
+}
+
+void Network::upload_order(uint32_t examples, bool shuffle) {
+  std::vector<uint32_t> order(examples);
+  std::iota(order.begin(), order.end(), 0u);
+  if (shuffle) {
+    // A permutation by sorting random keys (as DSSTNE's radix sort of cuRAND keys), computed on the host
+    // once per epoch so both targets see the same order.
+    const uint64_t key = rng::key(ctx_->seed, rng::kShuffle, epochs_);
+    std::vector<std::pair<uint64_t, uint32_t>> keyed(examples);
+    for (uint32_t i = 0; i < examples; ++i) keyed[i] = {rng::bits(key, i), i};
+    std::sort(keyed.begin(), keyed.end());
+    for (uint32_t i = 0; i < examples; ++i) order[i] = keyed[i].second;
+  }
+  order_.resize(examples);
+  order_.upload(order.data());
+}
+
+void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) {
+  Backend& be = backend();
+  if (layer.kind == LayerKind::Input) {
+    if (layer.sparse_input) return;  // consumed by the gather-sum of the next layer
+    be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
+  } else {
+    bool first = true;
+    for (Weight* w : layer.incoming) {
+      be.set_bias({layer.unit.device(), w->b.device(), rows.rows, layer.stride, !first});
+      first = false;
+    }
+    for (Weight* w : layer.incoming) {
+      Layer& in = *w->in;
+      if (in.sparse_input) {
+        SparseForwardArgs a;
+        a.unit = layer.unit.device();
+        a.stride = layer.stride;
+        a.weights = w->w.device();
+        a.data = in.data->sparse_view();
+        a.batch = rows;
+        if (training && in.spec.denoising && spec_.denoising_p > 0.0f)
+          a.denoise = {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
+        a.accumulate = true;
+        be.sparse_forward(a);
+      } else {
+        GemmArgs g;
+        g.m = static_cast<int>(rows.rows);
+        g.n = static_cast<int>(layer.stride);
+        g.k = static_cast<int>(in.stride);
+        g.a = in.unit.device();
+        g.lda = static_cast<int>(in.stride);
+        g.b = w->w.device();
+        g.ldb = static_cast<int>(layer.stride);
+        g.beta = 1.0f;
+        g.c = layer.unit.device();
+        g.ldc = static_cast<int>(layer.stride);
+        be.gemm(g);
+      }
+    }
+    be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation});
+  }
+  const float p = layer.spec.p_dropout;
+  if (training && p > 0.0f && !layer.sparse_input) {
+    // Sigmoid units drop to 0.5 unscaled, others to 0 with inverted scaling (the original's rule; input
+    // layers keep the descriptor's default Sigmoid).
+    const bool sigmoid = layer.activation.kind == Activation::Sigmoid;
+    DropoutArgs d;
+    d.unit = layer.unit.device();
+    d.rows = rows.rows;
+    d.stride = layer.stride;
+    d.p = p;
+    d.target = sigmoid ? 0.5f : 0.0f;
+    d.scale = sigmoid ? 1.0f : 1.0f / (1.0f - p);
+    d.key = rng::key(ctx_->seed, rng::kDropout, batches_, layer.index);
+    be.dropout(d);
+  }
+}
+
+void Network::forward(const BatchRows& rows, bool training) {
+  for (Layer* layer : forward_order_) forward_layer(*layer, rows, training);
+}
+
+void Network::output_deltas(const BatchRows& rows) {
+  for (auto& layer : layers_) {
+    if (layer->kind != LayerKind::Output) continue;
+    OutputDeltaArgs a;
+    a.unit = layer->unit.device();
+    a.delta = layer->delta.device();
+    a.rows = rows.rows;
+    a.stride = layer->stride;
+    a.targets.sparse = layer->data->is_sparse();
+    a.targets.ignore_zero = layer->data->ignore_zero();
+    if (a.targets.sparse)
+      a.targets.sparse_data = layer->data->sparse_view();
+    else
+      a.targets.dense = layer->data->dense_view();
+    a.batch = rows;
+    a.loss = loss_;
+    a.loss.activation = layer->activation;
+    a.error = error_.device();
+    backend().output_delta(a);
+    layer->delta_written = true;
+  }
+}
+
+void Network::backward(const BatchRows& rows) {
+  Backend& be = backend();
+  const float inv_rows = 1.0f / static_cast<float>(rows.rows);
+  for (auto it = forward_order_.rbegin(); it != forward_order_.rend(); ++it) {
+    Layer& layer = **it;
+    if (layer.kind == LayerKind::Input) continue;
+    if (layer.kind == LayerKind::Hidden) {
+      if (!layer.delta_written) layer.delta.zero();  // nothing consumes this layer
+      if (layer.spec.sparse && layer.spec.sparseness_beta > 0.0f)
+        be.sparseness_penalty({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride,
+                               layer.spec.sparseness_p, layer.spec.sparseness_beta, layer.scratch.device()});
+      be.hadamard({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride, layer.activation});
+    }
+    for (Weight* w : layer.incoming) {
+      Layer& in = *w->in;
+      if (in.sparse_input) {
+        SparseGradientArgs a;
+        a.gradient = w->gw.device();
+        a.delta = layer.delta.device();
+        a.stride = layer.stride;
+        a.input_units = in.stride;
+        a.scale = -inv_rows;
+        a.data = in.data->sparse_view();
+        a.batch = rows;
+        if (in.spec.denoising && spec_.denoising_p > 0.0f)
+          a.denoise = {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
+        a.scratch = sparse_scratch_.device();
+        be.sparse_gradient(a);
+      } else {
+        GemmArgs g;  // gw = -(1/rows) X^T delta
+        g.trans_a = true;
+        g.m = static_cast<int>(in.stride);
+        g.n = static_cast<int>(layer.stride);
+        g.k = static_cast<int>(rows.rows);
+        g.alpha = -inv_rows;
+        g.a = in.unit.device();
+        g.lda = static_cast<int>(in.stride);
+        g.b = layer.delta.device();
+        g.ldb = static_cast<int>(layer.stride);
+        g.beta = 0.0f;
+        g.c = w->gw.device();
+        g.ldc = static_cast<int>(layer.stride);
+        be.gemm(g);
+      }
+      be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
+      if (in.kind != LayerKind::Input) {
+        GemmArgs g;  // delta_in (+)= delta W^T
+        g.trans_b = true;
+        g.m = static_cast<int>(rows.rows);
+        g.n = static_cast<int>(in.stride);
+        g.k = static_cast<int>(layer.stride);
+        g.a = layer.delta.device();
+        g.lda = static_cast<int>(layer.stride);
+        g.b = w->w.device();
+        g.ldb = static_cast<int>(layer.stride);
+        g.beta = in.delta_written ? 1.0f : 0.0f;
+        g.c = in.delta.device();
+        g.ldc = static_cast<int>(in.stride);
+        be.gemm(g);
+        in.delta_written = true;
+      }
+    }
+  }
+}
+
+void Network::update(const TrainParams& params, const BatchRows& rows) {
+  Backend& be = backend();
+  UpdateParams u;
+  u.mode = static_cast<TrainingMode>(params.mode);
+  u.alpha = params.alpha;
+  u.lambda = params.lambda;
+  u.lambda1 = params.lambda1;
+  u.mu = params.mu;
+  u.mu1 = params.mu1;
+  UpdateParams ub = u;  // biases are never regularised
+  ub.lambda = ub.lambda1 = 0.0f;
+  for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
+    Weight& w = **it;
+    be.update({w.w.device(), w.gw.device(), nullptr, nullptr, w.w.size(), u});
+    be.update({w.b.device(), w.gb.device(), nullptr, nullptr, w.b.size(), ub});
+    if (w.in->sparse_input)  // only the batch's rows were written: restore the all-zero gradient
+      be.clear_rows({w.gw.device(), w.out->stride, w.in->data->sparse_view(), rows});
+  }
+}
+
+std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& params, EpochCallback callback,
+                                        void* callback_context) {
+  if (static_cast<TrainingMode>(params.mode) != TrainingMode::SGD)
+    DSSTNE_RAISE(NotSupported, "not supported yet: optimiser ", params.mode, " (only SGD)");
+  DSSTNE_REQUIRE(std::isfinite(params.alpha) && std::isfinite(params.lambda) && std::isfinite(params.lambda1),
+                 "training parameters must be finite");
+  bool has_output = false;
+  for (auto& layer : layers_) has_output |= layer->kind == LayerKind::Output;
+  DSSTNE_REQUIRE(has_output, "network has no output layer to train");
+  const uint32_t examples = bound_examples();
+  allocate_batch_buffers();
+  std::vector<EpochReport> reports;
+  Backend& be = backend();
+  for (uint32_t e = 0; e < epochs; ++e) {
+    const auto t0 = std::chrono::steady_clock::now();
+    upload_order(examples, spec_.shuffle);
+    denoise_key_ = rng::key(ctx_->seed, rng::kDenoise, epochs_);
+    error_.zero();
+    for (uint32_t pos = 0; pos < examples; pos += spec_.batch) {
+      const BatchRows rows{order_.device(), pos, std::min(spec_.batch, examples - pos)};
+      for (auto& layer : layers_) layer->delta_written = false;
+      forward(rows, true);
+      output_deltas(rows);
+      if (params.lambda != 0.0f || params.lambda1 != 0.0f) {
+        for (auto& w : weights_)
+          be.regularization({w->w.device(), w->w.size(), params.lambda * rows.rows, params.lambda1 * rows.rows,
+                             error_.device() + 1});
+      }
+      backward(rows);
+      ++batches_;
+      update(params, rows);
+    }
+    error_.download();  // the epoch's one synchronisation
+    ++epochs_;
+    EpochReport report;
+    report.epoch = static_cast<uint32_t>(epochs_);
+    double sums[2] = {fixed::to_double(error_.host()[0]), fixed::to_double(error_.host()[1])};
+    ctx_->collectives->allreduce_sum(sums, 2);
+    report.error = sums[0] / examples;
+    report.regularization = sums[1] / examples;
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    reports.push_back(report);
+    if (!std::isfinite(report.error))
+      DSSTNE_RAISE(Error, "training diverged: the error of epoch ", report.epoch, " is not finite");
+    if (callback && !callback(callback_context, report)) break;
+  }
+  return reports;
+}
+
+void Network::predict(const std::vector<std::shared_ptr<DataSet>>& inputs, const std::string& layer_name, float* out) {
+  Layer& target = find_layer(layer_name);
+  InputBinding binding(*this, inputs);
+  DSSTNE_REQUIRE(!target.unit.empty(), "layer '", layer_name, "' is a sparse input layer: it has no units to predict");
+  const uint32_t examples = inputs.empty() ? 0 : inputs.front()->examples();
+  for (const auto& ds : inputs)
+    DSSTNE_REQUIRE(ds->examples() == examples, "prediction inputs differ in example count");
+  upload_order(examples, false);
+  for (uint32_t pos = 0; pos < examples; pos += spec_.batch) {
+    const BatchRows rows{order_.device(), pos, std::min(spec_.batch, examples - pos)};
+    forward(rows, false);
+    backend().to_host(out + static_cast<size_t>(pos) * target.stride, target.unit.device(),
+                      sizeof(float) * rows.rows * target.stride);
+  }
+}
+
+void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, const std::string& layer_name, uint32_t k,
+                        const std::shared_ptr<DataSet>& exclude, float* out_scores, uint32_t* out_index) {
+  Layer& target = find_layer(layer_name);
+  DSSTNE_REQUIRE(k > 0, "k must be positive");
+  InputBinding binding(*this, inputs);
+  DSSTNE_REQUIRE(!target.unit.empty(), "layer '", layer_name, "' has no units to rank");
+  const uint32_t examples = inputs.empty() ? 0 : inputs.front()->examples();
+  if (exclude) {
+    DSSTNE_REQUIRE(exclude->is_sparse(), "the exclusion dataset must be sparse");
+    DSSTNE_REQUIRE(exclude->examples() == examples, "the exclusion dataset has ", exclude->examples(),
+                   " examples for ", examples, " inputs");
+  }
+  const uint32_t batch = spec_.batch;
+  topk_scores_.resize(static_cast<size_t>(batch) * k);
+  topk_index_.resize(static_cast<size_t>(batch) * k);
+  topk_scratch_.resize(std::max<size_t>(1, backend().topk_scratch_bytes(batch, target.stride)));
+  upload_order(examples, false);
+  for (uint32_t pos = 0; pos < examples; pos += batch) {
+    const BatchRows rows{order_.device(), pos, std::min(batch, examples - pos)};
+    forward(rows, false);
+    TopKArgs a;
+    a.scores = target.unit.device();
+    a.rows = rows.rows;
+    a.stride = target.stride;
+    a.width = target.stride;
+    a.k = k;
+    if (exclude) a.exclude = exclude->sparse_view();
+    a.batch = rows;
+    a.out_scores = topk_scores_.device();
+    a.out_index = topk_index_.device();
+    a.scratch = topk_scratch_.device();
+    backend().topk(a);
+    backend().to_host(out_scores + static_cast<size_t>(pos) * k, topk_scores_.device(), sizeof(float) * rows.rows * k);
+    backend().to_host(out_index + static_cast<size_t>(pos) * k, topk_index_.device(), sizeof(uint32_t) * rows.rows * k);
+  }
+}
+
+void Network::get_weights(const std::string& input, const std::string& output, float* w, float* b) {
+  Weight& weight = find_weight(input, output);
+  weight.w.download(w);
+  weight.b.download(b);
+}
+
+void Network::set_weights(const std::string& input, const std::string& output, const float* w, const float* b) {
+  Weight& weight = find_weight(input, output);
+  for (size_t i = 0; i < weight.w.size(); ++i)
+    DSSTNE_REQUIRE(std::isfinite(w[i]), "weight ", input, " -> ", output, " element ", i, " is not finite");
+  for (size_t i = 0; i < weight.b.size(); ++i)
+    DSSTNE_REQUIRE(std::isfinite(b[i]), "bias ", input, " -> ", output, " element ", i, " is not finite");
+  weight.w.upload(w);
+  weight.b.upload(b);
+}
+
+double Network::batch_gradients(uint32_t position) {
+  const uint32_t examples = bound_examples();
+  DSSTNE_REQUIRE(position < examples, "position ", position, " is past the ", examples, " examples");
+  allocate_batch_buffers();
+  upload_order(examples, false);
+  clear_gradients();
+  error_.zero();
+  const BatchRows rows{order_.device(), position, std::min(spec_.batch, examples - position)};
+  for (auto& layer : layers_) layer->delta_written = false;
+  forward(rows, true);
+  output_deltas(rows);
+  backward(rows);
+  error_.download();
+  return fixed::to_double(error_.host()[0]);
+}
+
+void Network::get_gradients(const std::string& input, const std::string& output, float* w, float* b) {
+  Weight& weight = find_weight(input, output);
+  weight.gw.download(w);
+  weight.gb.download(b);
+}
+
+void Network::clear_gradients() {
+  for (auto& w : weights_) {
+    w->gw.zero();
+    w->gb.zero();
+  }
+}
+
+void Network::get_units(const std::string& layer, float* out) {
+  Layer& l = find_layer(layer);
+  DSSTNE_REQUIRE(!l.unit.empty(), "layer '", layer, "' is a sparse input layer: it has no unit buffer");
+  l.unit.download(out);
+}
+
+void Network::get_deltas(const std::string& layer, float* out) {
+  Layer& l = find_layer(layer);
+  DSSTNE_REQUIRE(!l.delta.empty(), "layer '", layer, "' has no deltas (input layers have none)");
+  l.delta.download(out);
+}
+
+}  // namespace dsstne

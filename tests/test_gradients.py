@@ -1,0 +1,113 @@
+"""Finite-difference gradient checks (DSSTNE's Validate idea) on the CPU target.
+
+The engine's analytic gradients of the summed minibatch loss are compared with central differences of
+the loss it reports, for every activation x loss in scope, dense and sparse inputs and targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import dsstne
+from conftest import network_config, random_csr
+
+HIDDEN_ACTIVATIONS = ["Sigmoid", "Tanh", "RectifiedLinear", "Linear", "LeakyRectifiedLinear",
+                      "ExponentialLinear", "ScaledExponentialLinear"]
+# (error function, output activation, SMCE parameters keeping every unit inside the counted region)
+LOSSES = [
+    ("L2", "Sigmoid"),
+    ("L2", "Linear"),
+    ("L2", "Tanh"),
+    ("CrossEntropy", "Sigmoid"),
+    ("CrossEntropy", "SoftMax"),
+    ("ScaledMarginalCrossEntropy", "Sigmoid"),
+    ("ScaledMarginalCrossEntropy", "SoftMax"),
+]
+SMCE_ALWAYS = {"oneTarget": 1.0, "zeroTarget": 0.0, "oneScale": 3.0, "zeroScale": 0.5}
+
+
+def _data(sparse_input: bool, sparse_target: bool, activation: str, seed: int):
+    x = random_csr(12, 10, 0.3, seed, values=True)
+    y = random_csr(12, 7, 0.3, seed + 1)
+    if activation == "SoftMax" and not sparse_target:
+        d = y.toarray()
+        y = sp.csr_matrix(d / d.sum(axis=1, keepdims=True))
+    inp = dsstne.DataSet.from_scipy(x, "input") if sparse_input else dsstne.DataSet.from_numpy(x.toarray(), "input")
+    out = (dsstne.DataSet.from_scipy(y, "output", boolean=True) if sparse_target
+           else dsstne.DataSet.from_numpy(y.toarray(), "output"))
+    return inp, out
+
+
+def check_gradients(net: dsstne.Network, rtol: float = 2e-2, atol: float = 2e-3, eps: float = 1e-2) -> None:
+    error, grads = net.gradients(0)
+    assert np.isfinite(error)
+    rng = np.random.default_rng(0)
+    for (src, dst), (gw, gb) in grads.items():
+        w, b = net.weights(src, dst)
+        probes = [(i, j) for i, j in zip(rng.integers(0, w.shape[0], 6), rng.integers(0, w.shape[1], 6))]
+        for i, j in probes:
+            losses = []
+            for sign in (1, -1):
+                w2 = w.copy()
+                w2[i, j] += sign * eps
+                net.set_weights(src, dst, w2, b)
+                losses.append(net.gradients(0)[0])
+            net.set_weights(src, dst, w, b)
+            numeric = (losses[0] - losses[1]) / (2 * eps)
+            assert numeric == pytest.approx(gw[i, j], rel=rtol, abs=atol), (src, dst, i, j)
+        for j in rng.integers(0, b.shape[0], 3):
+            losses = []
+            for sign in (1, -1):
+                b2 = b.copy()
+                b2[j] += sign * eps
+                net.set_weights(src, dst, w, b2)
+                losses.append(net.gradients(0)[0])
+            net.set_weights(src, dst, w, b)
+            assert (losses[0] - losses[1]) / (2 * eps) == pytest.approx(gb[j], rel=rtol, abs=atol), (src, dst, "bias", j)
+
+
+@pytest.mark.parametrize("error,output_activation", LOSSES)
+@pytest.mark.parametrize("sparse_input", [True, False], ids=["sparse_in", "dense_in"])
+@pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
+def test_loss_gradients(error, output_activation, sparse_input, sparse_target):
+    inp, out = _data(sparse_input, sparse_target, output_activation, seed=11)
+    # DSSTNE's SoftMax deltas are the gradient of its SMCE error only with equal scales.
+    smce = SMCE_ALWAYS if output_activation != "SoftMax" else {**SMCE_ALWAYS, "oneScale": 1.0, "zeroScale": 1.0}
+    cfg = network_config(hidden=[(5, "Tanh")], output_activation=output_activation, error=error,
+                         sparse_input=sparse_input, ScaledMarginalCrossEntropy=smce)
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=5)
+    check_gradients(net)
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("sparse_input", [True, False], ids=["sparse_in", "dense_in"])
+def test_hidden_activation_gradients(activation, sparse_input):
+    inp, out = _data(sparse_input, True, "Sigmoid", seed=21)
+    cfg = network_config(hidden=[(6, activation), (4, "Sigmoid")], error="L2", sparse_input=sparse_input,
+                         RELUSlope=0.3)
+    cfg["Layers"][1]["WeightInit"] = {"Scheme": "Gaussian", "Scale": 0.5, "Bias": 0.1}
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=7)
+    # Piecewise-linear units have kinks: a small step keeps the central difference on one side of them.
+    kinked = activation in ("RectifiedLinear", "LeakyRectifiedLinear")
+    check_gradients(net, eps=1e-4 if kinked else 1e-2, atol=3e-3)
+
+
+def test_denoised_sparse_input_gradients():
+    # The denoising mask is fixed for an epoch, so the loss stays a smooth function of the weights.
+    inp, out = _data(True, True, "Sigmoid", seed=31)
+    cfg = network_config(hidden=[(5, "Sigmoid")], error="CrossEntropy", Denoising={"p": 0.3})
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=9)
+    check_gradients(net)
+
+
+def test_smce_margins_zero_the_gradient_inside_the_margin():
+    inp, out = _data(True, True, "Sigmoid", seed=41)
+    cfg = network_config(hidden=[(5, "Sigmoid")], ScaledMarginalCrossEntropy={
+        "oneTarget": 0.0, "zeroTarget": 1.0, "oneScale": 1.0, "zeroScale": 1.0})
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu")
+    error, grads = net.gradients(0)
+    assert error == 0.0
+    for gw, gb in grads.values():
+        assert not gw.any() and not gb.any()
