@@ -51,7 +51,9 @@ ML20M_ITEMS: int = 27_278
 # --- generative model constants (documented in the module docstring) --------------------------------------------
 _COUNT_SIGMA = 1.15  # lognormal shape of ratings per user (ML-20M: median ~68, mean ~144)
 _TOPIC_POP_EXPONENT = 0.8  # topic t (random order) has base popularity (t + 1) ** -0.8
-_TASTE_CONCENTRATION = 0.5  # total Dirichlet concentration of a user's taste (small => one to three topics per user)
+_TASTE_CONCENTRATION = (
+    0.5  # total Dirichlet concentration of a user's taste (small => one to three topics per user)
+)
 _MAINSTREAM_BETA = (1.0, 6.0)  # per-user share of picks that follow global popularity (mean ~0.14)
 _SECONDARY_TOPIC_PROB = 0.35  # chance an item also leans towards a second topic ...
 _SECONDARY_TOPIC_WEIGHT = 0.5  # ... with this relative weight
@@ -77,6 +79,7 @@ class SyntheticRatings:
         train_timestamps: int64 ``csr_matrix`` with the same sparsity pattern as ``train``; unix seconds.
         item_popularity: int64 array, number of training users per item.
         test_timestamps: int64 ``csr_matrix`` with the same sparsity pattern as ``test``; unix seconds.
+
     """
 
     train: sp.csr_matrix
@@ -121,6 +124,7 @@ def movielens_20m_shape(seed: int = 0) -> SyntheticRatings:
 
     Returns:
         The generated :class:`SyntheticRatings` (80/20 random split per user).
+
     """
     return synthetic_ratings(ML20M_USERS, ML20M_ITEMS, seed=seed)
 
@@ -154,6 +158,7 @@ def synthetic_ratings(
 
     Raises:
         DataError: if an argument is out of range.
+
     """
     users, items, min_ratings, latent_dim = (
         _as_int(users, "users"),
@@ -169,7 +174,9 @@ def synthetic_ratings(
         raise DataError(f"min_ratings must lie in [1, items={items}], got {min_ratings}")
     ratings_per_user = float(ratings_per_user)
     if not min_ratings <= ratings_per_user <= items:
-        raise DataError(f"ratings_per_user must lie in [min_ratings={min_ratings}, items={items}], got {ratings_per_user}")
+        raise DataError(
+            f"ratings_per_user must lie in [min_ratings={min_ratings}, items={items}], got {ratings_per_user}"
+        )
     test_fraction = float(test_fraction)
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"test_fraction must lie in [0, 1), got {test_fraction}")
@@ -206,9 +213,7 @@ def synthetic_ratings(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for (lo, hi), crng in zip(zip(bounds[:-1], bounds[1:]), chunk_rngs):
         parts.append(
-            _generate_chunk(
-                model, counts[lo:hi], n_test[lo:hi], taste[lo:hi], mainstream[lo:hi], crng
-            )
+            _generate_chunk(model, counts[lo:hi], n_test[lo:hi], taste[lo:hi], mainstream[lo:hi], crng)
         )
 
     train_items = np.concatenate([p[0][~p[2]] for p in parts])
@@ -231,9 +236,9 @@ def synthetic_ratings(
     return SyntheticRatings(train, test, train_timestamps, popularity, test_timestamps)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # internals
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 
 
 def _as_int(value: object, name: str) -> int:
@@ -245,7 +250,9 @@ def _as_int(value: object, name: str) -> int:
 def _csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     idx_dtype = np.int32 if max(shape[1], int(indptr[-1])) < 2**31 else np.int64
     m = sp.csr_matrix(
-        (data, indices.astype(idx_dtype, copy=False), indptr.astype(idx_dtype, copy=False)), shape=shape, copy=False
+        (data, indices.astype(idx_dtype, copy=False), indptr.astype(idx_dtype, copy=False)),
+        shape=shape,
+        copy=False,
     )
     m.has_sorted_indices = True
     return m
@@ -270,9 +277,7 @@ class _ItemModel:
         # Segments 0..n_topics-1: items of each topic (weight x membership); segment n_topics: all items.
         seg = np.concatenate([primary, second[has_second], np.full(items, n_topics)])
         item = np.concatenate([np.arange(items), np.flatnonzero(has_second), np.arange(items)])
-        w = np.concatenate(
-            [self.weight, _SECONDARY_TOPIC_WEIGHT * self.weight[has_second], self.weight]
-        )
+        w = np.concatenate([self.weight, _SECONDARY_TOPIC_WEIGHT * self.weight[has_second], self.weight])
         order = np.lexsort((item, seg))
         seg, item, w = seg[order], item[order], w[order]
         n_seg = n_topics + 1

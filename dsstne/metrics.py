@@ -41,9 +41,9 @@ __all__ = [
 IdcgMode = Literal["min", "all"]
 
 
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # metrics
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 
 
 def precision_at_k(recommendations: Any, truth: Any, k: int, *, threshold: float | None = None) -> float:
@@ -60,6 +60,7 @@ def precision_at_k(recommendations: Any, truth: Any, k: int, *, threshold: float
 
     Raises:
         DataError: on mismatched rows, out-of-range item ids or a bad ``k``.
+
     """
     hits, n_rel = _hits(recommendations, truth, k, threshold)
     return _mean(hits.sum(axis=1) / k, n_rel)
@@ -79,6 +80,7 @@ def recall_at_k(recommendations: Any, truth: Any, k: int, *, threshold: float | 
 
     Raises:
         DataError: on mismatched rows, out-of-range item ids or a bad ``k``.
+
     """
     hits, n_rel = _hits(recommendations, truth, k, threshold)
     return _mean(hits.sum(axis=1) / np.maximum(n_rel, 1), n_rel)
@@ -106,6 +108,7 @@ def ndcg_at_k(
 
     Raises:
         DataError: on mismatched rows, out-of-range item ids, a bad ``k`` or a bad ``idcg``.
+
     """
     hits, n_rel = _hits(recommendations, truth, k, threshold)
     return _mean(_ndcg_rows(hits, n_rel, idcg), n_rel)
@@ -127,6 +130,7 @@ def map_at_k(recommendations: Any, truth: Any, k: int, *, threshold: float | Non
 
     Raises:
         DataError: on mismatched rows, out-of-range item ids or a bad ``k``.
+
     """
     hits, n_rel = _hits(recommendations, truth, k, threshold)
     return _mean(_ap_rows(hits, n_rel), n_rel)
@@ -146,6 +150,7 @@ def hit_rate_at_k(recommendations: Any, truth: Any, k: int, *, threshold: float 
 
     Raises:
         DataError: on mismatched rows, out-of-range item ids or a bad ``k``.
+
     """
     hits, n_rel = _hits(recommendations, truth, k, threshold)
     return _mean(hits.any(axis=1).astype(np.float64), n_rel)
@@ -174,6 +179,7 @@ def evaluate(
 
     Raises:
         DataError: on mismatched rows, out-of-range item ids or a bad cutoff.
+
     """
     ks = [_check_k(k) for k in ks]
     if not ks:
@@ -192,9 +198,9 @@ def evaluate(
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # baselines
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 
 
 def popularity_recommend(
@@ -216,6 +222,7 @@ def popularity_recommend(
 
     Raises:
         DataError: on a bad ``k`` or out-of-range ``users``.
+
     """
     k = _check_k(k)
     x = _seen_matrix(train)
@@ -265,6 +272,7 @@ def random_recommend(
 
     Raises:
         DataError: on a bad ``k`` or out-of-range ``users``.
+
     """
     k = _check_k(k)
     x = _seen_matrix(train)
@@ -309,9 +317,9 @@ def random_recommend(
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # internals
-# ----------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 
 
 def _check_k(k: Any) -> int:

@@ -1,0 +1,146 @@
+"""Training loop behaviour: determinism, shuffling, denoising/dropout effects, prediction and top-K."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dsstne
+from conftest import network_config, random_csr
+
+
+def _net(x, seed=1, device="cpu", batch=32, **cfg_extra):
+    cfg = network_config(hidden=[(16, "Sigmoid")], **cfg_extra)
+    cfg["Layers"][1]["Sparse"] = True
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(x, "output")
+    return dsstne.Network.from_json(cfg, [inp, out], batch=batch, device=device, seed=seed), inp
+
+
+FULL = {"ShuffleIndices": True, "Denoising": {"p": 0.2}, "SparsenessPenalty": {"p": 0.5, "beta": 2.0}}
+
+
+def test_same_seed_same_bits_after_two_epochs(small_sparse):
+    runs = []
+    for _ in range(2):
+        net, _ = _net(small_sparse, seed=77, **FULL)
+        net.train(2, alpha=0.1)
+        runs.append([net.weights("Input", "Hidden1"), net.weights("Hidden1", "Output")])
+    for (w1, b1), (w2, b2) in zip(*runs):
+        assert w1.tobytes() == w2.tobytes() and b1.tobytes() == b2.tobytes()
+
+
+def test_different_seed_different_weights(small_sparse):
+    a, _ = _net(small_sparse, seed=1, **FULL)
+    b, _ = _net(small_sparse, seed=2, **FULL)
+    assert not np.array_equal(a.weights("Input", "Hidden1")[0], b.weights("Input", "Hidden1")[0])
+
+
+def test_training_reduces_error(small_sparse):
+    net, _ = _net(small_sparse, **FULL)
+    errors = net.train(8, alpha=0.5, lambda_=0.0)
+    assert len(errors) == 8 and errors[-1] < 0.8 * errors[0]
+    assert [r.epoch for r in net.history] == list(range(1, 9))
+
+
+def test_shuffle_changes_the_trajectory(small_sparse):
+    plain, _ = _net(small_sparse, seed=5)
+    shuffled, _ = _net(small_sparse, seed=5, ShuffleIndices=True)
+    plain.train(1, alpha=0.1)
+    shuffled.train(1, alpha=0.1)
+    assert not np.array_equal(plain.weights("Input", "Hidden1")[0], shuffled.weights("Input", "Hidden1")[0])
+
+
+def test_denoising_changes_training_but_not_prediction(small_sparse):
+    clean, inp = _net(small_sparse, seed=5)
+    noisy, _ = _net(small_sparse, seed=5, Denoising={"p": 0.5})
+    np.testing.assert_array_equal(clean.predict(inp), noisy.predict(inp))  # same initial weights
+    clean.train(1, alpha=0.1)
+    noisy.train(1, alpha=0.1)
+    assert not np.array_equal(clean.predict(inp), noisy.predict(inp))
+
+
+def test_dropout_is_training_only_and_inverted():
+    x = random_csr(64, 20, 0.3, seed=9)
+    cfg = network_config(hidden=[(400, "RectifiedLinear")])
+    cfg["Layers"][1]["pDropout"] = 0.25
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(x, "output")
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=64, device="cpu", seed=3)
+    net.predict(inp, layer="Hidden1")
+    clean = net.units("Hidden1")
+    net.gradients(0)  # a training-mode forward pass
+    dropped = net.units("Hidden1")
+    alive = clean > 0
+    kept = dropped[alive] != 0
+    assert abs(1 - kept.mean() - 0.25) < 0.02  # dropped fraction
+    np.testing.assert_allclose(dropped[alive][kept], clean[alive][kept] / 0.75, rtol=1e-6)
+
+
+def test_predict_matches_numpy_forward(small_sparse):
+    net, inp = _net(small_sparse)
+    net.train(2, alpha=0.2)
+    (w1, b1), (w2, b2) = net.weights("Input", "Hidden1"), net.weights("Hidden1", "Output")
+
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-z))
+
+    x = small_sparse.toarray().astype(np.float64)
+    expected = sigmoid(sigmoid(x @ w1 + b1) @ w2 + b2)
+    np.testing.assert_allclose(net.predict(inp), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.predict(inp, layer="Hidden1"), sigmoid(x @ w1 + b1), rtol=1e-5, atol=1e-6)
+    assert net.predict(small_sparse).shape == (200, 60)  # a scipy matrix is accepted directly
+
+
+@pytest.mark.parametrize("k", [1, 10, 59, 60, 500])
+def test_recommend_is_top_k_of_predict_without_excluded(small_sparse, k):
+    net, inp = _net(small_sparse)
+    net.train(1, alpha=0.2)
+    scores = net.predict(inp)
+    idx, top = net.recommend(inp, k, exclude="input")
+    seen = small_sparse.toarray() > 0
+    for r in range(scores.shape[0]):
+        candidates = np.flatnonzero(~seen[r])
+        order = candidates[np.lexsort((candidates, -scores[r, candidates]))][:k]
+        n = len(order)
+        np.testing.assert_array_equal(idx[r, :n], order)
+        np.testing.assert_allclose(top[r, :n], scores[r, order], rtol=1e-6)
+        assert (idx[r, n:] == -1).all() and np.isneginf(top[r, n:]).all()
+        assert not seen[r, idx[r, :n]].any()
+
+
+def test_recommend_without_exclusion_returns_everything_for_large_k(small_sparse):
+    net, inp = _net(small_sparse)
+    idx, _ = net.recommend(inp, 100)
+    assert (np.sort(idx[:, :60], axis=1) == np.arange(60)).all() and (idx[:, 60:] == -1).all()
+
+
+def test_training_after_prediction_uses_training_data(small_sparse):
+    a, inp = _net(small_sparse, seed=4)
+    b, _ = _net(small_sparse, seed=4)
+    other = random_csr(10, 60, 0.1, seed=99)
+    a.predict(other)
+    a.train(1, alpha=0.1)
+    b.train(1, alpha=0.1)
+    assert a.weights("Input", "Hidden1")[0].tobytes() == b.weights("Input", "Hidden1")[0].tobytes()
+
+
+def test_callback_sees_each_epoch_and_can_stop(small_sparse):
+    net, _ = _net(small_sparse)
+    seen = []
+    net.train(5, alpha=0.1, callback=lambda r: seen.append(r.epoch) or r.epoch < 2)
+    assert seen == [1, 2] and net.epochs_done == 2
+
+
+def test_callback_exception_propagates(small_sparse):
+    net, _ = _net(small_sparse)
+
+    def boom(report):
+        raise KeyError("stop here")
+
+    with pytest.raises(KeyError, match="stop here"):
+        net.train(3, callback=boom)
+
+
+def test_device_is_reported(small_sparse):
+    net, _ = _net(small_sparse)
+    assert net.device == "cpu" and "CPU" in net.device_description and "device=cpu" in repr(net)
+    assert net.memory()["peak_bytes"] > 0
