@@ -1,8 +1,8 @@
 """Embedded default data: synthetic, MovieLens-shaped implicit feedback with real latent structure.
 
-The original DSSTNE is usually demonstrated on MovieLens (ML-20M: 138,493 users x 27,278 movies, ~20M ratings).
-That data cannot ship with the package, so :func:`synthetic_ratings` generates data of the same shape and
-statistics from a small generative model that a recommender can actually learn:
+The original DSSTNE is usually demonstrated on MovieLens (ML-20M: 138,493 users x 27,278 movies, ~20M
+ratings). That data cannot ship with the package, so :func:`synthetic_ratings` generates data of the same
+shape and statistics from a small generative model that a recommender can actually learn:
 
 * every item belongs to one primary *topic* (genre) out of ``latent_dim`` and, with some probability, leans
   towards a secondary one; items carry a Zipf-like popularity weight (a random rank ``r`` gets weight
@@ -19,9 +19,9 @@ statistics from a small generative model that a recommender can actually learn:
 A model that learns user tastes (item-item co-occurrence, matrix factorisation, an autoencoder) beats a
 popularity ranking clearly on held-out precision@10, and popularity beats random.
 
-Generation is vectorised and chunked over users: the ML-20M shape (:func:`movielens_20m_shape`) builds in a few
-seconds with well under 4 GB of memory. The result is a pure function of the arguments (identical arrays for the
-same seed).
+Generation is vectorised and chunked over users: the ML-20M shape (:func:`movielens_20m_shape`) builds in
+about 10 seconds on two cores with under 1 GB of memory. The result is a pure function of the arguments
+(identical arrays for the same seed).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ ML20M_USERS: int = 138_493
 ML20M_ITEMS: int = 27_278
 """Number of movies in MovieLens-20M."""
 
-# --- generative model constants (documented in the module docstring) --------------------------------------------
+# --- generative model constants (documented in the module docstring) ---------------------------------
 _COUNT_SIGMA = 1.15  # lognormal shape of ratings per user (ML-20M: median ~68, mean ~144)
 _TOPIC_POP_EXPONENT = 0.8  # topic t (random order) has base popularity (t + 1) ** -0.8
 _TASTE_CONCENTRATION = (
@@ -146,8 +146,9 @@ def synthetic_ratings(
         users: number of users (rows), >= 1.
         items: number of items (columns), >= 1.
         ratings_per_user: mean number of ratings per user, in ``[min_ratings, items]``.
-        test_fraction: share of each user's items held out as test, in ``[0, 1)``. A user with ``n`` ratings gets
-            ``round(test_fraction * n)`` test items, capped at ``n - 1`` so every user keeps a training item.
+        test_fraction: share of each user's items held out as test, in ``[0, 1)``. A user with ``n`` ratings
+            gets ``round(test_fraction * n)`` test items (halves round up), capped at ``n - 1`` so every user
+            keeps a training item. The held-out items are a random subset of the user's items.
         seed: random seed; the same arguments give identical arrays, different seeds different data.
         latent_dim: number of topics (capped at ``items``).
         zipf_exponent: exponent ``s`` of the item popularity weights ``(rank + 1) ** -s`` (>= 0).
@@ -205,13 +206,13 @@ def synthetic_ratings(
     mainstream = rng.beta(*_MAINSTREAM_BETA, size=users)
     n_test = np.minimum(np.floor(test_fraction * counts + 0.5).astype(np.int64), counts - 1)
 
-    # Chunks of contiguous users, each with about _DRAWS_PER_CHUNK picks; fixed by the counts => deterministic.
+    # Chunks of contiguous users with about _DRAWS_PER_CHUNK picks each; fixed by the counts (deterministic).
     max_chunk_users = max(1, min(1 << 20, (1 << 40) // items))
     bounds = _chunk_bounds(counts, _DRAWS_PER_CHUNK / _OVERSAMPLE, max_chunk_users)
     chunk_rngs = [np.random.default_rng(s) for s in chunks_ss.spawn(len(bounds) - 1)]
 
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for (lo, hi), crng in zip(zip(bounds[:-1], bounds[1:]), chunk_rngs):
+    for (lo, hi), crng in zip(zip(bounds[:-1], bounds[1:], strict=True), chunk_rngs, strict=True):
         parts.append(
             _generate_chunk(model, counts[lo:hi], n_test[lo:hi], taste[lo:hi], mainstream[lo:hi], crng)
         )
@@ -433,9 +434,9 @@ def _sparse_sample(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Successive sampling via picks with replacement; returns (user, item, rank, users still short of items).
 
-    Each user's picks form a stream; a user's items are the first ``n`` distinct items of the stream, in order of
-    first occurrence. The stream is drawn in rounds: users short of distinct items after a round get more picks,
-    which come after all earlier ones (the round number sits in the top bits of the pick priority).
+    Each user's picks form a stream; a user's items are the first ``n`` distinct items of the stream, in
+    order of first occurrence. The stream is drawn in rounds: users short of distinct items after a round get
+    more picks, which come after all earlier ones (the round number sits in the top bits of the priority).
     """
     empty = np.zeros(0, dtype=np.int64)
     if users.size == 0:

@@ -198,7 +198,8 @@ void Network::bind(const std::vector<std::shared_ptr<DataSet>>& datasets, bool t
     DSSTNE_REQUIRE(found->stride() == layer->stride, "dataset '", found->name(), "' has ", found->stride(),
                    " units per example but layer '", layer->spec.name, "' has ", layer->stride);
     layer->data = found;
-    if (layer->kind == LayerKind::Input) layer->sparse_input = found->is_sparse();
+    if (layer->kind == LayerKind::Input)
+      layer->sparse_input = found->is_sparse() && found->density() <= DataSet::kDenseThreshold;
   }
 }
 
@@ -254,11 +255,26 @@ void Network::upload_order(uint32_t examples, bool shuffle) {
   order_.upload(order.data());
 }
 
+Denoise Network::denoise(const Layer& input, bool training) const {
+  if (!training || !input.spec.denoising || spec_.denoising_p <= 0.0f) return {};
+  return {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
+}
+
 void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) {
   Backend& be = backend();
   if (layer.kind == LayerKind::Input) {
     if (layer.sparse_input) return;  // consumed by the gather-sum of the next layer
-    be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
+    if (layer.data->is_sparse()) {
+      LoadSparseArgs a;
+      a.unit = layer.unit.device();
+      a.stride = layer.stride;
+      a.data = layer.data->sparse_view();
+      a.batch = rows;
+      a.denoise = denoise(layer, training);
+      be.load_sparse(a);
+    } else {
+      be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
+    }
   } else {
     bool first = true;
     for (Weight* w : layer.incoming) {
@@ -274,8 +290,7 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) 
         a.weights = w->w.device();
         a.data = in.data->sparse_view();
         a.batch = rows;
-        if (training && in.spec.denoising && spec_.denoising_p > 0.0f)
-          a.denoise = {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
+        a.denoise = denoise(in, training);
         a.accumulate = true;
         be.sparse_forward(a);
       } else {
@@ -363,8 +378,7 @@ void Network::backward(const BatchRows& rows) {
         a.scale = -inv_rows;
         a.data = in.data->sparse_view();
         a.batch = rows;
-        if (in.spec.denoising && spec_.denoising_p > 0.0f)
-          a.denoise = {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
+        a.denoise = denoise(in, true);
         a.scratch = sparse_scratch_.device();
         be.sparse_gradient(a);
       } else {

@@ -61,7 +61,7 @@ def test_shapes_and_types(default):
 
 def test_determinism(small):
     again = synthetic_ratings(2000, 1000, seed=0)
-    for a, b in zip(_arrays(small), _arrays(again)):
+    for a, b in zip(_arrays(small), _arrays(again), strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype
     other = synthetic_ratings(2000, 1000, seed=1)

@@ -28,8 +28,13 @@ LOSSES = [
 SMCE_ALWAYS = {"oneTarget": 1.0, "zeroTarget": 0.0, "oneScale": 3.0, "zeroScale": 0.5}
 
 
-def _data(sparse_input: bool, sparse_target: bool, activation: str, seed: int):
-    x = random_csr(12, 10, 0.3, seed, values=True)
+INPUTS = ["sparse", "sparse_dense_path", "dense"]
+
+
+def _data(inputs: str, sparse_target: bool, activation: str, seed: int):
+    # Sparse inputs at density <= 0.1 take the gather-sum path; denser ones are expanded (DSSTNE's rule).
+    x = random_csr(12, 40, 0.06, seed, values=True) if inputs == "sparse" else random_csr(12, 10, 0.3, seed, values=True)
+    sparse_input = inputs != "dense"
     y = random_csr(12, 7, 0.3, seed + 1)
     if activation == "SoftMax" and not sparse_target:
         d = y.toarray()
@@ -69,10 +74,11 @@ def check_gradients(net: dsstne.Network, rtol: float = 2e-2, atol: float = 2e-3,
 
 
 @pytest.mark.parametrize("error,output_activation", LOSSES)
-@pytest.mark.parametrize("sparse_input", [True, False], ids=["sparse_in", "dense_in"])
+@pytest.mark.parametrize("inputs", INPUTS)
 @pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
-def test_loss_gradients(error, output_activation, sparse_input, sparse_target):
-    inp, out = _data(sparse_input, sparse_target, output_activation, seed=11)
+def test_loss_gradients(error, output_activation, inputs, sparse_target):
+    inp, out = _data(inputs, sparse_target, output_activation, seed=11)
+    sparse_input = inputs != "dense"
     # DSSTNE's SoftMax deltas are the gradient of its SMCE error only with equal scales.
     smce = SMCE_ALWAYS if output_activation != "SoftMax" else {**SMCE_ALWAYS, "oneScale": 1.0, "zeroScale": 1.0}
     cfg = network_config(hidden=[(5, "Tanh")], output_activation=output_activation, error=error,
@@ -82,9 +88,10 @@ def test_loss_gradients(error, output_activation, sparse_input, sparse_target):
 
 
 @pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
-@pytest.mark.parametrize("sparse_input", [True, False], ids=["sparse_in", "dense_in"])
-def test_hidden_activation_gradients(activation, sparse_input):
-    inp, out = _data(sparse_input, True, "Sigmoid", seed=21)
+@pytest.mark.parametrize("inputs", INPUTS)
+def test_hidden_activation_gradients(activation, inputs):
+    inp, out = _data(inputs, True, "Sigmoid", seed=21)
+    sparse_input = inputs != "dense"
     cfg = network_config(hidden=[(6, activation), (4, "Sigmoid")], error="L2", sparse_input=sparse_input,
                          RELUSlope=0.3)
     cfg["Layers"][1]["WeightInit"] = {"Scheme": "Gaussian", "Scale": 0.5, "Bias": 0.1}
@@ -94,16 +101,17 @@ def test_hidden_activation_gradients(activation, sparse_input):
     check_gradients(net, eps=1e-4 if kinked else 1e-2, atol=3e-3)
 
 
-def test_denoised_sparse_input_gradients():
+@pytest.mark.parametrize("inputs", INPUTS[:2])
+def test_denoised_sparse_input_gradients(inputs):
     # The denoising mask is fixed for an epoch, so the loss stays a smooth function of the weights.
-    inp, out = _data(True, True, "Sigmoid", seed=31)
+    inp, out = _data(inputs, True, "Sigmoid", seed=31)
     cfg = network_config(hidden=[(5, "Sigmoid")], error="CrossEntropy", Denoising={"p": 0.3})
     net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=9)
     check_gradients(net)
 
 
 def test_smce_margins_zero_the_gradient_inside_the_margin():
-    inp, out = _data(True, True, "Sigmoid", seed=41)
+    inp, out = _data("sparse", True, "Sigmoid", seed=41)
     cfg = network_config(hidden=[(5, "Sigmoid")], ScaledMarginalCrossEntropy={
         "oneTarget": 0.0, "zeroTarget": 1.0, "oneScale": 1.0, "zeroScale": 1.0})
     net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu")

@@ -1,4 +1,4 @@
-"""Tests of dsstne.metrics: ranking metrics against a slow pure-Python reference, hand cases, and baselines."""
+"""Tests of dsstne.metrics: ranking metrics against a slow pure-Python reference, hand cases, baselines."""
 
 from __future__ import annotations
 

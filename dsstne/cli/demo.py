@@ -32,30 +32,41 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Generate data, train, evaluate against popularity, print a few users' top 10."""
+    """Run the demo with the command line's options."""
+    demo(users=args.users, items=args.items, epochs=args.epochs, batch=args.batch, alpha=args.alpha,
+         lambda_=args.lambda_, device=args.device, seed=args.seed, show=args.show)
+    return 0
+
+
+def demo(*, users: int = 6040, items: int = 3706, epochs: int = 12, batch: int = 256, alpha: float = 0.5,
+         lambda_: float = 0.0, device: str = "auto", seed: int = 12134, show: int = 3,
+         verbose: bool = True) -> dict[str, float]:
+    """Generate data, train, evaluate against popularity, print a few users' top 10.
+
+    Returns the held-out precision@10 of the network and of the popularity baseline.
+    """
+    say = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
-    data = synthetic_ratings(args.users, args.items, seed=args.seed)
+    data = synthetic_ratings(users, items, seed=seed)
     train, test = data.train, data.test
-    print(f"data: {train.shape[0]} users x {train.shape[1]} items, {train.nnz} training and {test.nnz} "
-          f"held-out ratings ({time.perf_counter() - t0:.1f} s)")
+    say(f"data: {train.shape[0]} users x {train.shape[1]} items, {train.nnz} training and {test.nnz} "
+        f"held-out ratings ({time.perf_counter() - t0:.1f} s)")
 
     inputs = DataSet.from_scipy(train, "gl_input", boolean=True)
     targets = DataSet.from_scipy(train, "gl_output", boolean=True)
-    net = Network.from_json(samples.path("movielens"), [inputs, targets], batch=args.batch, device=args.device,
-                            seed=args.seed)
-    print(f"network: {net}")
-    print(f"device: {net.device} ({net.device_description})")
-    net.train(args.epochs, alpha=args.alpha, lambda_=args.lambda_, verbose=True)
+    net = Network.from_json(samples.path("movielens"), [inputs, targets], batch=batch, device=device, seed=seed)
+    say(f"network: {net}")
+    say(f"device: {net.device} ({net.device_description})")
+    net.train(epochs, alpha=alpha, lambda_=lambda_, verbose=verbose)
 
     k = 10
     recs, scores = net.recommend(inputs, k, exclude="input")
-    popular = metrics.popularity_recommend(train, k)
     ours = metrics.precision_at_k(recs, test, k)
-    baseline = metrics.precision_at_k(popular, test, k)
-    print(f"held-out precision@{k}: dsstne {ours:.4f}   popularity baseline {baseline:.4f}")
-    rng = np.random.default_rng(args.seed)
-    for user in sorted(rng.choice(train.shape[0], size=min(args.show, train.shape[0]), replace=False)):
-        items = ", ".join(f"{i}:{s:.3f}" for i, s in zip(recs[user], scores[user]))
-        print(f"user {user}: top {k} = {items}")
-    print(f"total {time.perf_counter() - t0:.1f} s")
-    return 0
+    baseline = metrics.precision_at_k(metrics.popularity_recommend(train, k), test, k)
+    say(f"held-out precision@{k}: dsstne {ours:.4f}   popularity baseline {baseline:.4f}")
+    rng = np.random.default_rng(seed)
+    for user in sorted(rng.choice(train.shape[0], size=min(show, train.shape[0]), replace=False)):
+        items_str = ", ".join(f"{i}:{s:.3f}" for i, s in zip(recs[user], scores[user]))
+        say(f"user {user}: top {k} = {items_str}")
+    say(f"total {time.perf_counter() - t0:.1f} s")
+    return {"precision@10": ours, "popularity_precision@10": baseline}

@@ -38,6 +38,12 @@ class DataSet {
   bool is_sparse() const { return shape_.attributes & data_attr::Sparse; }
   bool ignore_zero() const { return shape_.attributes & data_attr::SparseIgnoreZero; }
   uint64_t datapoints() const { return index_.size(); }
+  // Stored datapoints over stored units: above kDenseThreshold a sparse input is expanded and multiplied
+  // densely, as DSSTNE does.
+  double density() const {
+    return static_cast<double>(datapoints()) / (static_cast<double>(shape_.unique_examples) * stride());
+  }
+  static constexpr double kDenseThreshold = 0.1;
   // The most datapoints any minibatch of `batch` examples can hold.
   uint64_t max_batch_datapoints(uint32_t batch) const;
 

@@ -27,7 +27,7 @@ struct Layer {
   std::vector<Weight*> incoming;  // weights whose output is this layer
   std::vector<Weight*> outgoing;  // weights whose input is this layer
   std::shared_ptr<DataSet> data;  // Input and Output layers
-  bool sparse_input = false;      // Input fed by a sparse dataset: no unit buffer, gather-sum forward
+  bool sparse_input = false;      // Input fed by a sparse dataset (density <= 0.1): gather-sum forward
   bool delta_written = false;     // this minibatch
 };
 
@@ -89,6 +89,7 @@ class Network {
   void upload_order(uint32_t examples, bool shuffle);
   uint32_t bound_examples() const;
 
+  Denoise denoise(const Layer& input, bool training) const;
   void forward(const BatchRows& rows, bool training);
   void forward_layer(Layer& layer, const BatchRows& rows, bool training);
   void output_deltas(const BatchRows& rows);

@@ -1,0 +1,126 @@
+"""The CUDA target against the CPU target (the reference), op by op through the public API, and
+bitwise reproducibility of CUDA runs. Skipped without a GPU.
+
+Tolerances: forward activations 1e-5 relative (float32 with different summation/FMA order); losses and
+gradients 1e-4 relative; weights after 2 training epochs 1e-3 relative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dsstne
+from conftest import network_config, random_csr
+
+pytestmark = pytest.mark.cuda
+
+CASES = {
+    # name: (config overrides, input kind)
+    "smce_sparse": ({}, "sparse"),
+    "ce_softmax": ({"ErrorFunction": "CrossEntropy", "out": "SoftMax"}, "sparse"),
+    "l2_dense_path": ({"ErrorFunction": "L2"}, "sparse_dense_path"),
+    "l2_dense_input": ({"ErrorFunction": "L2", "out": "Linear"}, "dense"),
+    "penalty_denoise_dropout": ({"SparsenessPenalty": {"p": 0.4, "beta": 1.5}, "Denoising": {"p": 0.3},
+                                 "dropout": 0.2}, "sparse"),
+}
+
+
+def _pair(case: str, batch: int = 32, seed: int = 11):
+    extra, inputs = CASES[case]
+    extra = dict(extra)
+    out_act = extra.pop("out", "Sigmoid")
+    dropout = extra.pop("dropout", 0.0)
+    x = random_csr(150, 300, 0.03 if inputs == "sparse" else 0.2, seed=1, values=True)
+    y = random_csr(150, 120, 0.05, seed=2)
+    cfg = network_config(hidden=[(64, "Tanh"), (32, "Sigmoid")], output_activation=out_act,
+                         sparse_input=inputs != "dense", ShuffleIndices=True, **extra)
+    cfg["Layers"][1]["Sparse"] = True
+    cfg["Layers"][1]["pDropout"] = dropout
+    inp = dsstne.DataSet.from_numpy(x.toarray(), "input") if inputs == "dense" else dsstne.DataSet.from_scipy(x, "input")
+    out = dsstne.DataSet.from_scipy(y, "output")
+    nets = [dsstne.Network.from_json(cfg, [inp, out], batch=batch, device=d, seed=seed) for d in ("cpu", "cuda")]
+    return nets, inp
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward_matches_cpu(case):
+    (cpu, gpu), inp = _pair(case)
+    assert gpu.device.startswith("cuda")
+    for layer in ("Hidden1", "Hidden2", "Output"):
+        np.testing.assert_allclose(gpu.predict(inp, layer=layer), cpu.predict(inp, layer=layer), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_loss_deltas_gradients_match_cpu(case):
+    (cpu, gpu), _ = _pair(case)
+    e_cpu, g_cpu = cpu.gradients(32)
+    e_gpu, g_gpu = gpu.gradients(32)
+    assert e_gpu == pytest.approx(e_cpu, rel=1e-4)
+    for layer in ("Hidden1", "Output"):  # dropout masks agree: the RNG is counter-based
+        np.testing.assert_allclose(gpu.units(layer), cpu.units(layer), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gpu.deltas(layer), cpu.deltas(layer), rtol=1e-4, atol=1e-6)
+    for key in g_cpu:
+        for a, b in zip(g_gpu[key], g_cpu[key]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_epochs_match_cpu(case):
+    (cpu, gpu), _ = _pair(case)
+    e_cpu = cpu.train(2, alpha=0.2, lambda_=0.001)
+    e_gpu = gpu.train(2, alpha=0.2, lambda_=0.001)
+    np.testing.assert_allclose(e_gpu, e_cpu, rtol=1e-4)
+    for src, dst in (("Input", "Hidden1"), ("Hidden1", "Hidden2"), ("Hidden2", "Output")):
+        for a, b in zip(gpu.weights(src, dst), cpu.weights(src, dst)):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 10, 119, 500])
+def test_recommend_matches_cpu(k):
+    (cpu, gpu), inp = _pair("smce_sparse")
+    cpu.train(1, alpha=0.2)
+    gpu.train(1, alpha=0.2)
+    history = random_csr(150, 120, 0.1, seed=5)
+    i_cpu, s_cpu = cpu.recommend(inp, k, exclude=history)
+    i_gpu, s_gpu = gpu.recommend(inp, k, exclude=history)
+    np.testing.assert_allclose(s_gpu, s_cpu, rtol=1e-4, atol=1e-6)
+    agree = (i_gpu == i_cpu).mean()
+    assert agree > 0.99  # float near-ties may swap neighbours
+    seen = history.toarray() > 0
+    valid = i_gpu >= 0
+    rows = np.nonzero(valid)[0]
+    assert not seen[rows, i_gpu[valid]].any()
+    assert ((i_gpu == -1).sum(axis=1) == np.maximum(0, k - (~seen).sum(axis=1))).all()
+
+
+@pytest.mark.parametrize("case", ["smce_sparse", "penalty_denoise_dropout"])
+def test_cuda_runs_are_bitwise_reproducible(case):
+    runs = []
+    for _ in range(2):
+        (_, gpu), _ = _pair(case)
+        gpu.train(2, alpha=0.2, lambda_=0.001)
+        runs.append([gpu.weights(s, d) for s, d in (("Input", "Hidden1"), ("Hidden2", "Output"))])
+    for (w1, b1), (w2, b2) in zip(*runs):
+        assert w1.tobytes() == w2.tobytes() and b1.tobytes() == b2.tobytes()
+
+
+def test_partial_batches_and_sparse_gradient_on_many_rows():
+    # 1000 examples, batch 384 (a partial last batch), 5000 inputs: the radix-sort path of the gradient.
+    x = random_csr(1000, 5000, 0.004, seed=8)
+    cfg = network_config(hidden=[(48, "Sigmoid")])
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(x, "output")
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=384, device=d, seed=2) for d in ("cpu", "cuda")]
+    for net in (cpu, gpu):
+        net.train(2, alpha=0.3)
+    for a, b in zip(gpu.weights("Input", "Hidden1"), cpu.weights("Input", "Hidden1")):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_out_of_memory_is_a_clean_error():
+    x = random_csr(10, 20, 0.2, seed=1)
+    cfg = network_config(n_in=20, hidden=[(1 << 16, "Sigmoid")])
+    cfg["Layers"][-1]["N"] = 1 << 20
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_numpy(np.zeros((10, 1 << 20)), "output")
+    with pytest.raises((dsstne.DeviceError, MemoryError), match="memory"):
+        dsstne.Network.from_json(cfg, [inp, out], device="cuda")
