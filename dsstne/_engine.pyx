@@ -120,6 +120,7 @@ cdef extern from "dsstne/network.h" namespace "dsstne":
         void get_deltas(const string&, float*) except +translate_error
         uint64_t epochs_done()
         uint64_t batches_done()
+        void set_counters(uint64_t, uint64_t)
         uint32_t batch()
 
 
@@ -333,6 +334,9 @@ cdef class EngineNetwork:
     @property
     def batches_done(self):
         return self.ptr.batches_done()
+
+    def set_counters(self, uint64_t epochs, uint64_t batches):
+        self.ptr.set_counters(epochs, batches)
 
     def train(self, uint32_t epochs, int mode, float alpha, float lambda_, float lambda1, float mu, float mu1,
               callback):

@@ -117,6 +117,15 @@ class Network:
         """Epochs trained so far."""
         return self._net.epochs_done
 
+    @property
+    def batches_done(self) -> int:
+        """Minibatches trained so far (the optimiser's step counter)."""
+        return self._net.batches_done
+
+    def set_counters(self, epochs: int, batches: int) -> None:
+        """Restore the epoch and minibatch counters (resuming a saved model continues bit for bit)."""
+        self._net.set_counters(int(epochs), int(batches))
+
     def memory(self) -> dict[str, int]:
         """Target memory in use and its peak, in bytes."""
         current, peak = self._context.memory()

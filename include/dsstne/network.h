@@ -49,6 +49,12 @@ class Network {
   uint32_t batch() const { return spec_.batch; }
   uint64_t epochs_done() const { return epochs_; }
   uint64_t batches_done() const { return batches_; }
+  // Restores the training counters of a saved model: with the counter-based RNG they are all the state
+  // (besides weights and optimiser buffers) that a resumed run needs to continue bit for bit.
+  void set_counters(uint64_t epochs, uint64_t batches) {
+    epochs_ = epochs;
+    batches_ = batches;
+  }
 
   // Trains `epochs` epochs on the bound datasets; returns one report per epoch run.
   std::vector<EpochReport> train(uint32_t epochs, const TrainParams& params, EpochCallback callback,
