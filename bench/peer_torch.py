@@ -333,7 +333,7 @@ class PeerTrainer:
             torch._foreach_add_(self.weights, gw, alpha=-alpha)
             torch._foreach_add_(self.biases, gb, alpha=-alpha)
         else:  # rmsprop
-            g = (torch._foreach_add(gw, self.weights, alpha=lam) if lam > 0 else list(gw)) + list(gb)
+            g = list(torch._foreach_add(gw, self.weights, alpha=lam) if lam > 0 else gw) + list(gb)
             torch._foreach_mul_(self.state, mu)
             torch._foreach_addcmul_(self.state, g, g, value=1.0 - mu)
             den = torch._foreach_clamp_min(self.state, 1e-9)
@@ -348,7 +348,8 @@ class PeerTrainer:
         psw = None if self.psw is None else self.psw[s0:s1]
         obj, err = self._fwd(idx, offsets, psw, nz, rows)
         grads = torch.autograd.grad(obj, self.params)
-        reg = self._upd(list(grads), rows)
+        with torch.no_grad():
+            reg = self._upd(list(grads), rows)
         return err_acc + err.double() + reg.double()
 
     # -------------------------------------------------------------- public

@@ -10,12 +10,12 @@ import os as _os
 # 100x slower on 2 cores); passive waiting must be set before the engine loads the OpenMP runtime.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import datasets, metrics
+from . import datasets, formats, metrics
 from .config import parse_network
 from .dataset import DataSet
 from .device import build_info, cuda_available, cuda_device_count
 from .errors import ConfigError, DataError, DeviceError, DsstneError, FormatError, NotSupportedError
-from .network import EpochReport, Network
+from .network import EpochReport, Network, load
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,8 @@ __all__ = [
     "cuda_available",
     "cuda_device_count",
     "datasets",
+    "formats",
+    "load",
     "metrics",
     "parse_network",
 ]

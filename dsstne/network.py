@@ -281,6 +281,31 @@ class Network:
         """Deltas (dE/dz) of `layer` for the last training minibatch, [batch, units]."""
         return self._net.deltas(layer)
 
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the network as a DSSTNE model NetCDF file (atomically); :func:`load` resumes it exactly."""
+        from .formats.model_netcdf import save_network
+
+        save_network(self, path)
+
+
+def load(
+    path: str | os.PathLike[str],
+    datasets: Iterable[DataSet] | Mapping[str, DataSet] = (),
+    *,
+    batch: int | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+) -> Network:
+    """Load a model NetCDF file (saved here or by the original's ``train``) bound to `datasets`.
+
+    The network definition comes from the file; `batch` and `seed` default to the saved ones, and the
+    epoch and minibatch counters are restored, so training continues exactly where it stopped.
+    """
+    from .formats.model_netcdf import load_network
+
+    return load_network(path, datasets, batch=batch, device=device, seed=seed)
+
 
 def _training_mode(optimizer: str | TrainingMode) -> TrainingMode:
     if isinstance(optimizer, TrainingMode):
@@ -364,4 +389,4 @@ def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
     }
 
 
-__all__ = ["DEFAULT_SEED", "EpochReport", "Network"]
+__all__ = ["DEFAULT_SEED", "EpochReport", "Network", "load"]

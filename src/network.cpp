@@ -218,8 +218,10 @@ void Network::allocate_batch_buffers() {
       max_sparse_units = std::max(max_sparse_units, layer->stride);
     }
   }
-  if (max_datapoints)
+  if (max_datapoints > max_batch_datapoints_) {
     sparse_scratch_.resize(backend().sparse_gradient_scratch_bytes(max_datapoints, max_sparse_units));
+    max_batch_datapoints_ = max_datapoints;
+  }
 }
 
 void Network::initialise_weights() {
@@ -379,6 +381,7 @@ void Network::backward(const BatchRows& rows) {
         a.data = in.data->sparse_view();
         a.batch = rows;
         a.denoise = denoise(in, true);
+        a.max_datapoints = max_batch_datapoints_;
         a.scratch = sparse_scratch_.device();
         be.sparse_gradient(a);
       } else {

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DsstneError
-from . import demo, info
+from . import demo, generate_netcdf, info
 
-COMMANDS = {"demo": demo, "info": info}
+COMMANDS = {"demo": demo, "info": info, "generate-netcdf": generate_netcdf}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -114,6 +114,7 @@ class Network {
   Buffer<unsigned char> sparse_scratch_, topk_scratch_;
   Buffer<float> topk_scores_;
   Buffer<uint32_t> topk_index_;
+  uint64_t max_batch_datapoints_ = 0;  // sizing of sparse_scratch_
   uint64_t epochs_ = 0, batches_ = 0;
   uint64_t denoise_key_ = 0;
 };

@@ -77,7 +77,8 @@ struct SparseGradientArgs {
   SparseData data;
   BatchRows batch;
   Denoise denoise;
-  void* scratch = nullptr;  // Backend::sparse_gradient_scratch_bytes(max datapoints per batch, input units)
+  uint64_t max_datapoints = 0;  // the most datapoints a batch can hold: the scratch was sized for it
+  void* scratch = nullptr;      // Backend::sparse_gradient_scratch_bytes(max_datapoints, input_units)
 };
 
 // [sparse] Zero the rows of a [input units][stride] matrix named by the batch's datapoints.

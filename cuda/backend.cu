@@ -1,0 +1,126 @@
+// CudaBackend lifetime and memory: one device, one non-blocking stream, a cuBLAS handle bound to it,
+// zero-filled allocations with accounting.
+#include <iomanip>
+#include <sstream>
+
+#include "check.cuh"
+#include "cuda_backend.cuh"
+
+namespace dsstne {
+
+namespace gpu {
+void StreamDeleter::operator()(CUstream_st* s) const noexcept { cudaStreamDestroy(s); }
+void BlasDeleter::operator()(cublasContext* h) const noexcept { cublasDestroy(h); }
+}  // namespace gpu
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  int count = 0;
+  DSSTNE_CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (device < 0 || device >= count)
+    DSSTNE_RAISE(InputError, "no CUDA device ", device, " (", count, " device", count == 1 ? "" : "s", " found)");
+  DSSTNE_CUDA_CHECK(cudaSetDevice(device));
+  DSSTNE_CUDA_CHECK(cudaGetDeviceProperties(&props_, device));
+  cudaStream_t s = nullptr;
+  DSSTNE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  stream_.reset(s);
+  cublasHandle_t h = nullptr;
+  DSSTNE_CUBLAS_CHECK(cublasCreate(&h));
+  blas_.reset(h);
+  DSSTNE_CUBLAS_CHECK(cublasSetStream(h, s));
+  // Reproducible GEMMs: no atomics inside cuBLAS, plain FP32 math until set_tf32(true).
+  DSSTNE_CUBLAS_CHECK(cublasSetAtomicsMode(h, CUBLAS_ATOMICS_NOT_ALLOWED));
+  DSSTNE_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+}
+
+CudaBackend::~CudaBackend() {
+  // Queued work must finish before the handle and stream go (members are destroyed after this body).
+  cudaSetDevice(device_);
+  cudaStreamSynchronize(stream_.get());
+  (void)cudaGetLastError();
+}
+
+void CudaBackend::bind() const { DSSTNE_CUDA_CHECK(cudaSetDevice(device_)); }
+
+std::string CudaBackend::name() const { return "cuda:" + std::to_string(device_); }
+
+std::string CudaBackend::description() const {
+  std::ostringstream s;
+  s << props_.name << ", " << std::fixed << std::setprecision(1)
+    << static_cast<double>(props_.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0) << " GiB, compute capability "
+    << props_.major << "." << props_.minor;
+  return s.str();
+}
+
+void* CudaBackend::allocate(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  bind();
+  void* p = nullptr;
+  const cudaError_t status = cudaMalloc(&p, bytes);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it, or the next launch check would report this failure
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    (void)cudaGetLastError();
+    DSSTNE_RAISE(Error, "out of GPU memory on ", name(), " allocating ", bytes, " bytes (", free_bytes,
+                 " bytes free of ", total_bytes, "): ", cudaGetErrorString(status));
+  }
+  const cudaError_t zeroed = cudaMemsetAsync(p, 0, bytes, stream());
+  if (zeroed != cudaSuccess) {
+    cudaFree(p);
+    DSSTNE_CUDA_CHECK(zeroed);
+  }
+  const size_t now = current_ += bytes;
+  size_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+  return p;
+}
+
+void CudaBackend::release(void* p, size_t bytes) noexcept {
+  if (!p) return;
+  cudaSetDevice(device_);
+  cudaStreamSynchronize(stream());  // kernels queued on the stream may still use p
+  cudaFree(p);
+  (void)cudaGetLastError();  // release cannot report; a fault resurfaces at the next checked call
+  current_ -= bytes;
+}
+
+// Host memory may be pageable or temporary: both directions wait for the copy before returning.
+void CudaBackend::to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  bind();
+  DSSTNE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
+  DSSTNE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  bind();
+  DSSTNE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
+  DSSTNE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0 || dst == src) return;
+  bind();
+  DSSTNE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+}
+
+void CudaBackend::zero(void* p, size_t bytes) {
+  if (bytes == 0) return;
+  bind();
+  DSSTNE_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream()));
+}
+
+void CudaBackend::synchronize() {
+  bind();
+  DSSTNE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::set_tf32(bool on) {
+  bind();
+  DSSTNE_CUBLAS_CHECK(cublasSetMathMode(blas_.get(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  tf32_ = on;
+}
+
+}  // namespace dsstne

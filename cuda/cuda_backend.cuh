@@ -1,0 +1,64 @@
+// The GPU target: every op is a kernel (or cuBLAS/CUB call) queued asynchronously on one non-blocking
+// stream of one device; results are ready after synchronize() (to_host synchronises itself).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "dsstne/backend.h"
+#include "scratch.cuh"
+
+namespace dsstne {
+
+namespace gpu {
+struct StreamDeleter {
+  void operator()(CUstream_st* s) const noexcept;
+};
+struct BlasDeleter {
+  void operator()(cublasContext* h) const noexcept;
+};
+}  // namespace gpu
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override;
+  std::string description() const override;
+  void* allocate(size_t bytes) override;
+  void release(void* p, size_t bytes) noexcept override;
+  void to_device(void* dst, const void* src, size_t bytes) override;
+  void to_host(void* dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void zero(void* p, size_t bytes) override;
+  void synchronize() override;
+  MemoryUsage memory() const override { return {current_.load(), peak_.load()}; }
+  size_t sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const override;
+  size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const override;
+  void set_tf32(bool on) override;
+
+  DSSTNE_OPS(DSSTNE_DECLARE_OP)
+
+ private:
+  // Makes this backend's device current on the calling thread (its stream and handle belong to it).
+  void bind() const;
+  cudaStream_t stream() const { return stream_.get(); }
+
+  int device_ = 0;
+  cudaDeviceProp props_{};
+  std::unique_ptr<CUstream_st, gpu::StreamDeleter> stream_;  // declared before blas_: destroyed after it
+  std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_;
+  std::atomic<size_t> current_{0}, peak_{0};
+  bool tf32_ = false;
+};
+
+}  // namespace dsstne

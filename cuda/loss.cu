@@ -1,0 +1,102 @@
+// Output delta and loss twin on the GPU, with the shared per-element formulas. Dense targets: one pass.
+// Sparse targets: a raw pass over every unit (target 0), then a pass over each row's listed units that
+// corrects the error and overwrites the delta. Errors are summed as fixed-point integers.
+#include "check.cuh"
+#include "cuda_backend.cuh"
+#include "dsstne/fixed_point.h"
+#include "dsstne/math/sparse_row.h"
+#include "launch.cuh"
+#include "reduce.cuh"
+
+namespace dsstne {
+namespace {
+
+__global__ void dense_loss_kernel(OutputDeltaArgs a) {
+  const DenseData& t = a.targets.dense;
+  long long total = 0;
+  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    const uint32_t example = example_of(a.batch, r);
+    const float w = weight_of(t.weight, example);
+    const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
+    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
+    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) {
+      const ElementLoss e = math::dense_loss(a.loss, unit[j], target[j], w);
+      delta[j] = e.delta;
+      total += fixed::from_float(e.error);
+    }
+  }
+  if (a.error) gpu::add_fixed(a.error, total);
+}
+
+__global__ void sparse_raw_kernel(OutputDeltaArgs a) {
+  long long total = 0;
+  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
+    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
+    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) {
+      if (a.targets.ignore_zero) {
+        delta[j] = 0.0f;
+      } else {
+        const ElementLoss e = math::sparse_raw(a.loss, unit[j], w);
+        delta[j] = e.delta;
+        total += fixed::from_float(e.error);
+      }
+    }
+  }
+  if (a.error) gpu::add_fixed(a.error, total);
+}
+
+// One warp per row over its listed units, 32 at a time in stored order. Every listed datapoint adds its
+// error; a column listed twice keeps the delta of its last listing, as the CPU target's sequential
+// writes do: of the lanes naming one column only the last writes, and chunks run one after another.
+__global__ void sparse_listed_kernel(OutputDeltaArgs a) {
+  const SparseData& d = a.targets.sparse_data;
+  const bool softmax = a.loss.activation.kind == Activation::SoftMax;
+  const unsigned lane = threadIdx.x & 31u;
+  const uint64_t warps = gpu::grid_threads() >> 5;
+  long long total = 0;
+  for (uint64_t r = gpu::global_thread() >> 5; r < a.rows; r += warps) {
+    const SparseRow s = sparse_row(d, a.batch, static_cast<uint32_t>(r));
+    const float inv_k = s.end > s.begin ? 1.0f / static_cast<float>(s.end - s.begin) : 0.0f;
+    const float* unit = a.unit + r * a.stride;
+    float* delta = a.delta + r * a.stride;
+    for (uint64_t c = s.begin; c < s.end; c += 32) {
+      const uint64_t i = c + lane;
+      const bool live = i < s.end;
+      const uint32_t j = live ? d.index[i] : 0u;
+      ElementLoss e{0.0f, 0.0f};
+      if (live) {
+        const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
+        e = a.targets.ignore_zero ? math::dense_loss(a.loss, unit[j], target, s.weight)
+                                  : math::sparse_listed(a.loss, unit[j], target, s.weight);
+        total += fixed::from_float(e.error);
+      }
+      const unsigned group =
+          __match_any_sync(gpu::kFullMask, live ? j : 0xFFFFFFFFu) & __ballot_sync(gpu::kFullMask, live);
+      if (live && static_cast<unsigned>(31 - __clz(group)) == lane) delta[j] = e.delta;
+      __syncwarp();  // this chunk's writes come before the next chunk's
+    }
+  }
+  if (a.error) gpu::add_fixed(a.error, total);
+}
+
+}  // namespace
+
+void CudaBackend::output_delta(const OutputDeltaArgs& a) {
+  if (a.rows == 0 || a.stride == 0) return;
+  bind();
+  const unsigned rows = gpu::row_grid(a.rows), threads = gpu::column_threads(a.stride);
+  if (!a.targets.sparse) {
+    dense_loss_kernel<<<rows, threads, 0, stream()>>>(a);
+    DSSTNE_LAUNCH_CHECK();
+    return;
+  }
+  sparse_raw_kernel<<<rows, threads, 0, stream()>>>(a);
+  DSSTNE_LAUNCH_CHECK();
+  sparse_listed_kernel<<<gpu::warp_row_grid(a.rows), gpu::kThreads, 0, stream()>>>(a);
+  DSSTNE_LAUNCH_CHECK();
+}
+
+}  // namespace dsstne

@@ -1,0 +1,46 @@
+// Deterministic block reductions: a fixed shuffle tree, so the same inputs give the same bits every run;
+// and the fixed-point error total (integer sums, so the one atomic per block is order-independent).
+#pragma once
+
+#include <cstdint>
+
+#include "launch.cuh"
+
+namespace dsstne::gpu {
+
+struct Sum {
+  template <class T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+struct Max {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// Butterfly: every lane ends with the same value (op is commutative, so a+b and b+a are the same bits).
+template <class T, class Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
+  for (int offset = 16; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(kFullMask, v, offset));
+  return v;
+}
+
+// Reduction over the whole block (blockDim.x a multiple of 32); every thread gets the result. Every
+// thread of the block must call it.
+template <class T, class Op>
+__device__ T block_reduce(T v, Op op, T identity) {
+  __shared__ T partial[32];
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_reduce(v, op);
+  __syncthreads();  // a previous call may still be reading partial[]
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  return warp_reduce(lane < warps ? partial[lane] : identity, op);
+}
+
+// Adds the block's fixed-point partial sums to *total with one integer atomic.
+__device__ __forceinline__ void add_fixed(long long* total, long long partial) {
+  const long long sum = block_reduce(partial, Sum{}, 0ll);
+  if (threadIdx.x == 0 && sum != 0)
+    atomicAdd(reinterpret_cast<unsigned long long*>(total), static_cast<unsigned long long>(sum));
+}
+
+}  // namespace dsstne::gpu

@@ -1,0 +1,355 @@
+// Sparse input layer twins on the GPU: gather-sum forward, deterministic transposed weight gradient,
+// clearing of the batch's gradient rows.
+//
+// sparse_gradient without float atomics: the batch's datapoints are enumerated in batch-row order
+// (ordinal p), the (input unit, p) pairs are sorted with CUB's stable radix sort, and each run of one unit
+// is summed by one block in ordinal order: the CPU target's order. Nothing is allocated and nothing
+// waits for the device: the datapoint count and the number of runs live on the device, so every step is
+// sized by the scratch capacity and the unused tail is padded with a key past every unit.
+#include <cub/cub.cuh>
+
+#include <algorithm>
+
+#include "check.cuh"
+#include "cuda_backend.cuh"
+#include "dsstne/math/sparse_row.h"
+#include "launch.cuh"
+#include "reduce.cuh"
+
+namespace dsstne {
+namespace gpu {
+
+GradientLayout gradient_layout(size_t capacity, uint32_t input_units) {
+  GradientLayout L;
+  L.capacity = capacity;
+  L.key_bits = 32 - __builtin_clz(std::max<uint32_t>(input_units, 1));  // keys 0..input_units (pad)
+  size_t at = 0;
+  auto take = [&at](size_t bytes) {
+    const size_t here = at;
+    at = align_scratch(at + bytes);
+    return here;
+  };
+  L.block_total = take(sizeof(uint64_t) * kEnumBlocks);
+  L.block_base = take(sizeof(uint64_t) * kEnumBlocks);
+  L.counters = take(sizeof(uint32_t) * 2);
+  for (int b = 0; b < 2; ++b) {
+    L.keys[b] = take(sizeof(uint32_t) * capacity);
+    L.ordinals[b] = take(sizeof(uint32_t) * capacity);
+  }
+  L.row = take(sizeof(uint32_t) * capacity);
+  L.value = take(sizeof(float) * capacity);
+  L.run_start = take(sizeof(uint32_t) * (capacity + 1));
+  // CUB's own size queries (null temp storage: nothing runs); the sort and the scan share the space.
+  const auto items = static_cast<uint32_t>(capacity);
+  size_t sort_bytes = 0, scan_bytes = 0;
+  cub::DoubleBuffer<uint32_t> keys(nullptr, nullptr), ordinals(nullptr, nullptr);
+  DSSTNE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys, ordinals, items, 0, L.key_bits));
+  DSSTNE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<const uint32_t*>(nullptr),
+                                                   static_cast<uint32_t*>(nullptr), items));
+  L.temp_bytes = std::max<size_t>({sort_bytes, scan_bytes, 1});
+  L.temp = take(L.temp_bytes);
+  L.bytes = at;
+  return L;
+}
+
+}  // namespace gpu
+
+namespace {
+
+constexpr unsigned kEnumThreads = 256;
+constexpr unsigned kScanThreads = 1024;  // >= gpu::kEnumBlocks: one thread per enumerating block
+static_assert(kScanThreads >= gpu::kEnumBlocks, "one scan thread per enumerating block");
+
+// Where one sparse_gradient call finds its pieces inside the scratch buffer.
+struct GradientScratch {
+  uint64_t* block_total;
+  uint64_t* block_base;
+  uint32_t* used;      // datapoints enumerated, clamped to the capacity
+  uint32_t* num_runs;  // distinct input units in the batch
+  uint32_t* keys[2];
+  uint32_t* ordinals[2];
+  uint32_t* row;       // batch row of ordinal p
+  float* value;        // input value of ordinal p (weight, Boolean, denoising applied)
+  uint32_t* run_start; // [num_runs + 1]: sorted position where each run begins, then the end of the last
+  void* temp;
+};
+
+GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
+  char* base = static_cast<char*>(scratch);
+  GradientScratch s;
+  s.block_total = reinterpret_cast<uint64_t*>(base + L.block_total);
+  s.block_base = reinterpret_cast<uint64_t*>(base + L.block_base);
+  s.used = reinterpret_cast<uint32_t*>(base + L.counters);
+  s.num_runs = s.used + 1;
+  for (int b = 0; b < 2; ++b) {
+    s.keys[b] = reinterpret_cast<uint32_t*>(base + L.keys[b]);
+    s.ordinals[b] = reinterpret_cast<uint32_t*>(base + L.ordinals[b]);
+  }
+  s.row = reinterpret_cast<uint32_t*>(base + L.row);
+  s.value = reinterpret_cast<float*>(base + L.value);
+  s.run_start = reinterpret_cast<uint32_t*>(base + L.run_start);
+  s.temp = base + L.temp;
+  return s;
+}
+
+// ---- sparse_forward -------------------------------------------------------------------------------
+
+// One block per batch row, threads over output columns; the row's datapoints are staged in shared memory
+// a block at a time and every output element is summed by one thread in stored order.
+__global__ void sparse_forward_kernel(SparseForwardArgs a) {
+  __shared__ uint32_t index[gpu::kThreads];
+  __shared__ float value[gpu::kThreads];
+  for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
+    const SparseRow s = sparse_row(a.data, a.batch, r);
+    float* out = a.unit + static_cast<uint64_t>(r) * a.stride;
+    for (uint32_t j0 = 0; j0 < a.stride; j0 += blockDim.x) {
+      const uint32_t j = j0 + threadIdx.x;
+      const bool mine = j < a.stride;
+      float sum = (a.accumulate && mine) ? out[j] : 0.0f;
+      for (uint64_t c = s.begin; c < s.end; c += blockDim.x) {
+        const uint32_t n = static_cast<uint32_t>(min(static_cast<uint64_t>(blockDim.x), s.end - c));
+        __syncthreads();  // the previous chunk has been consumed
+        if (threadIdx.x < n) {
+          index[threadIdx.x] = a.data.index[c + threadIdx.x];
+          value[threadIdx.x] = datapoint_value(a.data, a.denoise, s, c + threadIdx.x);
+        }
+        __syncthreads();
+        if (mine) {
+          for (uint32_t q = 0; q < n; ++q) {
+            const float v = value[q];
+            if (v == 0.0f) continue;  // zero inputs are never touched
+            sum += v * a.weights[static_cast<uint64_t>(index[q]) * a.stride + j];
+          }
+        }
+      }
+      if (mine) out[j] = sum;
+    }
+  }
+}
+
+// ---- sparse_gradient ------------------------------------------------------------------------------
+
+// Step 1: datapoints of each enumerating block's contiguous range of batch rows.
+__global__ void count_kernel(SparseData data, BatchRows batch, uint32_t rows_per_block, uint64_t* block_total) {
+  const uint32_t first = blockIdx.x * rows_per_block;
+  const auto last = static_cast<uint32_t>(min(static_cast<uint64_t>(batch.rows), uint64_t{first} + rows_per_block));
+  uint64_t count = 0;
+  for (uint32_t r = first + threadIdx.x; r < last; r += blockDim.x) {
+    const SparseRow s = sparse_row(data, batch, r);
+    count += s.end - s.begin;
+  }
+  count = gpu::block_reduce(count, gpu::Sum{}, uint64_t{0});
+  if (threadIdx.x == 0) block_total[blockIdx.x] = count;
+}
+
+// Step 2 (one block): each enumerating block's first ordinal, and the datapoints to sort.
+__global__ void block_scan_kernel(const uint64_t* block_total, uint32_t blocks, uint64_t capacity,
+                                  uint64_t* block_base, uint32_t* used) {
+  using Scan = cub::BlockScan<uint64_t, kScanThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  const uint64_t mine = threadIdx.x < blocks ? block_total[threadIdx.x] : 0;
+  uint64_t base = 0, total = 0;
+  Scan(scan).ExclusiveSum(mine, base, total);
+  if (threadIdx.x < blocks) block_base[threadIdx.x] = base;
+  // A batch beyond the capacity (a wrong max_datapoints) is cut short rather than overrunning scratch.
+  if (threadIdx.x == 0) *used = static_cast<uint32_t>(min(total, capacity));
+}
+
+// Step 3: every datapoint of the batch gets ordinal p in batch-row order, then stored order. A block walks
+// its rows 256 at a time: a block scan of their counts gives each row's first ordinal, then the block's
+// threads spread over the chunk's datapoints (a binary search finds each one's row). The tail past the
+// datapoints is padded with key input_units, which sorts after every unit.
+__global__ void enumerate_kernel(SparseData data, Denoise denoise, BatchRows batch, uint32_t rows_per_block,
+                                 uint32_t input_units, GradientScratch g, uint32_t capacity) {
+  using Scan = cub::BlockScan<uint64_t, kEnumThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ SparseRow chunk_rows[kEnumThreads];
+  __shared__ uint64_t chunk_first[kEnumThreads];
+  const uint32_t first = blockIdx.x * rows_per_block;
+  const auto last = static_cast<uint32_t>(min(static_cast<uint64_t>(batch.rows), uint64_t{first} + rows_per_block));
+  uint64_t carry = g.block_base[blockIdx.x];
+  for (uint32_t r0 = first; r0 < last; r0 += kEnumThreads) {
+    const uint32_t r = r0 + threadIdx.x;
+    uint64_t count = 0;
+    if (r < last) {
+      chunk_rows[threadIdx.x] = sparse_row(data, batch, r);
+      count = chunk_rows[threadIdx.x].end - chunk_rows[threadIdx.x].begin;
+    }
+    uint64_t offset = 0, chunk_total = 0;
+    Scan(scan).ExclusiveSum(count, offset, chunk_total);
+    chunk_first[threadIdx.x] = offset;
+    __syncthreads();
+    const uint32_t n_rows = min(kEnumThreads, last - r0);
+    for (uint64_t q = threadIdx.x; q < chunk_total; q += kEnumThreads) {
+      // Last chunk row whose first offset <= q: rows with no datapoints share the next row's offset and
+      // are skipped by taking the last such row.
+      uint32_t lo = 0, hi = n_rows;
+      while (hi - lo > 1) {
+        const uint32_t mid = (lo + hi) / 2;
+        if (chunk_first[mid] <= q) lo = mid; else hi = mid;
+      }
+      const uint64_t p = carry + q;
+      if (p >= capacity) break;
+      const SparseRow& s = chunk_rows[lo];
+      const uint64_t i = s.begin + (q - chunk_first[lo]);
+      const uint32_t unit = data.index[i];
+      g.keys[0][p] = unit < input_units ? unit : input_units;  // an out-of-range unit is dropped as padding
+      g.ordinals[0][p] = static_cast<uint32_t>(p);
+      g.row[p] = r0 + lo;
+      g.value[p] = datapoint_value(data, denoise, s, i);
+    }
+    carry += chunk_total;
+    __syncthreads();  // the chunk's shared rows are read before the next chunk overwrites them
+  }
+  const uint32_t used = *g.used;
+  for (uint64_t p = used + gpu::global_thread(); p < capacity; p += gpu::grid_threads()) {
+    g.keys[0][p] = input_units;
+    g.ordinals[0][p] = static_cast<uint32_t>(p);
+  }
+}
+
+// Step 5: flag the first sorted position of each unit's run (padding excluded).
+__global__ void flag_runs_kernel(const uint32_t* keys, uint32_t capacity, uint32_t pad, uint32_t* flags) {
+  for (uint64_t s = gpu::global_thread(); s < capacity; s += gpu::grid_threads()) {
+    const uint32_t k = keys[s];
+    flags[s] = (k != pad && (s == 0 || keys[s - 1] != k)) ? 1u : 0u;
+  }
+}
+
+// Step 7: run r begins at run_start[r]; run_start[num_runs] is the end of the last run (the first pad).
+__global__ void run_starts_kernel(const uint32_t* keys, const uint32_t* flags, const uint32_t* position,
+                                  uint32_t capacity, uint32_t pad, uint32_t* run_start, uint32_t* num_runs) {
+  for (uint64_t s = gpu::global_thread(); s < capacity; s += gpu::grid_threads()) {
+    const uint32_t k = keys[s];
+    if (flags[s] || (k == pad && (s == 0 || keys[s - 1] != pad))) run_start[position[s]] = static_cast<uint32_t>(s);
+    if (s == capacity - 1) {
+      const uint32_t runs = position[s] + flags[s];
+      *num_runs = runs;
+      if (k != pad) run_start[runs] = capacity;  // no padding: the last run ends at the capacity
+    }
+  }
+}
+
+// Step 8: one block per run (looping over the runs, whose number only the device knows), threads over
+// the columns: gradient[u][j] = scale * sum, in ordinal order, of value * delta[row][j]; sum first, scale
+// last, zero values skipped, as the CPU target.
+__global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, const uint32_t* ordinals,
+                                    const float* delta, float* gradient, uint32_t stride, float scale) {
+  __shared__ uint32_t row[gpu::kThreads];
+  __shared__ float value[gpu::kThreads];
+  const uint32_t runs = *g.num_runs;
+  for (uint32_t run = blockIdx.x; run < runs; run += gridDim.x) {
+    const uint32_t begin = g.run_start[run], end = g.run_start[run + 1];
+    float* out = gradient + static_cast<uint64_t>(keys[begin]) * stride;
+    for (uint32_t j0 = 0; j0 < stride; j0 += blockDim.x) {
+      const uint32_t j = j0 + threadIdx.x;
+      const bool mine = j < stride;
+      float sum = 0.0f;
+      for (uint32_t c = begin; c < end; c += blockDim.x) {
+        const uint32_t n = min(blockDim.x, end - c);
+        __syncthreads();  // the previous chunk has been consumed
+        if (threadIdx.x < n) {
+          const uint32_t p = ordinals[c + threadIdx.x];
+          row[threadIdx.x] = g.row[p];
+          value[threadIdx.x] = g.value[p];
+        }
+        __syncthreads();
+        if (mine) {
+          for (uint32_t q = 0; q < n; ++q) {
+            const float v = value[q];
+            if (v == 0.0f) continue;
+            sum += v * delta[static_cast<uint64_t>(row[q]) * stride + j];
+          }
+        }
+      }
+      if (mine) out[j] = sum * scale;
+    }
+  }
+}
+
+// ---- clear_rows -----------------------------------------------------------------------------------
+
+// One block per batch row, zeroing the matrix row of each of its datapoints (a row named twice is zeroed
+// twice: same value, no conflict).
+__global__ void clear_rows_kernel(ClearRowsArgs a) {
+  for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
+    const SparseRow s = sparse_row(a.data, a.batch, r);
+    for (uint64_t i = s.begin; i < s.end; ++i) {
+      float* row = a.matrix + static_cast<uint64_t>(a.data.index[i]) * a.stride;
+      for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) row[j] = 0.0f;
+    }
+  }
+}
+
+}  // namespace
+
+void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
+  if (a.batch.rows == 0 || a.stride == 0) return;
+  bind();
+  sparse_forward_kernel<<<gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
+  DSSTNE_LAUNCH_CHECK();
+}
+
+size_t CudaBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const {
+  if (max_datapoints >= gpu::kMaxGradientCapacity)
+    DSSTNE_RAISE(NotSupported, "not supported yet: more than ", gpu::kMaxGradientCapacity - 1,
+                 " datapoints in one minibatch (", max_datapoints, ")");
+  bind();
+  return gpu::gradient_layout(std::max<size_t>(max_datapoints, 1), input_units).bytes;
+}
+
+void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
+  const uint32_t rows = a.batch.rows;
+  if (rows == 0 || a.stride == 0 || a.input_units == 0) return;
+  bind();
+  const gpu::GradientLayout L = gpu::gradient_layout(std::max<uint64_t>(a.max_datapoints, 1), a.input_units);
+  GradientScratch g = carve(a.scratch, L);
+  const auto cap = static_cast<uint32_t>(L.capacity);
+  const uint32_t pad = a.input_units;
+  cudaStream_t s = stream();
+
+  // Enumerate: per-block totals, their scan, then ordinals in batch-row order.
+  const auto rows_per_block = static_cast<uint32_t>((uint64_t{rows} + gpu::kEnumBlocks - 1) / gpu::kEnumBlocks);
+  const auto blocks = static_cast<uint32_t>((uint64_t{rows} + rows_per_block - 1) / rows_per_block);
+  count_kernel<<<blocks, kEnumThreads, 0, s>>>(a.data, a.batch, rows_per_block, g.block_total);
+  DSSTNE_LAUNCH_CHECK();
+  block_scan_kernel<<<1, kScanThreads, 0, s>>>(g.block_total, blocks, cap, g.block_base, g.used);
+  DSSTNE_LAUNCH_CHECK();
+  enumerate_kernel<<<blocks, kEnumThreads, 0, s>>>(a.data, a.denoise, a.batch, rows_per_block, a.input_units, g, cap);
+  DSSTNE_LAUNCH_CHECK();
+
+  // Stable sort by unit: within a unit the ordinals stay ascending, i.e. in batch-row order.
+  cub::DoubleBuffer<uint32_t> keys(g.keys[0], g.keys[1]), ordinals(g.ordinals[0], g.ordinals[1]);
+  size_t temp_bytes = L.temp_bytes;
+  DSSTNE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(g.temp, temp_bytes, keys, ordinals, cap, 0, L.key_bits, s));
+
+  // Runs of equal unit: flags, their exclusive scan (run index of each head), the run starts. The free
+  // halves of the double buffers hold the flags and the scan.
+  uint32_t* flags = keys.Alternate();
+  uint32_t* position = ordinals.Alternate();
+  flag_runs_kernel<<<gpu::grid_for(cap), gpu::kThreads, 0, s>>>(keys.Current(), cap, pad, flags);
+  DSSTNE_LAUNCH_CHECK();
+  temp_bytes = L.temp_bytes;
+  DSSTNE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(g.temp, temp_bytes, static_cast<const uint32_t*>(flags),
+                                                   position, cap, s));
+  run_starts_kernel<<<gpu::grid_for(cap), gpu::kThreads, 0, s>>>(keys.Current(), flags, position, cap, pad,
+                                                                  g.run_start, g.num_runs);
+  DSSTNE_LAUNCH_CHECK();
+
+  // One block per run, as many blocks as keep the device busy (runs <= min(capacity, units)).
+  const uint64_t most_runs = std::min<uint64_t>(cap, a.input_units);
+  const auto run_blocks = static_cast<unsigned>(
+      std::clamp<uint64_t>(most_runs, 1, static_cast<uint64_t>(props_.multiProcessorCount) * 8));
+  run_gradient_kernel<<<run_blocks, gpu::column_threads(a.stride), 0, s>>>(
+      g, keys.Current(), ordinals.Current(), a.delta, a.gradient, a.stride, a.scale);
+  DSSTNE_LAUNCH_CHECK();
+}
+
+void CudaBackend::clear_rows(const ClearRowsArgs& a) {
+  if (a.batch.rows == 0 || a.stride == 0) return;
+  bind();
+  clear_rows_kernel<<<gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
+  DSSTNE_LAUNCH_CHECK();
+}
+
+}  // namespace dsstne
