@@ -9,6 +9,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/dsstne-gpu}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+# The system compilers: a toolchain that links libstdc++ statically into the extension (seen with a
+# custom /opt/gcc) breaks iostreams and exceptions once a second libstdc++ is in the process.
+export CC=/usr/bin/gcc CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++
 if ls "$repo"/.whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site "$repo"/.whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
@@ -16,7 +19,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 echo "== build"
 t0=$(date +%s)
-(cd "$repo" && DSSTNE_CUDA=ON DSSTNE_CUDA_ARCHITECTURES=${ARCH:-90} \
+(cd "$repo" && rm -rf build && DSSTNE_CUDA=ON DSSTNE_CUDA_ARCHITECTURES=${ARCH:-90} \
   python3 -m pip install --no-build-isolation --no-deps -q . >"$out/build.log" 2>&1) || { tail -40 "$out/build.log"; exit 1; }
 echo "built in $(( $(date +%s) - t0 )) s"
 cd /tmp  # import the installed package, not the source tree

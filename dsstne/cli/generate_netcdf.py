@@ -1,9 +1,9 @@
-"""Convert a text dataset (file or directory) into a DSSTNE NetCDF file, as the original generateNetCDF.
+r"""Convert a text dataset (file or directory) into a DSSTNE NetCDF file, as the original generateNetCDF.
 
 Usage: generateNetCDF -d <dataset_name> -i <input_text_file> -o <output_netcdf_file> -f <features_index>
 -s <samples_index> [-c] [-m] [-t indicator|analog]
 
-Input lines are ``<sample>\\t<feature>[,<value>]:<feature>[,<value>]:...``. Without -c the feature index
+Input lines are ``<sample>\t<feature>[,<value>]:<feature>[,<value>]:...``. Without -c the feature index
 file must exist; features it does not list are dropped unless -m merges them in. The sample index is read
 if it exists and rewritten when new samples appear.
 """
@@ -29,7 +29,8 @@ Usage: generateNetCDF -d <dataset_name> -i <input_text_file> -o <output_netcdf_f
     -m : if set, we'll merge the feature index with new features found in the input_text_file. \
 (Cannot be used with -c).
     -c : if set, we'll create a new feature index from scratch. (Cannot be used with -m).
-    -t type: (default = 'indicator') the type of dataset to generate. Valid values are: ['indicator', 'analog'].
+    -t type: (default = 'indicator') the type of dataset to generate. Valid values are: \
+['indicator', 'analog'].
 """
 
 _REQUIRED = (
@@ -50,15 +51,22 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-s", dest="samples", required=True, help="sample index file")
     parser.add_argument("-c", dest="create", action="store_true", help="create a new feature index")
     parser.add_argument("-m", dest="merge", action="store_true", help="merge new features into the index")
-    parser.add_argument("-t", dest="type", default="indicator", choices=("indicator", "analog"),
-                        help="indicator (Boolean) or analog (with values); default indicator")
+    parser.add_argument(
+        "-t",
+        dest="type",
+        default="indicator",
+        choices=("indicator", "analog"),
+        help="indicator (Boolean) or analog (with values); default indicator",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the conversion; returns 0, or 1 for usage errors (errors of the data raise DsstneError)."""
     if args.create and args.merge:
-        print("Error: Cannot create (-c) and update existing (-m) feature index. Please select only one.",
-              file=sys.stderr)
+        print(
+            "Error: Cannot create (-c) and update existing (-m) feature index. Please select only one.",
+            file=sys.stderr,
+        )
         return 1
     if args.create:
         print(f"Flag -c is set. Will create a new feature file and overwrite: {args.features}")
@@ -70,14 +78,23 @@ def run(args: argparse.Namespace) -> int:
     def echo(line: str) -> None:
         print(line, file=sys.stderr if "Warning" in line else sys.stdout, flush=True)
 
-    generate_netcdf(args.input, args.output, args.name, args.features, args.samples, create=args.create,
-                    merge=args.merge, kind=args.type, echo=echo)
+    generate_netcdf(
+        args.input,
+        args.output,
+        args.name,
+        args.features,
+        args.samples,
+        create=args.create,
+        merge=args.merge,
+        kind=args.type,
+        echo=echo,
+    )
     print(f"Total time for generating NetCDF: {time.perf_counter() - t0:.6f} secs. ")
     return 0
 
 
 def _value(argv: Sequence[str], flag: str) -> str | None:
-    """The token after `flag` (the original's getRequiredArgValue / getOptionalArgValue)."""
+    """Return the token after `flag`, as the original's getRequiredArgValue / getOptionalArgValue."""
     for k, token in enumerate(argv):
         if token == flag and k + 1 < len(argv):
             return argv[k + 1]
@@ -102,8 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if kind not in ("indicator", "analog"):
         print(f"Error: Unknown dataset type [{kind}]. Please select one of {{indicator,analog}}")
         return 1
-    args = argparse.Namespace(name=values["-d"], input=values["-i"], output=values["-o"], features=values["-f"],
-                              samples=values["-s"], create="-c" in argv, merge="-m" in argv, type=kind)
+    args = argparse.Namespace(
+        name=values["-d"],
+        input=values["-i"],
+        output=values["-o"],
+        features=values["-f"],
+        samples=values["-s"],
+        create="-c" in argv,
+        merge="-m" in argv,
+        type=kind,
+    )
     if args.create and args.merge:
         print(_USAGE)
     try:

@@ -45,7 +45,15 @@ __all__ = [
 
 #: Element types the original's loader accepts (LLInt, ULLInt and RGB16 abort with "invalid dataset type").
 READABLE_TYPES = frozenset(
-    {DataType.UInt, DataType.Int, DataType.Float, DataType.Double, DataType.RGB8, DataType.UChar, DataType.Char}
+    {
+        DataType.UInt,
+        DataType.Int,
+        DataType.Float,
+        DataType.Double,
+        DataType.RGB8,
+        DataType.UChar,
+        DataType.Char,
+    }
 )
 
 # In-memory element type of each readable DataType (the original's template argument; Int is C `long`).
@@ -117,7 +125,7 @@ def stored_as(dataset: DataSet) -> StoredAs | None:
 
 
 def _to_float(raw: np.ndarray, data_type: DataType, role: str, dense: bool) -> np.ndarray:
-    """Stored values -> the float32 values the engine sees (the original's kernel conversions)."""
+    """Convert stored values to the float32 values the engine sees (the original's kernel conversions)."""
     x = raw.astype(np.float32)
     if role == "raw":
         return x
@@ -265,7 +273,9 @@ class _Reader:
                 raise self.fail(f"variable '{name}' ({what}) must hold integers, not {data.dtype}")
         if data.size and (data.min() < 0 or data.max() > limit):
             bad = int(np.flatnonzero((data < 0) | (data > limit))[0])
-            raise self.fail(f"variable '{name}' ({what}): value {data[bad]} at position {bad} is out of range")
+            raise self.fail(
+                f"variable '{name}' ({what}): value {data[bad]} at position {bad} is out of range"
+            )
         return data
 
 
@@ -303,7 +313,9 @@ def read_dataset(path: str | os.PathLike[str], name: str | None = None, *, role:
     if name is None:
         if len(sets) != 1:
             names = ", ".join(repr(s.name) for s in sets)
-            raise FormatError(f"{os.fspath(path)}: holds {len(sets)} datasets ({names}); name the one to read")
+            raise FormatError(
+                f"{os.fspath(path)}: holds {len(sets)} datasets ({names}); name the one to read"
+            )
         return sets[0]
     for s in sets:
         if s.name == name:
@@ -398,7 +410,9 @@ def _read_one(r: _Reader, n: int, role: str) -> DataSet:
             bad = np.flatnonzero((cols < 0) | (cols >= stride) | (cols != np.floor(cols)))
             if bad.size:
                 e = int(bad[0])
-                raise fail(f"dense Boolean data 'data{n}': column {raw[e]} of example {e} is not in [0, {stride})")
+                raise fail(
+                    f"dense Boolean data 'data{n}': column {raw[e]} of example {e} is not in [0, {stride})"
+                )
             one = _to_float(np.ones(1, _NUMPY[data_type]), data_type, role, True)[0]
             zero = _to_float(np.zeros(1, _NUMPY[data_type]), data_type, role, True)[0]
             data = np.full((unique, stride), zero, dtype=np.float32)
@@ -454,8 +468,9 @@ def _read_one(r: _Reader, n: int, role: str) -> DataSet:
     return ds
 
 
-def _check_sparse_index(fail: Any, n: int, start: np.ndarray, end: np.ndarray, index: np.ndarray,
-                        stride: int) -> None:
+def _check_sparse_index(
+    fail: Any, n: int, start: np.ndarray, end: np.ndarray, index: np.ndarray, stride: int
+) -> None:
     """Every datapoint an example lists must be a unit of the set (index < width*height*length)."""
     over = index >= stride
     if not over.any():
@@ -470,14 +485,15 @@ def _check_sparse_index(fail: Any, n: int, start: np.ndarray, end: np.ndarray, i
         k = int(hit[0])
         p = int(positions[k])
         raise fail(
-            f"variable 'sparseIndex{n}': example {int(owners[k])} lists unit {int(index[p])} (datapoint {p}), "
-            f"but the set has only {stride} units"
+            f"variable 'sparseIndex{n}': example {int(owners[k])} lists unit {int(index[p])} "
+            f"(datapoint {p}), but the set has only {stride} units"
         )
 
 
-def _convert(raw: np.ndarray, data_type: DataType, role: str, dense: bool, fail: Any,
-             var: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stored values (any NetCDF type) -> (float32 engine values, exact stored values when float32 loses them)."""
+def _convert(
+    raw: np.ndarray, data_type: DataType, role: str, dense: bool, fail: Any, var: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convert stored values (any NetCDF type) to float32; also return them when float32 cannot hold them."""
     typed = _cast(raw, data_type, fail, var)
     values = _to_float(typed, data_type, role, dense)
     if data_type == DataType.Float and not np.all(np.isfinite(values)):
@@ -512,7 +528,9 @@ def _cast(raw: np.ndarray, data_type: DataType, fail: Any, var: str) -> np.ndarr
 
 
 def renormalized(dataset: DataSet, role: str) -> DataSet:
-    """The same data set with its Char/UChar values converted for another `role` ("input", "target", "raw").
+    """Return the data set with its Char/UChar values converted for another `role`.
+
+    `role` is "input", "target" or "raw".
 
     Sets of other element types, and sets not read from a file, are returned unchanged.
     """
@@ -629,8 +647,9 @@ def _plan(ds: DataSet, requested: DataType | str | None) -> _Plan:
             nonzero = raw != 0
             if not (np.all(nonzero.sum(axis=1) == 1) and np.all(raw[nonzero] == 1)):
                 raise DataError(f"{what}: dense Boolean rows must hold exactly one 1 (one-hot) to be written")
-            values = np.argmax(nonzero, axis=1).astype(_NUMPY[data_type] if data_type != DataType.Int
-                                                        else np.int32)
+            values = np.argmax(nonzero, axis=1).astype(
+                _NUMPY[data_type] if data_type != DataType.Int else np.int32
+            )
             attributes |= int(DataSetAttributes.Boolean)
         else:
             values = _typed(data.reshape(-1), data_type, role, True, st, what)
@@ -640,14 +659,19 @@ def _plan(ds: DataSet, requested: DataType | str | None) -> _Plan:
     return _Plan(ds, data_type, attributes, st.kind if st is not None else 0, dims, offsets, values, unique)
 
 
-def _typed(x: np.ndarray, data_type: DataType, role: str, dense: bool, st: StoredAs | None,
-           what: str) -> np.ndarray:
+def _typed(
+    x: np.ndarray, data_type: DataType, role: str, dense: bool, st: StoredAs | None, what: str
+) -> np.ndarray:
     if st is not None and st.exact is not None and st.data_type == data_type:
         # float32 cannot hold the stored values exactly: keep them while the set's values are unchanged
         exact = st.exact
-        if exact.size == x.size and np.array_equal(exact.astype(np.float32).reshape(-1),
-                                                   np.asarray(x, np.float32).reshape(-1)):
-            return exact.reshape(-1)
+        if exact.size == x.size and np.array_equal(
+            exact.astype(np.float32).reshape(-1), np.asarray(x, np.float32).reshape(-1)
+        ):
+            out = exact.reshape(-1)
+            if out.dtype == np.int64 and (not out.size or (out.min() >= -(2**31) and out.max() < 2**31)):
+                out = out.astype(np.int32)  # the original writes Int as NetCDF int
+            return out
     return _from_float(x, data_type, role, dense, what)
 
 

@@ -2,10 +2,10 @@
 
 Everything is a global attribute except the weight, bias and batch-norm arrays (reference inventory,
 section 3): network attributes (``version``, ``name``, ``kind``, ``errorFunction``, ...), per-layer
-attributes prefixed ``layer<i>_``, per-connection attributes and variables prefixed ``weight<j>_``. Weights are
-stored row-major ``[input unit][output unit]`` (``weight<j>_weights``, ``width`` = output units, ``height`` =
-input units), biases per output unit; shared connections store their bias and the name of the connection
-whose matrix they reuse. Files are NetCDF-4, as the original's ``NcFile::replace`` writes them.
+attributes prefixed ``layer<i>_``, per-connection attributes and variables prefixed ``weight<j>_``.
+Weights are stored row-major ``[input unit][output unit]`` (``weight<j>_weights``, ``width`` = output units,
+``height`` = input units), biases per output unit; shared connections store their bias and the name of the
+connection whose matrix they reuse. Files are NetCDF-4, as the original's ``NcFile::replace`` writes them.
 
 A file written here satisfies every "required" rule of the original's reader, and a file in the original's
 layout reads here. What the original does not save, but an exact resume needs, goes into extra items the
@@ -46,7 +46,7 @@ from ..enums import (
     PoolingFunction,
     WeightInit,
 )
-from ..errors import DataError, FormatError
+from ..errors import DataError
 from .atomic import atomic_path
 from .dataset_netcdf import _open, _Reader
 
@@ -72,7 +72,7 @@ FORMAT_VERSION = 1
 
 
 def checkpoint_path(name: str | os.PathLike[str], epoch: int) -> str:
-    """The file the original's ``Train`` writes a checkpoint to: ``<name><epoch>.nc`` (e.g. ``gl.nc10.nc``)."""
+    """Name a checkpoint file as the original's ``Train`` does: ``<name><epoch>.nc`` (``gl.nc10.nc``)."""
     return f"{os.fspath(name)}{int(epoch)}.nc"
 
 
@@ -118,8 +118,9 @@ class ModelFile:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def weight_shape(d: NetworkDescriptor, w: WeightDescriptor) -> tuple[tuple[int, int, int, int, int], tuple[int, ...],
-                                                                        int]:
+def weight_shape(
+    d: NetworkDescriptor, w: WeightDescriptor
+) -> tuple[tuple[int, int, int, int, int], tuple[int, ...], int]:
     """(width, height, length, depth, breadth) attributes, array shape and bias length of a connection.
 
     Follows the original's ``NNWeight`` constructor (single process): fully connected ``width`` = output
@@ -148,7 +149,7 @@ def write_model(path: str | os.PathLike[str], model: ModelFile) -> None:
     """Write `model` in the original's layout (atomically: a failure leaves any previous file intact)."""
     d = model.descriptor
     if not d.resolved:
-        raise DataError("the network's sizes are not final (N \"auto\" unresolved): bind its datasets first")
+        raise DataError('the network\'s sizes are not final (N "auto" unresolved): bind its datasets first')
     arrays = _check_arrays(model)
     import netCDF4
 
@@ -186,8 +187,10 @@ def _check_arrays(model: ModelFile) -> list[tuple[np.ndarray | None, np.ndarray]
                 raise DataError(f"no weights for connection {key[0]} -> {key[1]}")
             matrix = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
             if matrix.shape[0] != int(np.prod(shape)):
-                raise DataError(f"weights of {key[0]} -> {key[1]} have {matrix.shape[0]} values, "
-                                f"expected {int(np.prod(shape))} ({' x '.join(map(str, shape))})")
+                raise DataError(
+                    f"weights of {key[0]} -> {key[1]} have {matrix.shape[0]} values, "
+                    f"expected {int(np.prod(shape))} ({' x '.join(map(str, shape))})"
+                )
         out.append((matrix, bias))
     for layer in d.layers:
         if layer.batch_normalization and layer.name not in model.batch_norm:
@@ -254,13 +257,23 @@ def _write_layer(nc: Any, i: int, ly: LayerDescriptor, model: ModelFile) -> None
     put(p + "type", np.uint32(int(ly.type)))
     put(p + "poolingfunction", np.uint32(int(ly.pooling_function)))
     put(p + "dataSet", ly.dataset)
-    for key, value in (("Nx", ly.nx), ("Ny", ly.ny), ("Nz", ly.nz), ("Nw", ly.nw), ("dimensions", ly.dimensions),
-                       ("kernelX", ly.kernel[0]), ("kernelY", ly.kernel[1]), ("kernelZ", ly.kernel[2]),
-                       ("kernelDimensions", ly.kernel_dimensions),
-                       ("kernelStrideX", ly.kernel_stride[0]), ("kernelStrideY", ly.kernel_stride[1]),
-                       ("kernelStrideZ", ly.kernel_stride[2]),
-                       ("kernelPaddingX", ly.kernel_padding[0]), ("kernelPaddingY", ly.kernel_padding[1]),
-                       ("kernelPaddingZ", ly.kernel_padding[2])):
+    for key, value in (
+        ("Nx", ly.nx),
+        ("Ny", ly.ny),
+        ("Nz", ly.nz),
+        ("Nw", ly.nw),
+        ("dimensions", ly.dimensions),
+        ("kernelX", ly.kernel[0]),
+        ("kernelY", ly.kernel[1]),
+        ("kernelZ", ly.kernel[2]),
+        ("kernelDimensions", ly.kernel_dimensions),
+        ("kernelStrideX", ly.kernel_stride[0]),
+        ("kernelStrideY", ly.kernel_stride[1]),
+        ("kernelStrideZ", ly.kernel_stride[2]),
+        ("kernelPaddingX", ly.kernel_padding[0]),
+        ("kernelPaddingY", ly.kernel_padding[1]),
+        ("kernelPaddingZ", ly.kernel_padding[2]),
+    ):
         put(p + key, np.uint32(value))
     put(p + "pDropout", _f32(ly.p_dropout))
     put(p + "weightInit", np.uint32(int(ly.weight_init.scheme)))
@@ -290,24 +303,27 @@ def _write_layer(nc: Any, i: int, ly: LayerDescriptor, model: ModelFile) -> None
         put(f"{p}skip{k}", s)
     if ly.batch_normalization:
         bn = model.batch_norm[ly.name]
-        arrays = [np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
-                  for a in (bn.scale, bn.bias, bn.running_mean, bn.running_variance)]
+        arrays = [
+            np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
+            for a in (bn.scale, bn.bias, bn.running_mean, bn.running_variance)
+        ]
         if len({a.shape[0] for a in arrays}) != 1:
             raise DataError(f"batch-norm arrays of layer '{ly.name}' differ in length")
         nc.createDimension(p + "bnDim", arrays[0].shape[0])
-        for name, a in zip(("scaleBN", "biasBN", "runningMeanBN", "runningVarianceBN"), arrays):
+        for name, a in zip(("scaleBN", "biasBN", "runningMeanBN", "runningVarianceBN"), arrays, strict=True):
             var = nc.createVariable(p + name, "f4", (p + "bnDim",), fill_value=False)
             var[:] = a
 
 
-def _write_weight(nc: Any, j: int, w: WeightDescriptor, arrays: tuple[np.ndarray | None, np.ndarray],
-                  model: ModelFile) -> None:
+def _write_weight(
+    nc: Any, j: int, w: WeightDescriptor, arrays: tuple[np.ndarray | None, np.ndarray], model: ModelFile
+) -> None:
     p = f"weight{j}_"
     put = nc.setncattr
     dims, _shape, _bias = weight_shape(model.descriptor, w)
     put(p + "inputLayer", w.input_layer)
     put(p + "outputLayer", w.output_layer)
-    for key, value in zip(("width", "height", "length", "depth", "breadth"), dims):
+    for key, value in zip(("width", "height", "length", "depth", "breadth"), dims, strict=True):
         put(p + key, np.uint64(value))
     put(p + "bShared", np.uint32(w.shared))
     put(p + "bLocked", np.uint32(0))
@@ -343,7 +359,9 @@ def _enum(r: _Reader, name: str, what: str, enum: Any) -> Any:
     try:
         return enum(value)
     except ValueError:
-        raise r.fail(f"attribute '{name}' ({what}) holds {value}, which is not a valid {enum.__name__}") from None
+        raise r.fail(
+            f"attribute '{name}' ({what}) holds {value}, which is not a valid {enum.__name__}"
+        ) from None
 
 
 def _scalar_var(nc: Any, name: str) -> int | None:
@@ -432,7 +450,9 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
     for i, ly in enumerate(layers):
         for ref in ly.sources + ly.skips:
             if ref not in names:
-                raise r.fail(f"layer{i} ('{ly.name}') refers to layer {ref!r}, which the file does not define")
+                raise r.fail(
+                    f"layer{i} ('{ly.name}') refers to layer {ref!r}, which the file does not define"
+                )
 
     n_weights = r.int_att("weights", "weight (connection) count")
     weights: list[WeightDescriptor] = []
@@ -449,7 +469,9 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
     for w in weights:
         if w.shared:
             shared.setdefault(w.output_layer, []).append(
-                SharedWeightDescriptor(w.source_input_layer, w.source_output_layer, w.input_layer, w.transposed)
+                SharedWeightDescriptor(
+                    w.source_input_layer, w.source_output_layer, w.input_layer, w.transposed
+                )
             )
     layers = [_replace(ly, shared_weights=tuple(shared.get(ly.name, ()))) for ly in layers]
     desc = NetworkDescriptor(layers=tuple(layers), weights=tuple(weights), path=path, **values)
@@ -465,7 +487,7 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
         optimizer=optimizer,
     )
     unshared = {(w.input_layer, w.output_layer) for w in weights if not w.shared}
-    for j, (w, (matrix, bias)) in enumerate(zip(weights, raw)):
+    for j, (w, (matrix, bias)) in enumerate(zip(weights, raw, strict=True)):
         key = (w.input_layer, w.output_layer)
         dims, shape, bias_len = weight_shape(desc, w)
         if bias.shape[0] != bias_len:
@@ -473,14 +495,18 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
         model.biases[key] = bias
         if w.shared:
             if (w.source_input_layer, w.source_output_layer) not in unshared:
-                raise r.fail(f"weight{j} shares the weights of {w.source_input_layer} -> {w.source_output_layer}, "
-                             "which the file does not store")
+                raise r.fail(
+                    f"weight{j} shares the weights of {w.source_input_layer} -> {w.source_output_layer}, "
+                    "which the file does not store"
+                )
             continue
         assert matrix is not None
         size = int(np.prod(shape))
         if matrix.shape[0] != size:
-            raise r.fail(f"variable 'weight{j}_weights' has {matrix.shape[0]} values; {key[0]} -> {key[1]} needs "
-                         f"{size} ({' x '.join(map(str, shape))})")
+            raise r.fail(
+                f"variable 'weight{j}_weights' has {matrix.shape[0]} values; {key[0]} -> {key[1]} needs "
+                f"{size} ({' x '.join(map(str, shape))})"
+            )
         model.weights[key] = matrix.reshape(shape)
     for name in ("epochs", "batches", "batch", "seed"):
         value = _scalar_var(nc, "dsstne_" + name)
@@ -538,8 +564,10 @@ def _read_layer(r: _Reader, i: int, penalty_on: bool) -> tuple[LayerDescriptor, 
     bn = None
     if attributes & LayerAttributes.BatchNormalization:
         size = r.dim(p + "bnDim", f"batch-norm size of {what}")
-        arrays = [r.var(p + key, f"batch-norm {key} of {what}", size).astype(np.float32)
-                  for key in ("scaleBN", "biasBN", "runningMeanBN", "runningVarianceBN")]
+        arrays = [
+            r.var(p + key, f"batch-norm {key} of {what}", size).astype(np.float32)
+            for key in ("scaleBN", "biasBN", "runningMeanBN", "runningVarianceBN")
+        ]
         bn = BatchNormState(*arrays)
     layer = LayerDescriptor(
         name=name,
@@ -577,8 +605,9 @@ def _read_layer(r: _Reader, i: int, penalty_on: bool) -> tuple[LayerDescriptor, 
     return layer, bn
 
 
-def _read_weight(nc: Any, r: _Reader, j: int, names: list[str]) -> tuple[WeightDescriptor, np.ndarray | None,
-                                                                         np.ndarray, dict[str, np.ndarray]]:
+def _read_weight(
+    nc: Any, r: _Reader, j: int, names: list[str]
+) -> tuple[WeightDescriptor, np.ndarray | None, np.ndarray, dict[str, np.ndarray]]:
     p = f"weight{j}_"
     what = f"weight {j}"
     src = r.str_att(p + "inputLayer", f"input layer of {what}")
@@ -606,9 +635,18 @@ def _read_weight(nc: Any, r: _Reader, j: int, names: list[str]) -> tuple[WeightD
     extra = {}
     for name in nc.variables:
         if name.startswith(p + "dsstne_"):
-            extra[name[len(p) + len("dsstne_"):]] = r.var(name, f"optimiser state of {what}").astype(np.float32)
-    w = WeightDescriptor(src, dst, shared=shared, transposed=transposed, source_input_layer=source_in,
-                         source_output_layer=source_out, norm=norm)
+            extra[name[len(p) + len("dsstne_") :]] = r.var(name, f"optimiser state of {what}").astype(
+                np.float32
+            )
+    w = WeightDescriptor(
+        src,
+        dst,
+        shared=shared,
+        transposed=transposed,
+        source_input_layer=source_in,
+        source_output_layer=source_out,
+        norm=norm,
+    )
     return w, matrix, bias, extra
 
 
@@ -628,8 +666,13 @@ def save_network(
     `checkpoint` is (name, interval, epochs since the last checkpoint) as the original records them.
     """
     d = network.descriptor
-    model = ModelFile(descriptor=d, epochs=network.epochs_done, batches=network.batches_done,
-                      batch=network.batch, seed=network.seed)
+    model = ModelFile(
+        descriptor=d,
+        epochs=network.epochs_done,
+        batches=network.batches_done,
+        batch=network.batch,
+        seed=network.seed,
+    )
     if checkpoint is not None:
         model.checkpoint_name, model.checkpoint_interval, model.checkpoint_epochs = checkpoint
     for w in d.weights:
@@ -684,8 +727,9 @@ class Checkpointer:
     value, False to stop, is passed on).
     """
 
-    def __init__(self, network: Network, name: str | os.PathLike[str], interval: int,
-                 then: Any = None) -> None:
+    def __init__(
+        self, network: Network, name: str | os.PathLike[str], interval: int, then: Any = None
+    ) -> None:
         """Save `network` every `interval` epochs under `name`."""
         if not isinstance(interval, int) or interval <= 0:
             raise DataError(f"checkpoint interval must be a positive integer, not {interval!r}")

@@ -54,7 +54,9 @@ class MovieLensData:
     users: np.ndarray  # MovieLens user id of each example (row)
     items: np.ndarray  # MovieLens movie id of each unit (feature index)
 
-    def save_indexes(self, feature_index: str | os.PathLike[str], sample_index: str | os.PathLike[str]) -> None:
+    def save_indexes(
+        self, feature_index: str | os.PathLike[str], sample_index: str | os.PathLike[str]
+    ) -> None:
         """Write the feature (movie) and sample (user) index files ``generateNetCDF`` would write."""
         save_index(feature_index, {str(m): i for i, m in enumerate(self.items.tolist())})
         save_index(sample_index, {str(u): i for i, u in enumerate(self.users.tolist())})
@@ -72,7 +74,9 @@ def _layout(path: str, layout: str | None) -> str:
         return "dat"
     if base.endswith(".data") or base.startswith("u"):
         return "udata"
-    raise FormatError(f"{path}: cannot tell the MovieLens layout from the name (pass layout='csv', 'udata' or 'dat')")
+    raise FormatError(
+        f"{path}: cannot tell the MovieLens layout from the name (pass layout='csv', 'udata' or 'dat')"
+    )
 
 
 def read_ratings(path: str | os.PathLike[str], *, layout: str | None = None) -> Ratings:
@@ -106,8 +110,15 @@ def read_ratings(path: str | os.PathLike[str], *, layout: str | None = None) -> 
                     raise ValueError("field count")
                 table = numbers.reshape(-1, 4)
             else:
-                table = np.loadtxt(path, delimiter="," if kind == "csv" else None, skiprows=first_line - 1,
-                                   dtype=np.float64, ndmin=2, comments=None, encoding="utf-8")
+                table = np.loadtxt(
+                    path,
+                    delimiter="," if kind == "csv" else None,
+                    skiprows=first_line - 1,
+                    dtype=np.float64,
+                    ndmin=2,
+                    comments=None,
+                    encoding="utf-8",
+                )
                 if table.size and table.shape[1] != 4:
                     raise ValueError("field count")
         except (ValueError, DeprecationWarning):
@@ -117,7 +128,9 @@ def read_ratings(path: str | os.PathLike[str], *, layout: str | None = None) -> 
     ids = table[:, :2]
     if table.size and (np.any(ids < 0) or np.any(ids != np.floor(ids))):
         row = int(np.flatnonzero(np.any((ids < 0) | (ids != np.floor(ids)), axis=1))[0])
-        raise FormatError(f"{path}: line {row + first_line}: user and movie ids must be non-negative integers")
+        raise FormatError(
+            f"{path}: line {row + first_line}: user and movie ids must be non-negative integers"
+        )
     return Ratings(
         users=table[:, 0].astype(np.int64),
         items=table[:, 1].astype(np.int64),
@@ -173,21 +186,27 @@ def ratings_to_text(
     vals = _value_column(r, value)
     n = len(r)
     if n == 0:
-        raise FormatError(f"{os.fspath(source) if not isinstance(source, Ratings) else '<ratings>'}: no ratings")
+        raise FormatError(
+            f"{os.fspath(source) if not isinstance(source, Ratings) else '<ratings>'}: no ratings"
+        )
     breaks = np.flatnonzero(r.users[1:] != r.users[:-1]) + 1
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [n]))
-    items = r.items.astype(str)
+    items = r.items.tolist()
     if vals is None:
-        tokens = items
+        tok = list(map(str, items))
     else:
-        text_vals = vals.astype(str) if vals.dtype.kind in "iu" else np.array([repr(float(v)) for v in vals])
-        tokens = np.char.add(np.char.add(items, ","), text_vals)
-    users = r.users[starts].astype(str)
+        # integers print as integers; ratings with repr (3.5, 4.0), the shortest exact decimal
+        text_vals = (
+            map(str, vals.tolist()) if vals.dtype.kind in "iu" else map(repr, vals.astype(float).tolist())
+        )
+        tok = [f"{i},{v}" for i, v in zip(items, text_vals, strict=True)]
+    users = r.users[starts].tolist()
     with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        tok = tokens.tolist()
-        for u, a, b in zip(users.tolist(), starts.tolist(), ends.tolist()):
-            f.write(f"{u}\t{':'.join(tok[a:b])}\n")
+        f.writelines(
+            f"{u}\t{':'.join(tok[a:b])}\n"
+            for u, a, b in zip(users, starts.tolist(), ends.tolist(), strict=True)
+        )
     return int(starts.shape[0])
 
 

@@ -1,10 +1,10 @@
-"""DSSTNE's text data format, its index files, and the ``generateNetCDF`` conversion.
+r"""DSSTNE's text data format, its index files, and the ``generateNetCDF`` conversion.
 
 Text format (one sample per line, read by the original's ``generateNetCDF``)::
 
-    <sample label>\\t<feature>[,<value>]:<feature>[,<value>]:...
+    <sample label>\t<feature>[,<value>]:<feature>[,<value>]:...
 
-Index files map labels to indices, one ``<label>\\t<index>`` per line. The rules follow the original
+Index files map labels to indices, one ``<label>\t<index>`` per line. The rules follow the original
 (``utils/NetCDFhelper.cpp``; reference inventory sections 2.5, 2.6, 4.1):
 
 * empty lines are skipped; a line without a TAB is skipped with a warning naming the line;
@@ -16,7 +16,7 @@ Index files map labels to indices, one ``<label>\\t<index>`` per line. The rules
 * examples are emitted in ascending sample-index order; within an example, features keep line order;
 * the width is the number of features rounded up to a multiple of 128.
 
-Differences, all on input the original mishandles: a trailing ``\\r`` (Windows line ends) is removed; a
+Differences, all on input the original mishandles: a trailing ``\r`` (Windows line ends) is removed; a
 value that is not a number is an error naming file and line (the original dies with an uncaught
 exception); an index file with a non-numeric index is an error (the original reads it as 0); index files
 are written sorted by index (the original writes hash-map order) and atomically.
@@ -24,6 +24,7 @@ are written sorted by index (the original writes hash-map order) and atomically.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -58,7 +59,7 @@ _FLOAT_PREFIX = re.compile(
 
 
 def round_up_width(features: int) -> int:
-    """The original's ``roundUpMaxIndex``: round a feature count up to a multiple of 128."""
+    """Round a feature count up to a multiple of 128 (the original's ``roundUpMaxIndex``)."""
     return ((int(features) + 127) >> 7) << 7
 
 
@@ -76,7 +77,7 @@ def _split(s: str, sep: str) -> list[str]:
 
 
 def load_index(path: str | os.PathLike[str], into: dict[str, int] | None = None) -> dict[str, int]:
-    """Read an index file (``label\\tindex`` lines) into `into` (a new dict by default).
+    """Read an index file (``label<TAB>index`` lines) into `into` (a new dict by default).
 
     Raises:
         FormatError: the file cannot be read, a line does not hold exactly a non-empty label and an
@@ -95,18 +96,25 @@ def load_index(path: str | os.PathLike[str], into: dict[str, int] | None = None)
             for lineno, line in enumerate(f, 1):
                 parts = _split(line.rstrip("\n").rstrip("\r"), "\t")
                 if len(parts) != 2 or not parts[0]:
-                    raise FormatError(f"{path}: line {lineno} contains invalid data (expected 'label<TAB>index')")
+                    raise FormatError(
+                        f"{path}: line {lineno} contains invalid data (expected 'label<TAB>index')"
+                    )
                 label, text = parts
                 try:
                     value = int(text)
                 except ValueError:
-                    raise FormatError(f"{path}: line {lineno}: index {text!r} of label {label!r} is not an integer")\
-                        from None
+                    raise FormatError(
+                        f"{path}: line {lineno}: index {text!r} of label {label!r} is not an integer"
+                    ) from None
                 if not 0 <= value <= 0xFFFFFFFF:
-                    raise FormatError(f"{path}: line {lineno}: index {value} of label {label!r} is out of range")
+                    raise FormatError(
+                        f"{path}: line {lineno}: index {value} of label {label!r} is out of range"
+                    )
                 if label in first_line or (into is not None and label in index):
                     where = f"line {first_line[label]}" if label in first_line else "an index loaded before"
-                    raise FormatError(f"{path}: line {lineno}: duplicate label {label!r} (already on {where})")
+                    raise FormatError(
+                        f"{path}: line {lineno}: duplicate label {label!r} (already on {where})"
+                    )
                 first_line[label] = lineno
                 index[label] = value
         except UnicodeDecodeError as e:
@@ -115,7 +123,7 @@ def load_index(path: str | os.PathLike[str], into: dict[str, int] | None = None)
 
 
 def save_index(path: str | os.PathLike[str], index: Mapping[str, int]) -> None:
-    """Write an index file atomically, one ``label\\tindex`` per line, sorted by index."""
+    """Write an index file atomically, one ``label<TAB>index`` per line, sorted by index."""
     for label in index:
         if not label or "\t" in label or "\n" in label:
             raise DataError(f"{os.fspath(path)}: label {label!r} cannot be written to an index file")
@@ -132,7 +140,7 @@ def save_index(path: str | os.PathLike[str], index: Mapping[str, int]) -> None:
 class ParsedSamples:
     """Samples read from text: per sample index, the feature indices and values of its (last) line."""
 
-    rows: dict[int, tuple[list[int], list[float]]] = field(default_factory=dict)
+    rows: dict[int, tuple[Sequence[int], Sequence[float]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     features_updated: bool = False
     samples_updated: bool = False
@@ -156,6 +164,8 @@ class ParsedSamples:
 
 def _parse_value(text: str, source: str, lineno: int, feature: str) -> float:
     try:
+        if "_" in text:  # Python accepts 1_000, std::stof does not
+            raise ValueError(text)
         return float(text)
     except ValueError:
         m = _FLOAT_PREFIX.match(text)  # std::stof accepts a numeric prefix ("5abc" -> 5)
@@ -218,16 +228,21 @@ def parse_samples(
             feats.append(index)
             texts.append(text or "0")
         try:
+            if any("_" in t for t in texts):
+                raise ValueError("underscore")
             vals = list(map(float, texts))
         except ValueError:
             names = {v: k for k, v in features.items()}
-            vals = [_parse_value(t, source, lineno, names.get(f, str(f))) for f, t in zip(feats, texts, strict=True)]
+            vals = [
+                _parse_value(t, source, lineno, names.get(f, str(f)))
+                for f, t in zip(feats, texts, strict=True)
+            ]
         rows[sample] = (feats, vals)
     return out
 
 
 def list_input_files(path: str | os.PathLike[str]) -> list[str]:
-    """The files an input path names: the file itself, or a directory's regular files sorted by name."""
+    """List the files an input path names: the file itself, or a directory's regular files by name."""
     path = os.fspath(path)
     if os.path.isfile(path):
         return [path]
@@ -243,18 +258,125 @@ def read_samples(
     samples: dict[str, int],
     *,
     update_features: bool,
+    fast: bool = True,
 ) -> ParsedSamples:
-    """Parse every file of `path` (a file or a directory) in the text format."""
+    """Parse every file of `path` (a file or a directory) in the text format.
+
+    Well-formed files take a vectorised path (`fast`); others, or ``fast=False``, are parsed line by line
+    with the same result.
+    """
     out = ParsedSamples()
     for file in list_input_files(path):
         try:
-            with open(file, encoding="utf-8", newline="\n") as f:
-                parse_samples(f, features, samples, update_features=update_features, source=file, into=out)
+            with open(file, encoding="utf-8", newline="") as f:
+                text = f.read()
         except UnicodeDecodeError as e:
             raise FormatError(f"{file}: not a UTF-8 text file ({e})") from e
         except OSError as e:
             raise FormatError(f"{file}: cannot read: {e.strerror or e}") from e
+        if not (fast and _parse_fast(text, features, samples, update_features, out)):
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            parse_samples(lines, features, samples, update_features=update_features, source=file, into=out)
     return out
+
+
+_NAME = r"[^,:\t\r\n]+"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_FAST_PAIRS = re.compile(f"{_NAME},{_NUMBER}(?::{_NAME},{_NUMBER})*")
+_FAST_NAMES = re.compile(f"{_NAME}(?::{_NAME})*")
+_FAST_CHUNK = 1 << 21  # datapoints per chunk (bounds the temporary Python strings)
+
+
+def _parse_fast(
+    text: str, features: dict[str, int], samples: dict[str, int], update_features: bool, out: ParsedSamples
+) -> bool:
+    """Parse a well-formed file with whole-string operations; False (nothing changed) when not well-formed.
+
+    Well-formed: every line has a label, a TAB and at least one token; either every token is
+    ``name,number`` or no token has a value; no CR characters. Anything else (warnings, empty tokens,
+    odd values) takes :func:`parse_samples`, line by line. Both give identical results.
+    """
+    if "\r" in text:
+        return False
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    labels: list[str] = []
+    datas: list[str] = []
+    for line in lines:
+        label, tab, data = line.partition("\t")
+        if not tab or not data:
+            return False
+        labels.append(label)
+        datas.append(data)
+    if all(map(_FAST_PAIRS.fullmatch, datas)):
+        with_values = True
+    elif all(map(_FAST_NAMES.fullmatch, datas)):
+        with_values = False
+    else:
+        return False
+    counts = [d.count(":") + 1 for d in datas]
+    first = 0
+    while first < len(datas):  # nothing below can fail: commit chunk by chunk
+        last, total = first, 0
+        while last < len(datas) and (total < _FAST_CHUNK or last == first):
+            total += counts[last]
+            last += 1
+        _commit_fast(
+            labels[first:last],
+            datas[first:last],
+            counts[first:last],
+            with_values,
+            features,
+            samples,
+            update_features,
+            out,
+        )
+        first = last
+    return True
+
+
+def _commit_fast(
+    labels: list[str],
+    datas: list[str],
+    counts: list[int],
+    with_values: bool,
+    features: dict[str, int],
+    samples: dict[str, int],
+    update_features: bool,
+    out: ParsedSamples,
+) -> None:
+    big = ":".join(datas)
+    if with_values:
+        flat = big.replace(",", ":").split(":")
+        names = flat[0::2]
+        values = np.array(list(map(float, flat[1::2])), dtype=np.float32)
+    else:
+        names = big.split(":")
+        values = np.zeros(len(names), dtype=np.float32)
+    if update_features:
+        for name in dict.fromkeys(names):  # new features numbered in order of first appearance
+            if name not in features:
+                features[name] = len(features)
+                out.features_updated = True
+    index = np.array(list(map(features.get, names, itertools.repeat(-1))), dtype=np.int64)
+    per_line = np.asarray(counts, dtype=np.int64)
+    if index.size and index.min() < 0:  # features not in the index are dropped
+        keep = index >= 0
+        owner = np.repeat(np.arange(per_line.shape[0]), per_line)
+        per_line = np.bincount(owner[keep], minlength=per_line.shape[0])
+        index, values = index[keep], values[keep]
+    offsets = np.concatenate(([0], np.cumsum(per_line))).tolist()
+    rows = out.rows
+    for k, label in enumerate(labels):
+        sample = samples.get(label)
+        if sample is None:
+            sample = len(samples)
+            samples[label] = sample
+            out.samples_updated = True
+        rows[sample] = (index[offsets[k] : offsets[k + 1]], values[offsets[k] : offsets[k + 1]])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -338,7 +460,9 @@ def generate_netcdf(
             log.warning("%s", w)
     start, end, index, values, rows = parsed.to_csr()
     if index.shape[0] == 0:
-        raise FormatError(f"{os.fspath(input_path)}: no datapoints found (a sparse data set needs at least one)")
+        raise FormatError(
+            f"{os.fspath(input_path)}: no datapoints found (a sparse data set needs at least one)"
+        )
     count = max(len(features), int(index.max()) + 1)
     width = round_up_width(count)
     say(f"Raw max index is: {len(features)}")
@@ -363,8 +487,9 @@ def generate_netcdf(
     if output_path is not None:
         write_datasets(output_path, [ds])
         say(f"Created NetCDF file {os.fspath(output_path)} for dataset {dataset_name}")
-    return GenerateResult(ds, features, samples, rows, parsed.warnings, parsed.features_updated,
-                          parsed.samples_updated)
+    return GenerateResult(
+        ds, features, samples, rows, parsed.warnings, parsed.features_updated, parsed.samples_updated
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -390,19 +515,26 @@ def write_samples(
     if sample_labels is not None and len(sample_labels) != dataset.examples:
         raise DataError(f"{len(sample_labels)} sample labels for {dataset.examples} examples")
     csr = dataset.to_scipy()
-    if feature_labels is not None and len(feature_labels) < csr.shape[1] and csr.nnz and \
-            int(csr.indices.max()) >= len(feature_labels):
+    if (
+        feature_labels is not None
+        and len(feature_labels) < csr.shape[1]
+        and csr.nnz
+        and int(csr.indices.max()) >= len(feature_labels)
+    ):
         raise DataError(f"{len(feature_labels)} feature labels for units up to {int(csr.indices.max())}")
     with_values = (not dataset.is_boolean) if values is None else values
-    names = (np.asarray(feature_labels, dtype=object) if feature_labels is not None
-             else np.arange(csr.shape[1]).astype(str).astype(object))
+    names = (
+        np.asarray(feature_labels, dtype=object)
+        if feature_labels is not None
+        else np.arange(csr.shape[1]).astype(str).astype(object)
+    )
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for r in range(csr.shape[0]):
             lo, hi = csr.indptr[r], csr.indptr[r + 1]
             label = sample_labels[r] if sample_labels is not None else str(r)
             feats = names[csr.indices[lo:hi]]
             if with_values:
-                tokens = [f"{n},{float(v)!r}" for n, v in zip(feats, csr.data[lo:hi])]
+                tokens = [f"{n},{float(v)!r}" for n, v in zip(feats, csr.data[lo:hi], strict=True)]
             else:
                 tokens = list(feats)
             f.write(f"{label}\t{':'.join(tokens)}\n")
