@@ -143,7 +143,7 @@ __global__ void count_kernel(SparseData data, BatchRows batch, uint32_t rows_per
 }
 
 // Step 2 (one block): each enumerating block's first ordinal, and the datapoints to sort.
-__global__ void block_scan_kernel(const uint64_t* block_total, uint32_t blocks, uint64_t capacity,
+__global__ void __launch_bounds__(kScanThreads) block_scan_kernel(const uint64_t* block_total, uint32_t blocks, uint64_t capacity,
                                   uint64_t* block_base, uint32_t* used) {
   using Scan = cub::BlockScan<uint64_t, kScanThreads>;
   __shared__ typename Scan::TempStorage scan;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 
@@ -20,6 +21,7 @@ from dsstne.formats import (
     Checkpointer,
     ModelFile,
     checkpoint_path,
+    dataset_netcdf,
     model_netcdf,
     read_datasets,
     read_model,
@@ -122,6 +124,20 @@ def _att_type(value):
     if isinstance(value, str):
         return "S"
     return np.asarray(value).dtype.str[1:]
+
+
+def nc_att_info(path, name):
+    """(NetCDF type code, length) of a global attribute, from the C library (2 = NC_CHAR text)."""
+    lib = dataset_netcdf._libnetcdf()
+    if lib is None:
+        pytest.skip("NetCDF C library not found")
+    ncid, t, n = ctypes.c_int(), ctypes.c_int(), ctypes.c_size_t()
+    assert lib.nc_open(os.fspath(path).encode(), 0, ctypes.byref(ncid)) == 0
+    try:
+        assert lib.nc_inq_att(ncid, -1, name.encode(), ctypes.byref(t), ctypes.byref(n)) == 0, name
+    finally:
+        lib.nc_close(ncid)
+    return t.value, n.value
 
 
 def check_original_rules(path):
@@ -399,6 +415,9 @@ def test_save_load_predicts_identically(tmp_path):
     net.train(3, alpha=0.2)
     net.save(tmp_path / "model.nc")
     check_original_rules(tmp_path / "model.nc")
+    assert nc_att_info(tmp_path / "model.nc", "layer1_dataSet") == (2, 0)  # "" as the original writes it
+    assert nc_att_info(tmp_path / "model.nc", "layer0_dataSet") == (2, 5)  # NC_CHAR, not NC_STRING
+    assert nc_att_info(tmp_path / "model.nc", "weight0_width") == (11, 1)  # NC_UINT64
     inp, out = _pair(x)
     back = dsstne.load(tmp_path / "model.nc", [inp, out], device="cpu")
     assert back.descriptor == net.descriptor
@@ -558,6 +577,7 @@ def test_every_descriptor_field_roundtrips(tmp_path):
         checkpoint_interval=5,
         checkpoint_epochs=2,
         optimizer={("h1", "h2"): {"velocity": rng.normal(size=32 * 32)}},
+        locked={("h4", "out")},
     )
     for w in d.weights:
         _, shape, bias_len = weight_shape(d, w)
@@ -583,6 +603,7 @@ def test_every_descriptor_field_roundtrips(tmp_path):
         back.optimizer[("h1", "h2")]["velocity"], model.optimizer[("h1", "h2")]["velocity"].astype(np.float32)
     )
     assert (back.epochs, back.batches, back.batch, back.seed) == (7, 91, 64, 5)
+    assert back.locked == {("h4", "out")}
     assert (back.checkpoint_name, back.checkpoint_interval, back.checkpoint_epochs) == ("run", 5, 2)
     with netCDF4.Dataset(tmp_path / "all.nc") as nc:
         assert tuple(int(nc.getncattr(f"weight0_{k}")) for k in ("width", "height", "length", "depth")) == (

@@ -557,6 +557,44 @@ def renormalized(dataset: DataSet, role: str) -> DataSet:
 # writing
 # ----------------------------------------------------------------------------------------------------------
 
+_LIBNETCDF: list[Any] = []
+
+
+def _libnetcdf() -> Any:
+    """Find the NetCDF C library netCDF4 uses (among the process's mapped files); None if not found."""
+    if not _LIBNETCDF:
+        lib = None
+        try:
+            import ctypes
+
+            with open("/proc/self/maps", encoding="utf-8") as f:
+                paths = [line.split()[-1] for line in f if "libnetcdf" in line and "/" in line]
+            if paths:
+                lib = ctypes.CDLL(paths[0])
+        except (OSError, ImportError):
+            lib = None
+        _LIBNETCDF.append(lib)
+    return _LIBNETCDF[0]
+
+
+def put_text(nc: Any, name: str, value: str) -> None:
+    """Write a text (NC_CHAR) global attribute; "" gets length 0, as the original writes it.
+
+    netCDF4 writes "" as one NUL character, which C++ readers see as a 1-character string; the C library
+    call writes the zero-length attribute the original's ``putAtt(name, "")`` writes.
+    """
+    if value == "":
+        lib = _libnetcdf()
+        if lib is not None:
+            import ctypes
+
+            rc = lib.nc_put_att_text(
+                ctypes.c_int(nc._grpid), ctypes.c_int(-1), name.encode(), ctypes.c_size_t(0), None
+            )
+            if rc == 0:
+                return
+    nc.setncattr(name, value)
+
 
 def write_datasets(
     path: str | os.PathLike[str],
@@ -690,7 +728,7 @@ def _data_type(value: DataType | str, what: str) -> DataType:
 
 def _write_one(nc: Any, n: int, plan: _Plan) -> None:
     ds, s = plan.ds, str(n)
-    nc.setncattr("name" + s, ds.name)
+    put_text(nc, "name" + s, ds.name)
     nc.setncattr("attributes" + s, np.uint32(plan.attributes))
     nc.setncattr("kind" + s, np.uint32(plan.kind))
     nc.setncattr("dataType" + s, np.uint32(int(plan.data_type)))

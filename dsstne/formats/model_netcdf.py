@@ -48,7 +48,7 @@ from ..enums import (
 )
 from ..errors import DataError
 from .atomic import atomic_path
-from .dataset_netcdf import _open, _Reader
+from .dataset_netcdf import _open, _Reader, put_text
 
 if TYPE_CHECKING:
     from ..dataset import DataSet
@@ -94,7 +94,8 @@ class ModelFile:
     ``[input units, output units]``; convolution: the filter ``[out ch, in ch, kZ, kY, kX]`` as stored);
     ``biases`` maps every connection, shared ones included, to its bias vector. ``input_sparse`` overrides
     the Sparse attribute written for Input layers (the original writes the bound dataset's sparseness).
-    ``optimizer`` holds per-connection optimiser arrays (e.g. velocities) under free names.
+    ``optimizer`` holds per-connection optimiser arrays (e.g. velocities) under free names; ``locked``
+    lists the connections the original's ``LockWeights`` froze (``bLocked``).
     """
 
     descriptor: NetworkDescriptor
@@ -110,6 +111,7 @@ class ModelFile:
     checkpoint_epochs: int = 0
     optimizer: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
     input_sparse: dict[str, bool] = field(default_factory=dict)
+    locked: set[tuple[str, str]] = field(default_factory=set)
     written_by_dsstne: bool = True  # False for files without the dsstne_* extras (the original's)
 
 
@@ -206,7 +208,7 @@ def _write_network(nc: Any, model: ModelFile) -> None:
     d = model.descriptor
     put = nc.setncattr
     put("version", _f32(NN_VERSION))
-    put("name", d.name)
+    put_text(nc, "name", d.name)
     put("kind", np.uint32(int(d.kind)))
     put("errorFunction", np.uint32(int(d.error_function)))
     put("maxout_k", np.int32(d.maxout_k))
@@ -227,7 +229,7 @@ def _write_network(nc: Any, model: ModelFile) -> None:
     put("SMCE_oneTarget", _f32(d.smce_one_target))
     put("SMCE_zeroTarget", _f32(d.smce_zero_target))
     put("ShuffleIndices", np.uint32(d.shuffle_indices))
-    put("checkpoint_name", model.checkpoint_name)
+    put_text(nc, "checkpoint_name", model.checkpoint_name)
     put("checkpoint_interval", np.int32(model.checkpoint_interval))
     put("checkpoint_epochs", np.int32(model.checkpoint_epochs))
     # extras (ignored by the original's reader)
@@ -237,7 +239,7 @@ def _write_network(nc: Any, model: ModelFile) -> None:
     put("dsstne_ELUAlpha", np.float64(d.elu_alpha))
     put("dsstne_SELULambda", np.float64(d.selu_lambda))
     if d.weights_data:
-        put("dsstne_WeightsData", d.weights_data)
+        put_text(nc, "dsstne_WeightsData", d.weights_data)
     for name, value, nctype in (
         ("dsstne_epochs", model.epochs, "u8"),
         ("dsstne_batches", model.batches, "u8"),
@@ -252,11 +254,11 @@ def _write_network(nc: Any, model: ModelFile) -> None:
 def _write_layer(nc: Any, i: int, ly: LayerDescriptor, model: ModelFile) -> None:
     p = f"layer{i}_"
     put = nc.setncattr
-    put(p + "name", ly.name)
+    put_text(nc, p + "name", ly.name)
     put(p + "kind", np.uint32(int(ly.kind)))
     put(p + "type", np.uint32(int(ly.type)))
     put(p + "poolingfunction", np.uint32(int(ly.pooling_function)))
-    put(p + "dataSet", ly.dataset)
+    put_text(nc, p + "dataSet", ly.dataset)
     for key, value in (
         ("Nx", ly.nx),
         ("Ny", ly.ny),
@@ -297,10 +299,10 @@ def _write_layer(nc: Any, i: int, ly: LayerDescriptor, model: ModelFile) -> None
     put(p + "attributes", np.uint32(int(attributes)))
     put(p + "sources", np.uint32(len(ly.sources)))
     for k, s in enumerate(ly.sources):
-        put(f"{p}source{k}", s)
+        put_text(nc, f"{p}source{k}", s)
     put(p + "skips", np.uint32(len(ly.skips)))
     for k, s in enumerate(ly.skips):
-        put(f"{p}skip{k}", s)
+        put_text(nc, f"{p}skip{k}", s)
     if ly.batch_normalization:
         bn = model.batch_norm[ly.name]
         arrays = [
@@ -321,12 +323,12 @@ def _write_weight(
     p = f"weight{j}_"
     put = nc.setncattr
     dims, _shape, _bias = weight_shape(model.descriptor, w)
-    put(p + "inputLayer", w.input_layer)
-    put(p + "outputLayer", w.output_layer)
+    put_text(nc, p + "inputLayer", w.input_layer)
+    put_text(nc, p + "outputLayer", w.output_layer)
     for key, value in zip(("width", "height", "length", "depth", "breadth"), dims, strict=True):
         put(p + key, np.uint64(value))
     put(p + "bShared", np.uint32(w.shared))
-    put(p + "bLocked", np.uint32(0))
+    put(p + "bLocked", np.uint32((w.input_layer, w.output_layer) in model.locked))
     put(p + "norm", _f32(w.norm))
     matrix, bias = arrays
     nc.createDimension(p + "biasDim", bias.shape[0])
@@ -334,8 +336,8 @@ def _write_weight(
     var[:] = bias
     if w.shared:
         put(p + "bTransposed", np.uint32(w.transposed))
-        put(p + "sourceInputLayer", w.source_input_layer)
-        put(p + "sourceOutputLayer", w.source_output_layer)
+        put_text(nc, p + "sourceInputLayer", w.source_input_layer)
+        put_text(nc, p + "sourceOutputLayer", w.source_output_layer)
     else:
         assert matrix is not None
         nc.createDimension(p + "weightDim", matrix.shape[0])
@@ -458,8 +460,11 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
     weights: list[WeightDescriptor] = []
     raw: list[tuple[np.ndarray | None, np.ndarray]] = []
     optimizer: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    locked: set[tuple[str, str]] = set()
     for j in range(n_weights):
-        w, matrix, bias, extra = _read_weight(nc, r, j, names)
+        w, matrix, bias, extra, is_locked = _read_weight(nc, r, j, names)
+        if is_locked:
+            locked.add((w.input_layer, w.output_layer))
         weights.append(w)
         raw.append((matrix, bias))
         if extra:
@@ -485,6 +490,7 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
         input_sparse=input_sparse,
         written_by_dsstne=ours,
         optimizer=optimizer,
+        locked=locked,
     )
     unshared = {(w.input_layer, w.output_layer) for w in weights if not w.shared}
     for j, (w, (matrix, bias)) in enumerate(zip(weights, raw, strict=True)):
@@ -607,7 +613,7 @@ def _read_layer(r: _Reader, i: int, penalty_on: bool) -> tuple[LayerDescriptor, 
 
 def _read_weight(
     nc: Any, r: _Reader, j: int, names: list[str]
-) -> tuple[WeightDescriptor, np.ndarray | None, np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[WeightDescriptor, np.ndarray | None, np.ndarray, dict[str, np.ndarray], bool]:
     p = f"weight{j}_"
     what = f"weight {j}"
     src = r.str_att(p + "inputLayer", f"input layer of {what}")
@@ -618,7 +624,7 @@ def _read_weight(
     shared = r.int_att(p + "bShared", f"shared flag of {what}") != 0
     for key in ("width", "height", "length", "depth", "breadth"):
         r.int_att(p + key, f"{key} of {what}")
-    r.int_att(p + "bLocked", f"locked flag of {what}", default=0)
+    locked = r.int_att(p + "bLocked", f"locked flag of {what}", default=0) != 0
     norm = r.float_att(p + "norm", f"norm of {what}", default=0.0)
     source_in = source_out = ""
     transposed = False
@@ -647,7 +653,7 @@ def _read_weight(
         source_output_layer=source_out,
         norm=norm,
     )
-    return w, matrix, bias, extra
+    return w, matrix, bias, extra, locked
 
 
 # ----------------------------------------------------------------------------------------------------------
