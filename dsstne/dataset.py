@@ -175,7 +175,7 @@ class DataSet:
 
     # ------------------------------------------------------------------ engine side
     def _upload(self, context: Any) -> Any:
-        """The engine copy of this dataset on `context` (uploaded once per context)."""
+        """Return the engine copy of this dataset on `context` (uploaded once per context)."""
         from ._engine import EngineDataSet
 
         key = id(context)

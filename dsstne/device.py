@@ -26,12 +26,12 @@ def _cuda_probe() -> tuple[int, str]:
 
 
 def cuda_available() -> bool:
-    """True when the CUDA target was built and at least one CUDA device can be used."""
+    """Return True when the CUDA target was built and at least one CUDA device can be used."""
     return _cuda_probe()[0] > 0
 
 
 def cuda_device_count() -> int:
-    """Number of usable CUDA devices (0 without a GPU or without the CUDA target)."""
+    """Return the number of usable CUDA devices (0 without a GPU or without the CUDA target)."""
     return _cuda_probe()[0]
 
 

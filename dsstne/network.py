@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,7 +208,9 @@ class Network:
             raise DataError("the input datasets differ in their number of examples")
         return [d._upload(self._context) for d in renamed], examples.pop()
 
-    def predict(self, data: DataSet | np.ndarray | sp.spmatrix | Mapping[str, Any], layer: str | None = None) -> np.ndarray:
+    def predict(
+        self, data: DataSet | np.ndarray | sp.spmatrix | Mapping[str, Any], layer: str | None = None
+    ) -> np.ndarray:
         """Units of `layer` (default: the first output layer) for every example of `data`, [examples, units]."""
         inputs, examples = self._inputs(data)
         return self._net.predict(inputs, layer or self.output_layers[0], examples)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import network_config, random_csr
 
 import dsstne
-from conftest import network_config, random_csr
 
 
 @pytest.fixture

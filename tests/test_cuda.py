@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import network_config, random_csr
 
 import dsstne
-from conftest import network_config, random_csr
 
 pytestmark = pytest.mark.cuda
 
@@ -37,7 +37,8 @@ def _pair(case: str, batch: int = 32, seed: int = 11):
                          sparse_input=inputs != "dense", ShuffleIndices=True, **extra)
     cfg["Layers"][1]["Sparse"] = True
     cfg["Layers"][1]["pDropout"] = dropout
-    inp = dsstne.DataSet.from_numpy(x.toarray(), "input") if inputs == "dense" else dsstne.DataSet.from_scipy(x, "input")
+    dense = inputs == "dense"
+    inp = dsstne.DataSet.from_numpy(x.toarray(), "input") if dense else dsstne.DataSet.from_scipy(x, "input")
     out = dsstne.DataSet.from_scipy(y, "output")
     nets = [dsstne.Network.from_json(cfg, [inp, out], batch=batch, device=d, seed=seed) for d in ("cpu", "cuda")]
     return nets, inp

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import network_config, random_csr
 
 import dsstne
-from conftest import network_config, random_csr
 
 HIDDEN_ACTIVATIONS = ["Sigmoid", "Tanh", "RectifiedLinear", "Linear", "LeakyRectifiedLinear",
                       "ExponentialLinear", "ScaledExponentialLinear"]
@@ -33,7 +33,8 @@ INPUTS = ["sparse", "sparse_dense_path", "dense"]
 
 def _data(inputs: str, sparse_target: bool, activation: str, seed: int):
     # Sparse inputs at density <= 0.1 take the gather-sum path; denser ones are expanded (DSSTNE's rule).
-    x = random_csr(12, 40, 0.06, seed, values=True) if inputs == "sparse" else random_csr(12, 10, 0.3, seed, values=True)
+    sparse = inputs == "sparse"
+    x = random_csr(12, 40, 0.06, seed, values=True) if sparse else random_csr(12, 10, 0.3, seed, values=True)
     sparse_input = inputs != "dense"
     y = random_csr(12, 7, 0.3, seed + 1)
     if activation == "SoftMax" and not sparse_target:
@@ -70,7 +71,8 @@ def check_gradients(net: dsstne.Network, rtol: float = 2e-2, atol: float = 2e-3,
                 net.set_weights(src, dst, w, b2)
                 losses.append(net.gradients(0)[0])
             net.set_weights(src, dst, w, b)
-            assert (losses[0] - losses[1]) / (2 * eps) == pytest.approx(gb[j], rel=rtol, abs=atol), (src, dst, "bias", j)
+            numeric = (losses[0] - losses[1]) / (2 * eps)
+            assert numeric == pytest.approx(gb[j], rel=rtol, abs=atol), (src, dst, "bias", j)
 
 
 @pytest.mark.parametrize("error,output_activation", LOSSES)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import network_config, random_csr
 
 import dsstne
-from conftest import network_config, random_csr
 
 torch = pytest.importorskip("torch")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import network_config, random_csr
 
 import dsstne
-from conftest import network_config, random_csr
 
 
 def _net(x, seed=1, device="cpu", batch=32, **cfg_extra):

@@ -15,6 +15,6 @@ def path(name: str) -> str:
 
 
 def load(name: str) -> dict[str, Any]:
-    """A shipped sample network definition as a dict."""
+    """Return a shipped sample network definition as a dict."""
     with open(path(name), encoding="utf-8") as f:
         return json.load(f)
