@@ -303,8 +303,12 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   if (rows == 0 || a.stride == 0 || a.input_units == 0) return;
   bind();
   const gpu::GradientLayout L = gpu::gradient_layout(std::max<uint64_t>(a.max_datapoints, 1), a.input_units);
+  if (a.datapoints == 0) return;
+  if (a.datapoints > L.capacity)
+    DSSTNE_RAISE(Error, "sparse_gradient: ", a.datapoints, " datapoints in a batch sized for ", L.capacity);
   GradientScratch g = carve(a.scratch, L);
-  const auto cap = static_cast<uint32_t>(L.capacity);
+  // Only this batch's datapoints are enumerated, sorted and scanned; the layout is the largest batch's.
+  const auto cap = static_cast<uint32_t>(a.datapoints);
   const uint32_t pad = a.input_units;
   cudaStream_t s = stream();
 

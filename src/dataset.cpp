@@ -101,6 +101,12 @@ uint64_t DataSet::max_batch_datapoints(uint32_t batch) const {
   return std::accumulate(counts.begin(), counts.begin() + take, uint64_t{0});
 }
 
+uint64_t DataSet::batch_datapoints(const std::vector<uint32_t>& order, uint32_t position, uint32_t rows) const {
+  uint64_t total = 0;
+  for (uint32_t r = 0; r < rows; ++r) total += row_datapoints_[order[position + r]];
+  return total;
+}
+
 SparseData DataSet::sparse_view() const {
   SparseData v;
   v.start = start_.device();

@@ -255,6 +255,7 @@ void Network::upload_order(uint32_t examples, bool shuffle) {
   }
   order_.resize(examples);
   order_.upload(order.data());
+  host_order_ = std::move(order);
 }
 
 Denoise Network::denoise(const Layer& input, bool training) const {
@@ -382,6 +383,7 @@ void Network::backward(const BatchRows& rows) {
         a.batch = rows;
         a.denoise = denoise(in, true);
         a.max_datapoints = max_batch_datapoints_;
+        a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
         a.scratch = sparse_scratch_.device();
         be.sparse_gradient(a);
       } else {

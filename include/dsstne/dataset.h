@@ -46,6 +46,8 @@ class DataSet {
   static constexpr double kDenseThreshold = 0.1;
   // The most datapoints any minibatch of `batch` examples can hold.
   uint64_t max_batch_datapoints(uint32_t batch) const;
+  // Datapoints of the examples order[position, position + rows).
+  uint64_t batch_datapoints(const std::vector<uint32_t>& order, uint32_t position, uint32_t rows) const;
 
   SparseData sparse_view() const;
   DenseData dense_view() const;

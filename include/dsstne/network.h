@@ -110,6 +110,7 @@ class Network {
   std::vector<Layer*> forward_order_;
   std::vector<std::shared_ptr<DataSet>> bound_;
   Buffer<uint32_t> order_;
+  std::vector<uint32_t> host_order_;  // the same order on the host (batch sizes of sparse inputs)
   Buffer<long long> error_;  // [0] loss, [1] regularisation, fixed point
   Buffer<unsigned char> sparse_scratch_, topk_scratch_;
   Buffer<float> topk_scores_;

@@ -78,6 +78,7 @@ struct SparseGradientArgs {
   BatchRows batch;
   Denoise denoise;
   uint64_t max_datapoints = 0;  // the most datapoints a batch can hold: the scratch was sized for it
+  uint64_t datapoints = 0;      // datapoints of this batch, known on the host (work scales with it)
   void* scratch = nullptr;      // Backend::sparse_gradient_scratch_bytes(max_datapoints, input_units)
 };
 

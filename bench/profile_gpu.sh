@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Per-kernel GPU time of our engine's training steps (Nsight Compute), after bench/run_gpu.sh installed the
+# package: trains the sample workload for one epoch and profiles `COUNT` kernels after skipping `SKIP`
+# (past set-up and the first batches). Output: $1/profile.csv and a summary table on stdout.
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-${OUT:-/tmp/dsstne-gpu}}
+mkdir -p "$out"
+cd /tmp
+ncu --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:-200}" \
+    --metrics gpu__time_duration.sum --csv --page raw \
+    python3 "$repo/bench/bench_train.py" --workload "${WORKLOAD:-sample}" --device cuda --epochs 1 --peer none \
+    >"$out/profile.csv" 2>"$out/profile.err"
+python3 - "$out/profile.csv" <<'PY'
+import csv, collections, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
+head = rows[0]
+name, dur = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
+total = collections.defaultdict(float); count = collections.Counter()
+for r in rows[2:]:
+    try:
+        t = float(r[dur])
+    except ValueError:
+        continue
+    k = r[name].split("(")[0][:70]
+    total[k] += t; count[k] += 1
+all_t = sum(total.values())
+for k, t in sorted(total.items(), key=lambda kv: -kv[1]):
+    print(f"{t / 1e3:10.1f} us  {100 * t / all_t:5.1f}%  x{count[k]:4d}  {k}")
+print(f"total {all_t / 1e3:.1f} us over {sum(count.values())} kernels")
+PY
