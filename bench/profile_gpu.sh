@@ -13,14 +13,15 @@ ncu --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:
     >"$out/profile.csv" 2>"$out/profile.err"
 python3 - "$out/profile.csv" <<'PY'
 import csv, collections, sys
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
-head = rows[0]
+rows = list(csv.reader(open(sys.argv[1])))  # the program's own output lines come first
+first = next(i for i, r in enumerate(rows) if "Kernel Name" in r)
+head = rows[first]
 name, dur = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
 total = collections.defaultdict(float); count = collections.Counter()
-for r in rows[2:]:
+for r in rows[first + 2:]:  # after the units row
     try:
-        t = float(r[dur])
-    except ValueError:
+        t = float(r[dur].replace(",", ""))
+    except (ValueError, IndexError):
         continue
     k = r[name].split("(")[0][:70]
     total[k] += t; count[k] += 1

@@ -95,7 +95,8 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   }
   sparse_raw_kernel<<<rows, threads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
-  sparse_listed_kernel<<<gpu::warp_row_grid(a.rows), gpu::kThreads, 0, stream()>>>(a);
+  // Two warps a block: rows spread over more multiprocessors.
+  sparse_listed_kernel<<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

@@ -1,5 +1,6 @@
-// Reduction twins on the GPU: column sums by one thread per column looping rows in order (the CPU
-// target's order, so the same bits), and the regularisation error as a fixed-point integer sum.
+// Reduction twins on the GPU: column sums over a fixed split of the rows, and the regularisation error
+// as a fixed-point integer sum.
+#include <algorithm>
 #include <cmath>
 
 #include "check.cuh"
@@ -11,11 +12,27 @@
 namespace dsstne {
 namespace {
 
-__global__ void column_sum_kernel(ColumnSumArgs a) {
-  for (uint64_t j = gpu::global_thread(); j < a.stride; j += gpu::grid_threads()) {
+// A block covers 32 columns; its warp g sums rows g, g + kGroups, ... (each warp reads 32 consecutive
+// floats of a row: coalesced), then one thread per column adds the groups' sums in group order. The split
+// is fixed, so the bits are too.
+constexpr unsigned kGroups = 8;
+
+__global__ void __launch_bounds__(32 * kGroups) column_sum_kernel(ColumnSumArgs a) {
+  __shared__ float partial[kGroups][32];
+  const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5;
+  for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
+    const uint64_t j = j0 + lane;
     float sum = 0.0f;
-    for (uint32_t r = 0; r < a.rows; ++r) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
-    a.out[j] = a.scale * sum;
+    if (j < a.stride)
+      for (uint32_t r = group; r < a.rows; r += kGroups) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
+    partial[group][lane] = sum;
+    __syncthreads();
+    if (group == 0 && j < a.stride) {
+      float total = 0.0f;
+      for (unsigned g = 0; g < kGroups; ++g) total += partial[g][lane];
+      a.out[j] = a.scale * total;
+    }
+    __syncthreads();
   }
 }
 
@@ -33,14 +50,16 @@ __global__ void regularization_kernel(RegularizationArgs a) {
 void CudaBackend::column_sum(const ColumnSumArgs& a) {
   if (a.stride == 0) return;
   bind();
-  column_sum_kernel<<<gpu::grid_for(a.stride), gpu::kThreads, 0, stream()>>>(a);
+  column_sum_kernel<<<gpu::grid_for(a.stride, 32), 32 * kGroups, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 
 void CudaBackend::regularization(const RegularizationArgs& a) {
   if (a.n == 0 || !a.error) return;
   bind();
-  regularization_kernel<<<gpu::grid_for(a.n), gpu::kThreads, 0, stream()>>>(a);
+  // Few blocks looping: one integer atomic per block.
+  regularization_kernel<<<std::min(gpu::grid_for(a.n), 4u * props_.multiProcessorCount), gpu::kThreads, 0,
+                          stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

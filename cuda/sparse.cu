@@ -94,35 +94,42 @@ GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
 
 // ---- sparse_forward -------------------------------------------------------------------------------
 
-// One block per batch row, threads over output columns; the row's datapoints are staged in shared memory
-// a block at a time and every output element is summed by one thread in stored order.
-__global__ void sparse_forward_kernel(SparseForwardArgs a) {
-  __shared__ uint32_t index[gpu::kThreads];
-  __shared__ float value[gpu::kThreads];
+// One block of kRowWarps warps per batch row. Warp w takes the row's datapoints w, w + kRowWarps, ... (a
+// fixed assignment, so long rows are shared out and the sum order never changes), lanes take columns;
+// the block then adds the warps' partial sums in warp order. Heavy-tailed rows (a user with thousands
+// of items) no longer serialise one thread over the whole row.
+constexpr unsigned kRowWarps = 8;
+constexpr unsigned kColumnsPerLane = 4;
+constexpr unsigned kTile = 32 * kColumnsPerLane;  // columns per pass
+
+__global__ void __launch_bounds__(32 * kRowWarps) sparse_forward_kernel(SparseForwardArgs a) {
+  __shared__ float partial[kRowWarps][kTile];
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
     const SparseRow s = sparse_row(a.data, a.batch, r);
     float* out = a.unit + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j0 = 0; j0 < a.stride; j0 += blockDim.x) {
-      const uint32_t j = j0 + threadIdx.x;
-      const bool mine = j < a.stride;
-      float sum = (a.accumulate && mine) ? out[j] : 0.0f;
-      for (uint64_t c = s.begin; c < s.end; c += blockDim.x) {
-        const uint32_t n = static_cast<uint32_t>(min(static_cast<uint64_t>(blockDim.x), s.end - c));
-        __syncthreads();  // the previous chunk has been consumed
-        if (threadIdx.x < n) {
-          index[threadIdx.x] = a.data.index[c + threadIdx.x];
-          value[threadIdx.x] = datapoint_value(a.data, a.denoise, s, c + threadIdx.x);
-        }
-        __syncthreads();
-        if (mine) {
-          for (uint32_t q = 0; q < n; ++q) {
-            const float v = value[q];
-            if (v == 0.0f) continue;  // zero inputs are never touched
-            sum += v * a.weights[static_cast<uint64_t>(index[q]) * a.stride + j];
-          }
+    for (uint32_t j0 = 0; j0 < a.stride; j0 += kTile) {
+      float acc[kColumnsPerLane] = {};
+#pragma unroll 4
+      for (uint64_t i = s.begin + warp; i < s.end; i += kRowWarps) {
+        const float v = datapoint_value(a.data, a.denoise, s, i);
+        if (v == 0.0f) continue;  // zero inputs are never touched
+        const float* w = a.weights + static_cast<uint64_t>(a.data.index[i]) * a.stride + j0;
+#pragma unroll
+        for (unsigned c = 0; c < kColumnsPerLane; ++c) {
+          const uint32_t j = lane + 32 * c;
+          if (j0 + j < a.stride) acc[c] += v * w[j];
         }
       }
-      if (mine) out[j] = sum;
+#pragma unroll
+      for (unsigned c = 0; c < kColumnsPerLane; ++c) partial[warp][lane + 32 * c] = acc[c];
+      __syncthreads();
+      for (uint32_t t = threadIdx.x; t < kTile && j0 + t < a.stride; t += blockDim.x) {
+        float sum = a.accumulate ? out[j0 + t] : 0.0f;
+        for (unsigned w = 0; w < kRowWarps; ++w) sum += partial[w][t];
+        out[j0 + t] = sum;
+      }
+      __syncthreads();  // partial[] is rewritten by the next tile
     }
   }
 }
@@ -269,14 +276,15 @@ __global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, con
 
 // ---- clear_rows -----------------------------------------------------------------------------------
 
-// One block per batch row, zeroing the matrix row of each of its datapoints (a row named twice is zeroed
-// twice: same value, no conflict).
-__global__ void clear_rows_kernel(ClearRowsArgs a) {
+// One block per batch row; its warps share out the row's datapoints and zero each named matrix row
+// (a row named twice is zeroed twice: same value, no conflict).
+__global__ void __launch_bounds__(32 * kRowWarps) clear_rows_kernel(ClearRowsArgs a) {
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
     const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t i = s.begin; i < s.end; ++i) {
+    for (uint64_t i = s.begin + warp; i < s.end; i += kRowWarps) {
       float* row = a.matrix + static_cast<uint64_t>(a.data.index[i]) * a.stride;
-      for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) row[j] = 0.0f;
+      for (uint32_t j = lane; j < a.stride; j += 32) row[j] = 0.0f;
     }
   }
 }
@@ -286,7 +294,7 @@ __global__ void clear_rows_kernel(ClearRowsArgs a) {
 void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
   if (a.batch.rows == 0 || a.stride == 0) return;
   bind();
-  sparse_forward_kernel<<<gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
+  sparse_forward_kernel<<<gpu::row_grid(a.batch.rows), 32 * kRowWarps, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 
@@ -352,7 +360,7 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
 void CudaBackend::clear_rows(const ClearRowsArgs& a) {
   if (a.batch.rows == 0 || a.stride == 0) return;
   bind();
-  clear_rows_kernel<<<gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
+  clear_rows_kernel<<<gpu::row_grid(a.batch.rows), 32 * kRowWarps, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 
