@@ -82,6 +82,29 @@ __global__ void sparse_listed_kernel(OutputDeltaArgs a) {
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
+// Rows that list no unit twice: one block per row, its threads over the row's listed units in parallel
+// (no write can collide, and the error is an integer sum, so the bits do not depend on the split).
+__global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
+  const SparseData& d = a.targets.sparse_data;
+  const bool softmax = a.loss.activation.kind == Activation::SoftMax;
+  long long total = 0;
+  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    const SparseRow s = sparse_row(d, a.batch, r);
+    const float inv_k = s.end > s.begin ? 1.0f / static_cast<float>(s.end - s.begin) : 0.0f;
+    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
+    for (uint64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
+      const uint32_t j = d.index[i];
+      const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
+      const ElementLoss e = a.targets.ignore_zero ? math::dense_loss(a.loss, unit[j], target, s.weight)
+                                                  : math::sparse_listed(a.loss, unit[j], target, s.weight);
+      delta[j] = e.delta;
+      total += fixed::from_float(e.error);
+    }
+  }
+  if (a.error) gpu::add_fixed(a.error, total);
+}
+
 }  // namespace
 
 void CudaBackend::output_delta(const OutputDeltaArgs& a) {
@@ -95,8 +118,12 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   }
   sparse_raw_kernel<<<rows, threads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
-  // Two warps a block: rows spread over more multiprocessors.
-  sparse_listed_kernel<<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
+  if (a.targets.repeats) {
+    // Two warps a block: rows spread over more multiprocessors.
+    sparse_listed_kernel<<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
+  } else {
+    sparse_listed_unique_kernel<<<rows, gpu::kThreads, 0, stream()>>>(a);
+  }
   DSSTNE_LAUNCH_CHECK();
 }
 

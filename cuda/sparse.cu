@@ -94,13 +94,27 @@ GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
 
 // ---- sparse_forward -------------------------------------------------------------------------------
 
-// One block of kRowWarps warps per batch row. Warp w takes the row's datapoints w, w + kRowWarps, ... (a
-// fixed assignment, so long rows are shared out and the sum order never changes), lanes take columns;
-// the block then adds the warps' partial sums in warp order. Heavy-tailed rows (a user with thousands
-// of items) no longer serialise one thread over the whole row.
+// One block of kRowWarps warps per batch row. The row's datapoints go in chunks of 32: warp w takes chunks
+// w, w + kRowWarps, ... (a fixed assignment, so long rows are shared out and the sum order never changes).
+// A warp loads a chunk's 32 indices and values at once (one per lane) and then walks them, broadcasting
+// each, with lanes over the columns; the block adds the warps' partial sums in warp order. Heavy-tailed
+// rows (a user with thousands of items) thus cost a few dependent loads per 32 datapoints, not per one.
 constexpr unsigned kRowWarps = 8;
 constexpr unsigned kColumnsPerLane = 4;
 constexpr unsigned kTile = 32 * kColumnsPerLane;  // columns per pass
+
+// The chunk of 32 datapoints starting at c: lane k holds datapoint c + k's unit index and input value
+// (value 0 past the row's end).
+struct Chunk {
+  uint32_t index;
+  float value;
+};
+__device__ __forceinline__ Chunk load_chunk(const SparseData& d, const Denoise& n, const SparseRow& s, uint64_t c,
+                                            unsigned lane) {
+  const uint64_t i = c + lane;
+  if (i >= s.end) return {0u, 0.0f};
+  return {d.index[i], datapoint_value(d, n, s, i)};
+}
 
 __global__ void __launch_bounds__(32 * kRowWarps) sparse_forward_kernel(SparseForwardArgs a) {
   __shared__ float partial[kRowWarps][kTile];
@@ -110,19 +124,24 @@ __global__ void __launch_bounds__(32 * kRowWarps) sparse_forward_kernel(SparseFo
     float* out = a.unit + static_cast<uint64_t>(r) * a.stride;
     for (uint32_t j0 = 0; j0 < a.stride; j0 += kTile) {
       float acc[kColumnsPerLane] = {};
-#pragma unroll 4
-      for (uint64_t i = s.begin + warp; i < s.end; i += kRowWarps) {
-        const float v = datapoint_value(a.data, a.denoise, s, i);
-        if (v == 0.0f) continue;  // zero inputs are never touched
-        const float* w = a.weights + static_cast<uint64_t>(a.data.index[i]) * a.stride + j0;
+      for (uint64_t c = s.begin + 32ull * warp; c < s.end; c += 32ull * kRowWarps) {
+        const Chunk mine = load_chunk(a.data, a.denoise, s, c, lane);
+        const unsigned n = static_cast<unsigned>(min(uint64_t{32}, s.end - c));
+#pragma unroll 8
+        for (unsigned k = 0; k < n; ++k) {
+          const float v = __shfl_sync(gpu::kFullMask, mine.value, k);
+          const uint32_t unit = __shfl_sync(gpu::kFullMask, mine.index, k);
+          if (v == 0.0f) continue;  // zero inputs are never touched
+          const float* w = a.weights + static_cast<uint64_t>(unit) * a.stride + j0;
 #pragma unroll
-        for (unsigned c = 0; c < kColumnsPerLane; ++c) {
-          const uint32_t j = lane + 32 * c;
-          if (j0 + j < a.stride) acc[c] += v * w[j];
+          for (unsigned q = 0; q < kColumnsPerLane; ++q) {
+            const uint32_t j = lane + 32 * q;
+            if (j0 + j < a.stride) acc[q] += v * w[j];
+          }
         }
       }
 #pragma unroll
-      for (unsigned c = 0; c < kColumnsPerLane; ++c) partial[warp][lane + 32 * c] = acc[c];
+      for (unsigned q = 0; q < kColumnsPerLane; ++q) partial[warp][lane + 32 * q] = acc[q];
       __syncthreads();
       for (uint32_t t = threadIdx.x; t < kTile && j0 + t < a.stride; t += blockDim.x) {
         float sum = a.accumulate ? out[j0 + t] : 0.0f;
@@ -276,15 +295,20 @@ __global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, con
 
 // ---- clear_rows -----------------------------------------------------------------------------------
 
-// One block per batch row; its warps share out the row's datapoints and zero each named matrix row
-// (a row named twice is zeroed twice: same value, no conflict).
+// One block per batch row; its warps share out the row's datapoints in chunks of 32 (indices loaded a chunk
+// at a time) and zero each named matrix row (a row named twice is zeroed twice: same value, no conflict).
 __global__ void __launch_bounds__(32 * kRowWarps) clear_rows_kernel(ClearRowsArgs a) {
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
     const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t i = s.begin + warp; i < s.end; i += kRowWarps) {
-      float* row = a.matrix + static_cast<uint64_t>(a.data.index[i]) * a.stride;
-      for (uint32_t j = lane; j < a.stride; j += 32) row[j] = 0.0f;
+    for (uint64_t c = s.begin + 32ull * warp; c < s.end; c += 32ull * kRowWarps) {
+      const uint32_t mine = c + lane < s.end ? a.data.index[c + lane] : 0u;
+      const unsigned n = static_cast<unsigned>(min(uint64_t{32}, s.end - c));
+#pragma unroll 8
+      for (unsigned k = 0; k < n; ++k) {
+        float* row = a.matrix + static_cast<uint64_t>(__shfl_sync(gpu::kFullMask, mine, k)) * a.stride;
+        for (uint32_t j = lane; j < a.stride; j += 32) row[j] = 0.0f;
+      }
     }
   }
 }

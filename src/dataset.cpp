@@ -60,6 +60,15 @@ std::shared_ptr<DataSet> DataSet::sparse(std::shared_ptr<Backend> backend, DataS
                    " is not below the width ", units);
     if (value) DSSTNE_REQUIRE(std::isfinite(value[i]), "dataset '", shape.name, "': value at datapoint ", i, " is not finite");
   }
+  std::vector<uint32_t> last_row(units, 0xFFFFFFFFu);  // the last row seen listing each unit
+  for (uint32_t r = 0; r < shape.unique_examples && !ds->repeats_; ++r)
+    for (uint64_t i = start[r]; i < end[r]; ++i) {
+      if (last_row[index[i]] == r) {
+        ds->repeats_ = true;
+        break;
+      }
+      last_row[index[i]] = r;
+    }
   ds->start_ = Buffer<uint64_t>(backend, shape.unique_examples);
   ds->end_ = Buffer<uint64_t>(backend, shape.unique_examples);
   ds->index_ = Buffer<uint32_t>(backend, datapoints);

@@ -344,6 +344,7 @@ void Network::output_deltas(const BatchRows& rows) {
     a.stride = layer->stride;
     a.targets.sparse = layer->data->is_sparse();
     a.targets.ignore_zero = layer->data->ignore_zero();
+    a.targets.repeats = layer->data->has_repeats();
     if (a.targets.sparse)
       a.targets.sparse_data = layer->data->sparse_view();
     else

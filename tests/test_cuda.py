@@ -125,3 +125,18 @@ def test_out_of_memory_is_a_clean_error():
     inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_numpy(np.zeros((10, 1 << 20)), "output")
     with pytest.raises((dsstne.DeviceError, MemoryError), match="memory"):
         dsstne.Network.from_json(cfg, [inp, out], device="cuda")
+
+
+def test_targets_listing_a_unit_twice_match_cpu():
+    # Rows that repeat a unit take the ordered (last listing wins) path on the GPU.
+    x = random_csr(40, 50, 0.1, seed=3)
+    y = random_csr(40, 30, 0.2, seed=4)
+    out = dsstne.DataSet.from_scipy(y, "output")
+    out.index[out.start[5] + 1] = out.index[out.start[5]]  # row 5 lists its first unit twice
+    inp = dsstne.DataSet.from_scipy(x, "input")
+    cfg = network_config(hidden=[(8, "Sigmoid")], error="L2")
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=40, device=d, seed=2) for d in ("cpu", "cuda")]
+    e_cpu, _ = cpu.gradients(0)
+    e_gpu, _ = gpu.gradients(0)
+    assert e_gpu == pytest.approx(e_cpu, rel=1e-5)
+    np.testing.assert_allclose(gpu.deltas("Output"), cpu.deltas("Output"), rtol=1e-5, atol=1e-7)

@@ -37,6 +37,8 @@ class DataSet {
   uint32_t stride() const { return shape_.width * shape_.height * shape_.length; }
   bool is_sparse() const { return shape_.attributes & data_attr::Sparse; }
   bool ignore_zero() const { return shape_.attributes & data_attr::SparseIgnoreZero; }
+  // Some stored row lists a unit twice (datasets from files may; scipy matrices never do).
+  bool has_repeats() const { return repeats_; }
   uint64_t datapoints() const { return index_.size(); }
   // Stored datapoints over stored units: above kDenseThreshold a sparse input is expanded and multiplied
   // densely, as DSSTNE does.
@@ -62,6 +64,7 @@ class DataSet {
   Buffer<float> value_, dense_, weight_;
   Buffer<uint32_t> indexed_;
   std::vector<uint32_t> row_datapoints_;  // per example, for batch sizing
+  bool repeats_ = false;
 };
 
 }  // namespace dsstne

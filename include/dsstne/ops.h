@@ -109,6 +109,7 @@ struct DropoutArgs {
 struct Targets {
   bool sparse = false;
   bool ignore_zero = false;  // SparseIgnoreZero: only listed units contribute
+  bool repeats = true;       // some row lists a unit twice (then the last listing's delta wins)
   DenseData dense;
   SparseData sparse_data;
 };
