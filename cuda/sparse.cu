@@ -99,7 +99,7 @@ GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
 // A warp loads a chunk's 32 indices and values at once (one per lane) and then walks them, broadcasting
 // each, with lanes over the columns; the block adds the warps' partial sums in warp order. Heavy-tailed
 // rows (a user with thousands of items) thus cost a few dependent loads per 32 datapoints, not per one.
-constexpr unsigned kRowWarps = 8;
+constexpr unsigned kRowWarps = 32;  // a whole block: the longest row of a batch sets the time
 constexpr unsigned kColumnsPerLane = 4;
 constexpr unsigned kTile = 32 * kColumnsPerLane;  // columns per pass
 

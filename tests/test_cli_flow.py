@@ -315,3 +315,14 @@ def test_train_autoencoder_one_file(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "Warning" not in captured.err and "Epoch" not in captured.out
     assert dsstne.load(tmp_path / "ae_net.nc", device="cpu").epochs_done == 2
+
+
+def test_interrupt_exit_code(flow, tmp_path, monkeypatch, capsys):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dsstne.Network, "train", interrupted)
+    model = tmp_path / "m.nc"
+    assert train.main(["-c", flow.config, "-i", flow.gl_input, "-o", flow.gl_output, "-n", str(model),
+                       "--device", "cpu"]) == 130
+    assert "Interrupted after epoch 0" in capsys.readouterr().err and not model.exists()

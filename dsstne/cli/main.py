@@ -7,9 +7,17 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DsstneError
-from . import demo, generate_netcdf, info
+from . import demo, encoder, evaluate, generate_netcdf, info, predict, train
 
-COMMANDS = {"demo": demo, "info": info, "generate-netcdf": generate_netcdf}
+COMMANDS = {
+    "demo": demo,
+    "info": info,
+    "generate-netcdf": generate_netcdf,
+    "train": train,
+    "predict": predict,
+    "encoder": encoder,
+    "evaluate": evaluate,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, module in COMMANDS.items():
         module.add_parser(sub.add_parser(name, help=module.__doc__.strip().splitlines()[0],
                                          description=module.__doc__))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 after --help, 2 for a bad command line (reported as 1: usage error)
+        return 0 if not exc.code else 1
     if args.command is None:
         parser.print_help()
         return 1
