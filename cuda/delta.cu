@@ -2,7 +2,9 @@
 // activation derivative, both with the shared formulas.
 #include "check.cuh"
 #include "cuda_backend.cuh"
+#include "dsstne/fixed_point.h"
 #include "launch.cuh"
+#include "reduce.cuh"
 
 namespace dsstne {
 namespace {
@@ -13,6 +15,13 @@ __global__ void sparseness_kernel(SparsenessArgs a) {
     for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x)
       delta[j] += math::sparseness_penalty(a.p, a.beta, a.scratch[j]);
   }
+}
+
+__global__ void sparseness_error_kernel(SparsenessArgs a) {
+  long long total = 0;
+  for (uint64_t j = gpu::global_thread(); j < a.stride; j += gpu::grid_threads())
+    total += fixed::from_float(math::sparseness_loss(a.p, a.beta, a.scratch[j], static_cast<float>(a.rows)));
+  gpu::add_fixed(a.error, total);
 }
 
 __global__ void hadamard_kernel(HadamardArgs a, uint64_t n) {
@@ -29,6 +38,10 @@ void CudaBackend::sparseness_penalty(const SparsenessArgs& a) {
   bind();
   sparseness_kernel<<<gpu::row_grid(a.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
+  if (a.error) {
+    sparseness_error_kernel<<<gpu::grid_for(a.stride), gpu::kThreads, 0, stream()>>>(a);
+    DSSTNE_LAUNCH_CHECK();
+  }
 }
 
 void CudaBackend::hadamard(const HadamardArgs& a) {

@@ -6,18 +6,21 @@
 namespace dsstne {
 namespace {
 
-__global__ void sgd_kernel(UpdateArgs a) {
-  for (uint64_t i = gpu::global_thread(); i < a.n; i += gpu::grid_threads())
-    a.weights[i] = math::sgd(a.params, a.weights[i], a.gradient[i]);
+__global__ void update_kernel(UpdateArgs a) {
+  float unused = 0.0f;
+  for (uint64_t i = gpu::global_thread(); i < a.n; i += gpu::grid_threads()) {
+    float& v = a.velocity ? a.velocity[i] : unused;
+    float& v2 = a.velocity2 ? a.velocity2[i] : unused;
+    a.weights[i] = math::update(a.params, a.weights[i], a.gradient[i], v, v2);
+  }
 }
 
 }  // namespace
 
 void CudaBackend::update(const UpdateArgs& a) {
-  if (a.params.mode != TrainingMode::SGD) DSSTNE_RAISE(NotSupported, "not supported yet: optimiser other than SGD");
   if (a.n == 0) return;
   bind();
-  sgd_kernel<<<gpu::grid_for(a.n), gpu::kThreads, 0, stream()>>>(a);
+  update_kernel<<<gpu::grid_for(a.n), gpu::kThreads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

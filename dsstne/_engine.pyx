@@ -88,13 +88,14 @@ cdef extern from "dsstne/spec.h" namespace "dsstne":
         vector[WeightSpec] weights
         int32_t error_function
         float smce_one_target, smce_zero_target, smce_one_scale, smce_zero_scale
-        float delta_boost_one, delta_boost_zero, denoising_p
+        float delta_boost_one, delta_boost_zero, denoising_p, decay
         cbool shuffle
         uint32_t batch
 
     cdef cppclass TrainParams:
         int32_t mode
         float alpha, lambda_ "lambda", lambda1, mu, mu1
+        cbool clear_velocity, adam_dsstne_step
 
     cdef cppclass EpochReport:
         uint32_t epoch
@@ -120,7 +121,10 @@ cdef extern from "dsstne/network.h" namespace "dsstne":
         void get_deltas(const string&, float*) except +translate_error
         uint64_t epochs_done()
         uint64_t batches_done()
-        void set_counters(uint64_t, uint64_t)
+        void set_counters(uint64_t, uint64_t, uint64_t)
+        uint64_t optimizer_steps()
+        void get_state(const string&, const string&, int, float*, float*) except +translate_error
+        void set_state(const string&, const string&, int, const float*, const float*) except +translate_error
         uint32_t batch()
 
 
@@ -288,6 +292,7 @@ cdef class EngineNetwork:
         s.delta_boost_one = spec["delta_boost"][0]
         s.delta_boost_zero = spec["delta_boost"][1]
         s.denoising_p = spec["denoising_p"]
+        s.decay = spec["decay"]
         s.shuffle = spec["shuffle"]
         s.batch = spec["batch"]
         for layer in spec["layers"]:
@@ -335,11 +340,34 @@ cdef class EngineNetwork:
     def batches_done(self):
         return self.ptr.batches_done()
 
-    def set_counters(self, uint64_t epochs, uint64_t batches):
-        self.ptr.set_counters(epochs, batches)
+    @property
+    def optimizer_steps(self):
+        return self.ptr.optimizer_steps()
+
+    def set_counters(self, uint64_t epochs, uint64_t batches, uint64_t optimizer_steps):
+        self.ptr.set_counters(epochs, batches, optimizer_steps)
+
+    def get_state(self, str src, str dst, int which):
+        cdef uint32_t n_in = self.ptr.layer_stride(src.encode())
+        cdef uint32_t n_out = self.ptr.layer_stride(dst.encode())
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] w = np.empty((n_in, n_out), np.float32)
+        cdef cnp.ndarray[cnp.float32_t, ndim=1] b = np.empty(n_out, np.float32)
+        self.ptr.get_state(src.encode(), dst.encode(), which, &w[0, 0], &b[0])
+        return w, b
+
+    def set_state(self, str src, str dst, int which, w, b):
+        cdef uint32_t n_in = self.ptr.layer_stride(src.encode())
+        cdef uint32_t n_out = self.ptr.layer_stride(dst.encode())
+        w = np.ascontiguousarray(w, np.float32)
+        b = np.ascontiguousarray(b, np.float32).reshape(-1)
+        if w.size != n_in * n_out or b.shape[0] != n_out:
+            raise DataError(f"optimiser state {src} -> {dst} must have shapes ({n_in}, {n_out}) and ({n_out},)")
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] wa = w.reshape(n_in, n_out)
+        cdef cnp.ndarray[cnp.float32_t, ndim=1] ba = b
+        self.ptr.set_state(src.encode(), dst.encode(), which, &wa[0, 0], &ba[0])
 
     def train(self, uint32_t epochs, int mode, float alpha, float lambda_, float lambda1, float mu, float mu1,
-              callback):
+              callback, bint clear_velocity=True, bint adam_dsstne_step=True):
         """Train; callback(epoch, error, regularization, seconds) runs once per epoch, False stops."""
         cdef TrainParams p
         p.mode = mode
@@ -348,6 +376,8 @@ cdef class EngineNetwork:
         p.lambda1 = lambda1
         p.mu = mu
         p.mu1 = mu1
+        p.clear_velocity = clear_velocity
+        p.adam_dsstne_step = adam_dsstne_step
         cdef _CallbackState state = _CallbackState()
         state.fn = callback if callback is not None else (lambda *a: True)
         cdef vector[EpochReport] reports

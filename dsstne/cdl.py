@@ -48,30 +48,27 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from . import metrics
 from .config import parse_network
 from .dataset import DataSet
-from .enums import LayerKind, TrainingMode
+from .enums import TrainingMode
 from .errors import ConfigError, DataError, FormatError, NotSupportedError
 from .formats.dataset_netcdf import read_datasets
 from .formats.model_netcdf import Checkpointer
 from .network import EpochReport, Network, load
+from .validation import ValidationResult
 
 __all__ = [
     "COMMANDS",
     "CommandDefinition",
     "PredictionParameters",
     "TrainingParameters",
-    "ValidationCheck",
     "ValidationResult",
     "load_data",
     "parse_cdl",
     "predict_report",
     "train",
     "validate",
-    "validate_network",
 ]
 
 COMMANDS = ("train", "predict", "validate")
@@ -414,125 +411,6 @@ def predict_report(
     return [(j, res[f"precision@{j}"], res[f"recall@{j}"], res[f"ndcg@{j}"]) for j in range(1, k + 1)]
 
 
-@dataclass(frozen=True)
-class ValidationCheck:
-    """One probed parameter: analytic gradient vs central finite difference of the minibatch loss."""
-
-    connection: tuple[str, str]
-    parameter: str  # "weight" or "bias"
-    index: tuple[int, ...]
-    analytic: float
-    numeric: float
-    ok: bool
-
-
-@dataclass
-class ValidationResult:
-    """Outcome of a gradient check."""
-
-    passed: bool
-    checks: list[ValidationCheck] = field(default_factory=list)
-    loss: float = float("nan")
-    method: str = "central finite differences"
-
-    def failures(self) -> list[ValidationCheck]:
-        """Return the checks that failed."""
-        return [c for c in self.checks if not c.ok]
-
-
-def validate_network(
-    net: Network,
-    *,
-    probes: int = 16,
-    eps: float = 1e-2,
-    rtol: float = 5e-2,
-    atol: float = 5e-3,
-    position: int = 0,
-    seed: int = 0,
-    echo: Echo | None = None,
-) -> ValidationResult:
-    """Compare the engine's gradients with central differences of the loss of one minibatch.
-
-    For every connection, `probes` weights (half the largest gradients, half at random) and a quarter as many
-    biases are moved by ``+-eps``; the check passes when ``|numeric - analytic| <= atol·rows + rtol·|analytic|``
-    (``rows`` = examples in the minibatch, the loss being their sum). The loss includes the sparseness penalty
-    of penalised hidden layers (``beta·rows·sum KL(p || mean activation)``), which the engine's gradients
-    contain. Weights are restored afterwards. When the engine offers ``Network.validate()`` that is called
-    instead.
-    """
-    say = echo or _quiet
-    if hasattr(net, "validate"):
-        outcome = net.validate()
-        if isinstance(outcome, ValidationResult):
-            return outcome
-        return ValidationResult(passed=bool(outcome), method="engine Network.validate()")
-    rows = max(1, min(net.batch, _examples(net) - position))
-    penalised = _penalised_layers(net)
-
-    def loss_at() -> tuple[float, Any]:
-        error, grads = net.gradients(position)
-        return error + sum(_sparseness_loss(net, name, p, beta, rows) for name, p, beta in penalised), grads
-
-    loss, grads = loss_at()
-    rng = np.random.default_rng(seed)
-    result = ValidationResult(passed=True, loss=float(loss))
-
-    def probe(src: str, dst: str, w: np.ndarray, b: np.ndarray, which: str, idx: tuple[int, ...],
-              analytic: float) -> None:
-        losses = []
-        for sign in (1.0, -1.0):
-            w2, b2 = w.copy(), b.copy()
-            target = w2 if which == "weight" else b2
-            target[idx] += sign * eps
-            net.set_weights(src, dst, w2, b2)
-            losses.append(loss_at()[0])
-        net.set_weights(src, dst, w, b)
-        numeric = (losses[0] - losses[1]) / (2 * eps)
-        ok = bool(abs(numeric - analytic) <= atol * rows + rtol * abs(analytic))
-        result.checks.append(ValidationCheck((src, dst), which, idx, float(analytic), float(numeric), ok))
-        result.passed &= ok
-
-    for (src, dst), (gw, gb) in grads.items():
-        w, b = net.weights(src, dst)
-        flat = np.abs(gw).ravel()
-        n_top = min(probes // 2 + probes % 2, flat.size)
-        top = np.argpartition(-flat, n_top - 1)[:n_top] if n_top else np.zeros(0, np.int64)
-        rand = rng.integers(0, flat.size, size=max(0, probes - n_top)) if flat.size else np.zeros(0, np.int64)
-        before = len(result.checks)
-        for f in np.concatenate((top, rand)).tolist():
-            idx = tuple(int(i) for i in np.unravel_index(f, gw.shape))
-            probe(src, dst, w, b, "weight", idx, float(gw[idx]))
-        for j in rng.integers(0, gb.size, size=max(1, probes // 4)).tolist():
-            probe(src, dst, w, b, "bias", (int(j),), float(gb[j]))
-        mine = result.checks[before:]
-        bad = [c for c in mine if not c.ok]
-        worst = max((abs(c.numeric - c.analytic) for c in mine), default=0.0)
-        say(f"Validating weights between layer {src} and {dst}: {len(mine)} parameters, "
-            f"{'OK' if not bad else f'{len(bad)} FAILED'} (largest difference {worst:.3g})")
-        for c in bad:
-            say(f"Failed {c.parameter} {list(c.index)}: numeric {c.numeric:.6g} vs analytic {c.analytic:.6g}")
-    return result
-
-
-def _penalised_layers(net: Network) -> list[tuple[str, float, float]]:
-    """Hidden layers with a sparseness penalty (its gradient is in the engine's, its loss is not in its error)."""
-    d = net.descriptor
-    out = []
-    for ly in d.layers:
-        p = ly.sparseness_penalty_p if ly.sparseness_penalty_p > 0 else d.sparseness_penalty_p
-        beta = ly.sparseness_penalty_beta if ly.sparseness_penalty_beta > 0 else d.sparseness_penalty_beta
-        if ly.sparse and ly.kind == LayerKind.Hidden and beta > 0:
-            out.append((ly.name, p, beta))
-    return out
-
-
-def _sparseness_loss(net: Network, layer: str, p: float, beta: float, rows: int) -> float:
-    """Return beta · rows · sum_j KL(p || mean activation of unit j) over the last minibatch (DSSTNE's penalty)."""
-    rho = np.clip(net.units(layer)[:rows].astype(np.float64).mean(axis=0), 1.0e-6, 0.999999)
-    kl = p * np.log(p / rho) + (1.0 - p) * np.log((1.0 - p) / (1.0 - rho))
-    return float(beta * rows * kl.sum())
-
-
 def _examples(net: Network) -> int:
     counts = [d.examples for d in net.datasets.values()]
     return max(counts) if counts else net.batch
@@ -543,4 +421,4 @@ def validate(cdl: CommandDefinition, *, device: str = "auto", probes: int = 16, 
     """Run a Validate command: build the network on the Data and check its gradients."""
     datasets = load_data(cdl)
     net = build_network(cdl, datasets, batch=_batch(cdl.training.minibatch, datasets), device=device)
-    return validate_network(net, probes=probes, echo=echo)
+    return net.validate(probes=probes, echo=echo)

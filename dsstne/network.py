@@ -16,8 +16,9 @@ from . import _engine
 from .config import DataShape, NetworkDescriptor, parse_network, resolve_dimensions
 from .dataset import DataSet, as_dataset
 from .device import plugin_path, resolve_device
-from .enums import ErrorFunction, LayerKind, LayerType, TrainingMode
+from .enums import LayerKind, LayerType, TrainingMode
 from .errors import ConfigError, DataError, NotSupportedError
+from .validation import ValidationResult, validate_network
 
 log = logging.getLogger("dsstne")
 
@@ -121,9 +122,35 @@ class Network:
         """Minibatches trained so far (the optimiser's step counter)."""
         return self._net.batches_done
 
-    def set_counters(self, epochs: int, batches: int) -> None:
-        """Restore the epoch and minibatch counters (resuming a saved model continues bit for bit)."""
-        self._net.set_counters(int(epochs), int(batches))
+    @property
+    def optimizer_steps(self) -> int:
+        """Updates since the optimiser state was last cleared (Adam's step count, learning-rate decay)."""
+        return self._net.optimizer_steps
+
+    def set_counters(self, epochs: int, batches: int, optimizer_steps: int = 0) -> None:
+        """Restore the training counters (resuming a saved model continues bit for bit)."""
+        self._net.set_counters(int(epochs), int(batches), int(optimizer_steps))
+
+    def optimizer_state(self) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+        """Optimiser buffers per connection: {(source, layer): {"velocity": W, "velocity_bias": b, ...}}."""
+        state: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        for w in self.descriptor.weights:
+            key = (w.input_layer, w.output_layer)
+            for which, name in enumerate(_STATE_NAMES):
+                try:
+                    sw, sb = self._net.get_state(*key, which)
+                except DataError:  # this mode keeps fewer buffers
+                    break
+                state.setdefault(key, {})[name] = sw
+                state[key][name + "_bias"] = sb
+        return state
+
+    def set_optimizer_state(self, state: Mapping[tuple[str, str], Mapping[str, np.ndarray]]) -> None:
+        """Restore optimiser buffers saved by :meth:`optimizer_state`."""
+        for key, arrays in state.items():
+            for which, name in enumerate(_STATE_NAMES):
+                if name in arrays:
+                    self._net.set_state(*key, which, arrays[name], arrays[name + "_bias"])
 
     def memory(self) -> dict[str, int]:
         """Target memory in use and its peak, in bytes."""
@@ -157,11 +184,16 @@ class Network:
         optimizer: str | TrainingMode = TrainingMode.SGD,
         callback: EpochCallback | None = None,
         verbose: bool = False,
+        clear_velocity: bool = True,
+        adam_dsstne_step: bool = True,
     ) -> list[float]:
         """Train `epochs` epochs; return each epoch's mean error (loss + regularisation) per example.
 
         Defaults are the original ``train`` tool's. `callback` receives an :class:`EpochReport` after each
         epoch and may return False to stop. `verbose` prints one progress line per epoch to stderr.
+        `clear_velocity` zeroes the optimiser state first, as each of the original's ``Train`` calls does
+        (pass False to continue a resumed run exactly). `adam_dsstne_step` keeps the original's Adam bias
+        correction, whose first step uses t = 2; False uses the textbook t = 1.
         """
         if not isinstance(epochs, int) or epochs < 0:
             raise ConfigError(f"epochs must be a non-negative integer, not {epochs!r}")
@@ -180,8 +212,14 @@ class Network:
                 )
             return callback(report) is not False if callback is not None else True
 
-        reports = self._net.train(epochs, int(mode), alpha, lambda_, lambda1, mu, mu1, on_epoch)
+        reports = self._net.train(epochs, int(mode), alpha, lambda_, lambda1, mu, mu1, on_epoch, clear_velocity,
+                                  adam_dsstne_step)
         return [r[1] + r[2] for r in reports]
+
+    @property
+    def training_examples(self) -> int:
+        """Examples of the bound training datasets (0 when they disagree or none is bound)."""
+        return self._training_examples()
 
     def _training_examples(self) -> int:
         counts = {self.datasets[ly.dataset].examples for ly in self.descriptor.layers
@@ -274,6 +312,24 @@ class Network:
             self._net.clear_gradients()
         return error, grads
 
+    def validate(
+        self,
+        *,
+        probes: int = 16,
+        eps: float = 1e-2,
+        rtol: float = 5e-2,
+        atol: float = 5e-3,
+        position: int = 0,
+        seed: int = 0,
+        echo: Callable[[str], None] | None = None,
+    ) -> ValidationResult:
+        """Check the engine's gradients against finite differences of its loss (DSSTNE's Validate).
+
+        See :func:`dsstne.validation.validate_network`; `echo` receives a progress line per connection.
+        """
+        return validate_network(self, probes=probes, eps=eps, rtol=rtol, atol=atol, position=position,
+                                seed=seed, echo=echo)
+
     def units(self, layer: str) -> np.ndarray:
         """Activations of `layer` for the last minibatch run, [batch, units]."""
         return self._net.units(layer)
@@ -317,8 +373,7 @@ def _training_mode(optimizer: str | TrainingMode) -> TrainingMode:
     raise ConfigError(f"unknown optimizer '{optimizer}' (one of {', '.join(m.name for m in TrainingMode)})")
 
 
-_EXECUTABLE_LOSSES = {ErrorFunction.L2, ErrorFunction.CrossEntropy, ErrorFunction.ScaledMarginalCrossEntropy}
-
+_STATE_NAMES = ("velocity", "velocity2")  # the two optimiser buffers a mode may keep
 
 def _check_supported(d: NetworkDescriptor) -> None:
     """Raise NotSupportedError for valid DSSTNE features this engine cannot execute yet."""
@@ -327,8 +382,6 @@ def _check_supported(d: NetworkDescriptor) -> None:
         where = f" (layer '{layer}')" if layer else ""
         raise NotSupportedError(f"not supported yet: {feature}{where}")
 
-    if d.error_function not in _EXECUTABLE_LOSSES:
-        fail(f"ErrorFunction {d.error_function.name}")
     for ly in d.layers:
         if ly.type != LayerType.FullyConnected:
             fail(f"{ly.type.name} layers", ly.name)
@@ -344,8 +397,6 @@ def _check_supported(d: NetworkDescriptor) -> None:
             fail("WeightNorm", ly.name)
         if ly.delta_norm > 0:
             fail("DeltaNorm", ly.name)
-        if len(ly.sources) > 1:
-            fail("several Source layers", ly.name)
 
 
 def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
@@ -385,6 +436,7 @@ def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
         "smce": (d.smce_one_target, d.smce_zero_target, d.smce_one_scale, d.smce_zero_scale),
         "delta_boost": (d.delta_boost_one, d.delta_boost_zero),
         "denoising_p": d.denoising_p,
+        "decay": d.decay,
         "shuffle": bool(d.shuffle_indices),
         "batch": batch,
     }

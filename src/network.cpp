@@ -26,6 +26,8 @@ bool executable_activation(Activation a) {
     case Activation::ScaledExponentialLinear:
     case Activation::Linear:
     case Activation::SoftMax:
+    case Activation::SoftPlus:
+    case Activation::SoftSign:
       return true;
     default:
       return false;
@@ -74,9 +76,11 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   DSSTNE_REQUIRE(!spec_.layers.empty(), "network '", spec_.name, "' has no layers");
   DSSTNE_REQUIRE(spec_.batch > 0, "batch size must be positive");
   const auto function = static_cast<ErrorFunction>(spec_.error_function);
-  if (function != ErrorFunction::L2 && function != ErrorFunction::CrossEntropy &&
-      function != ErrorFunction::ScaledMarginalCrossEntropy)
-    DSSTNE_RAISE(NotSupported, "not supported yet: ErrorFunction ", spec_.error_function);
+  DSSTNE_REQUIRE(spec_.error_function >= 0 && spec_.error_function <= static_cast<int32_t>(ErrorFunction::L2Hinge),
+                 "unknown ErrorFunction ", spec_.error_function);
+  const bool cross_entropy = function == ErrorFunction::CrossEntropy ||
+                             function == ErrorFunction::ScaledMarginalCrossEntropy ||
+                             function == ErrorFunction::DataScaledMarginalCrossEntropy;
   loss_.function = function;
   loss_.one_target = spec_.smce_one_target;
   loss_.zero_target = spec_.smce_zero_target;
@@ -107,13 +111,20 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
       if (layer->activation.kind == Activation::SoftMax && layer->kind != LayerKind::Output)
         DSSTNE_RAISE(NotSupported, "not supported yet: SoftMax on hidden layer '", ls.name, "'");
       DSSTNE_REQUIRE(!ls.sources.empty(), "layer '", ls.name, "' has no source");
-      if (ls.sources.size() > 1)
-        DSSTNE_RAISE(NotSupported, "not supported yet: several sources on layer '", ls.name, "'");
     }
-    if (layer->kind == LayerKind::Output && function == ErrorFunction::CrossEntropy &&
-        layer->activation.kind != Activation::Sigmoid && layer->activation.kind != Activation::SoftMax)
-      DSSTNE_RAISE(NotSupported, "not supported yet: CrossEntropy with activation ",
-                   activation_name(layer->activation.kind), " on output layer '", ls.name, "'");
+    if (layer->kind == LayerKind::Output) {
+      const Activation a = layer->activation.kind;
+      // The cross-entropy deltas are (a - t): the gradient only through a Sigmoid or SoftMax; SoftMax's
+      // Jacobian is not diagonal, so the element-wise losses cannot go through it.
+      if (cross_entropy && a != Activation::Sigmoid && a != Activation::SoftMax)
+        DSSTNE_RAISE(NotSupported, "not supported: ErrorFunction ", spec_.error_function,
+                     " (a cross entropy) needs a Sigmoid or SoftMax output, not ", activation_name(a),
+                     " on layer '", ls.name, "'");
+      if (a == Activation::SoftMax && function != ErrorFunction::CrossEntropy &&
+          function != ErrorFunction::ScaledMarginalCrossEntropy)
+        DSSTNE_RAISE(NotSupported, "not supported: SoftMax output layer '", ls.name,
+                     "' with ErrorFunction ", spec_.error_function, " (only CrossEntropy or ScaledMarginalCrossEntropy)");
+    }
     DSSTNE_REQUIRE(by_name.emplace(ls.name, layer.get()).second, "duplicate layer name '", ls.name, "'");
     layers_.push_back(std::move(layer));
   }
@@ -154,7 +165,7 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   std::stable_sort(forward_order_.begin(), forward_order_.end(),
                    [&](const Layer* a, const Layer* b) { return distance[a->index] < distance[b->index]; });
 
-  error_ = Buffer<long long>(ctx_->backend, 2, true);
+  error_ = Buffer<long long>(ctx_->backend, 3, true);
   order_ = Buffer<uint32_t>(ctx_->backend, 0);
   sparse_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
   topk_scores_ = Buffer<float>(ctx_->backend, 0);
@@ -358,7 +369,7 @@ void Network::output_deltas(const BatchRows& rows) {
   }
 }
 
-void Network::backward(const BatchRows& rows) {
+void Network::backward(const BatchRows& rows, long long* penalty_error) {
   Backend& be = backend();
   const float inv_rows = 1.0f / static_cast<float>(rows.rows);
   for (auto it = forward_order_.rbegin(); it != forward_order_.rend(); ++it) {
@@ -368,7 +379,8 @@ void Network::backward(const BatchRows& rows) {
       if (!layer.delta_written) layer.delta.zero();  // nothing consumes this layer
       if (layer.spec.sparse && layer.spec.sparseness_beta > 0.0f)
         be.sparseness_penalty({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride,
-                               layer.spec.sparseness_p, layer.spec.sparseness_beta, layer.scratch.device()});
+                               layer.spec.sparseness_p, layer.spec.sparseness_beta, layer.scratch.device(),
+                               penalty_error});
       be.hadamard({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride, layer.activation});
     }
     for (Weight* w : layer.incoming) {
@@ -424,21 +436,43 @@ void Network::backward(const BatchRows& rows) {
   }
 }
 
+void Network::prepare_optimizer(const TrainParams& params) {
+  const int buffers = math::state_buffers(static_cast<TrainingMode>(params.mode));
+  for (auto& w : weights_) {
+    Buffer<float>* state[2][2] = {{&w->vw, &w->vb}, {&w->vw2, &w->vb2}};
+    for (int k = 0; k < buffers; ++k) {
+      if (state[k][0]->empty()) {
+        *state[k][0] = Buffer<float>(ctx_->backend, w->w.size());
+        *state[k][1] = Buffer<float>(ctx_->backend, w->b.size());
+      } else if (params.clear_velocity) {
+        state[k][0]->zero();
+        state[k][1]->zero();
+      }
+    }
+  }
+  if (buffers > 0 && params.clear_velocity) optimizer_steps_ = 0;
+}
+
 void Network::update(const TrainParams& params, const BatchRows& rows) {
   Backend& be = backend();
   UpdateParams u;
   u.mode = static_cast<TrainingMode>(params.mode);
-  u.alpha = params.alpha;
+  // Learning-rate decay counts the updates before this one, as DSSTNE's schedule does.
+  u.alpha = spec_.decay > 0.0f ? params.alpha / (1.0f + spec_.decay * static_cast<float>(optimizer_steps_))
+                               : params.alpha;
+  ++optimizer_steps_;
   u.lambda = params.lambda;
   u.lambda1 = params.lambda1;
   u.mu = params.mu;
   u.mu1 = params.mu1;
+  u.step = static_cast<float>(optimizer_steps_ + (params.adam_dsstne_step ? 1 : 0));
   UpdateParams ub = u;  // biases are never regularised
   ub.lambda = ub.lambda1 = 0.0f;
+  auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
-    be.update({w.w.device(), w.gw.device(), nullptr, nullptr, w.w.size(), u});
-    be.update({w.b.device(), w.gb.device(), nullptr, nullptr, w.b.size(), ub});
+    be.update({w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u});
+    be.update({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
     if (w.in->sparse_input)  // only the batch's rows were written: restore the all-zero gradient
       be.clear_rows({w.gw.device(), w.out->stride, w.in->data->sparse_view(), rows});
   }
@@ -446,8 +480,8 @@ void Network::update(const TrainParams& params, const BatchRows& rows) {
 
 std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& params, EpochCallback callback,
                                         void* callback_context) {
-  if (static_cast<TrainingMode>(params.mode) != TrainingMode::SGD)
-    DSSTNE_RAISE(NotSupported, "not supported yet: optimiser ", params.mode, " (only SGD)");
+  DSSTNE_REQUIRE(params.mode >= 0 && params.mode <= static_cast<int32_t>(TrainingMode::Adam),
+                 "unknown training mode ", params.mode);
   DSSTNE_REQUIRE(std::isfinite(params.alpha) && std::isfinite(params.lambda) && std::isfinite(params.lambda1),
                  "training parameters must be finite");
   bool has_output = false;
@@ -455,6 +489,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
   DSSTNE_REQUIRE(has_output, "network has no output layer to train");
   const uint32_t examples = bound_examples();
   allocate_batch_buffers();
+  prepare_optimizer(params);
   std::vector<EpochReport> reports;
   Backend& be = backend();
   for (uint32_t e = 0; e < epochs; ++e) {
@@ -573,15 +608,38 @@ double Network::batch_gradients(uint32_t position) {
   for (auto& layer : layers_) layer->delta_written = false;
   forward(rows, true);
   output_deltas(rows);
-  backward(rows);
+  backward(rows, error_.device() + 2);  // the penalty's loss too: the gradients include it
   error_.download();
-  return fixed::to_double(error_.host()[0]);
+  return fixed::to_double(error_.host()[0]) + fixed::to_double(error_.host()[2]);
 }
 
 void Network::get_gradients(const std::string& input, const std::string& output, float* w, float* b) {
   Weight& weight = find_weight(input, output);
   weight.gw.download(w);
   weight.gb.download(b);
+}
+
+void Network::get_state(const std::string& input, const std::string& output, int which, float* w, float* b) {
+  Weight& weight = find_weight(input, output);
+  Buffer<float>& sw = which == 0 ? weight.vw : weight.vw2;
+  Buffer<float>& sb = which == 0 ? weight.vb : weight.vb2;
+  DSSTNE_REQUIRE(!sw.empty(), "connection ", input, " -> ", output, " has no optimiser state ", which);
+  sw.download(w);
+  sb.download(b);
+}
+
+void Network::set_state(const std::string& input, const std::string& output, int which, const float* w,
+                        const float* b) {
+  DSSTNE_REQUIRE(which == 0 || which == 1, "optimiser state ", which, " does not exist (0 or 1)");
+  Weight& weight = find_weight(input, output);
+  Buffer<float>& sw = which == 0 ? weight.vw : weight.vw2;
+  Buffer<float>& sb = which == 0 ? weight.vb : weight.vb2;
+  if (sw.empty()) {
+    sw = Buffer<float>(ctx_->backend, weight.w.size());
+    sb = Buffer<float>(ctx_->backend, weight.b.size());
+  }
+  sw.upload(w);
+  sb.upload(b);
 }
 
 void Network::clear_gradients() {

@@ -114,11 +114,13 @@ def test_not_supported_features_say_so(sets):
     cfg["Layers"][1]["BatchNormalization"] = True
     with pytest.raises(dsstne.NotSupportedError, match="not supported yet: BatchNormalization"):
         dsstne.Network.from_json(cfg, sets, device="cpu")
-    with pytest.raises(dsstne.NotSupportedError, match="not supported yet: ErrorFunction L1"):
-        dsstne.Network.from_json(network_config(error="L1"), sets, device="cpu")
+    with pytest.raises(dsstne.NotSupportedError, match="SoftMax output layer 'Output'"):
+        dsstne.Network.from_json(network_config(error="L1", output_activation="SoftMax"), sets, device="cpu")
+    with pytest.raises(dsstne.NotSupportedError, match="needs a Sigmoid or SoftMax output"):
+        dsstne.Network.from_json(network_config(error="CrossEntropy", output_activation="Linear"), sets, device="cpu")
     net = dsstne.Network.from_json(network_config(), sets, device="cpu")
-    with pytest.raises(dsstne.NotSupportedError, match="not supported yet"):
-        net.train(1, optimizer="Adam")
+    with pytest.raises(dsstne.ConfigError, match="unknown optimizer"):
+        net.train(1, optimizer="Adamax")
 
 
 def test_unknown_device_and_cuda_without_gpu(sets):

@@ -130,7 +130,7 @@ def test_validate_catches_wrong_gradients(files):
     net = dsstne.Network.from_json(d / "config.json", [dsstne.DataSet.from_scipy(x, "input", width=128),
                                                         dsstne.DataSet.from_scipy(y, "output", width=128)],
                                    batch=50, device="cpu")
-    assert cdl.validate_network(net, probes=6).passed
+    assert net.validate(probes=6).passed
     real = net.gradients
 
     def wrong(position=0):
@@ -138,7 +138,7 @@ def test_validate_catches_wrong_gradients(files):
         return loss, {key: (1.5 * gw, gb) for key, (gw, gb) in grads.items()}
 
     net.gradients = wrong
-    result = cdl.validate_network(net, probes=6)
+    result = net.validate(probes=6)
     assert not result.passed and result.failures()
     assert all(c.parameter == "weight" for c in result.failures())
 

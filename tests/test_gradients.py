@@ -14,7 +14,7 @@ from conftest import network_config, random_csr
 import dsstne
 
 HIDDEN_ACTIVATIONS = ["Sigmoid", "Tanh", "RectifiedLinear", "Linear", "LeakyRectifiedLinear",
-                      "ExponentialLinear", "ScaledExponentialLinear"]
+                      "ExponentialLinear", "ScaledExponentialLinear", "SoftPlus", "SoftSign"]
 # (error function, output activation, SMCE parameters keeping every unit inside the counted region)
 LOSSES = [
     ("L2", "Sigmoid"),
@@ -24,6 +24,12 @@ LOSSES = [
     ("CrossEntropy", "SoftMax"),
     ("ScaledMarginalCrossEntropy", "Sigmoid"),
     ("ScaledMarginalCrossEntropy", "SoftMax"),
+    ("DataScaledMarginalCrossEntropy", "Sigmoid"),
+    ("L1", "Sigmoid"),  # |a - t| has a kink at a = t: Sigmoid units never reach 0 or 1
+    ("L2Hinge", "Sigmoid"),
+    ("L2Hinge", "Linear"),
+    ("Hinge", "Sigmoid"),
+    ("Hinge", "SoftSign"),
 ]
 SMCE_ALWAYS = {"oneTarget": 1.0, "zeroTarget": 0.0, "oneScale": 3.0, "zeroScale": 0.5}
 
@@ -121,3 +127,77 @@ def test_smce_margins_zero_the_gradient_inside_the_margin():
     assert error == 0.0
     for gw, gb in grads.values():
         assert not gw.any() and not gb.any()
+
+
+@pytest.mark.parametrize("inputs", INPUTS)
+def test_several_sources_gradients(inputs):
+    # Output fed by Input and by a hidden layer: both contributions and both biases are summed.
+    inp, out = _data(inputs, True, "Sigmoid", seed=51)
+    cfg = network_config(hidden=[(6, "Tanh")], error="L2", sparse_input=inputs != "dense")
+    cfg["Layers"][-1]["Source"] = ["Hidden1", "Input"]
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=3)
+    assert set(net.gradients(0)[1]) == {("Input", "Hidden1"), ("Hidden1", "Output"), ("Input", "Output")}
+    check_gradients(net)
+
+
+def test_validate_passes_for_dsstne_gradient_check_networks():
+    # DSSTNE's tst/test_data networks, rebuilt: L2 linear regression, L2 with LReLU slopes 0 and 0.5,
+    # SMCE with oneScale 30, DSMCE.
+    n = 64
+    s = np.arange(n, dtype=np.float32)
+    reg_in = dsstne.DataSet.from_numpy((s % 7)[:, None] / 7, "input")
+    reg_out = dsstne.DataSet.from_numpy((-2 * (s % 7) + 3)[:, None] / 7, "output")
+    linear = {"Version": 0.8, "ShuffleIndices": False, "ErrorFunction": "L2", "Layers": [
+        {"Kind": "Input", "N": 1, "DataSet": "input"},
+        {"Kind": "Output", "N": 1, "DataSet": "output", "Activation": "Linear"}]}
+    assert dsstne.Network.from_json(linear, [reg_in, reg_out], batch=4, device="cpu").validate().passed
+    cls = sp.csr_matrix((np.ones(n), (np.arange(n), np.arange(n) % 2)), shape=(n, 2))
+    cls_in, cls_out = dsstne.DataSet.from_scipy(cls, "input"), dsstne.DataSet.from_scipy(cls, "output")
+    for slope in (0.0, 0.5):
+        lrelu = {"Version": 0.8, "ShuffleIndices": False, "ErrorFunction": "L2", "Layers": [
+            {"Kind": "Input", "N": 2, "DataSet": "input", "Sparse": True},
+            {"Kind": "Hidden", "N": 2, "Activation": "LRelu", "Slope": slope},
+            {"Kind": "Output", "N": 2, "DataSet": "output", "Activation": "Linear", "Source": "Input0"}]}
+        assert dsstne.Network.from_json(lrelu, [cls_in, cls_out], batch=4, device="cpu").validate().passed
+    for key in ("ScaledMarginalCrossEntropy", "DataScaledMarginalCrossEntropy"):
+        smce = {"Version": 0.8, "ShuffleIndices": False, "ErrorFunction": key,
+                key: {"oneTarget": 1.0, "zeroTarget": 0.0, "oneScale": 30.0, "zeroScale": 1.0}, "Layers": [
+                    {"Kind": "Input", "N": 2, "DataSet": "input", "Sparse": True},
+                    {"Kind": "Hidden", "N": 2, "Activation": "Sigmoid"},
+                    {"Kind": "Output", "N": 2, "DataSet": "output", "Activation": "Sigmoid"}]}
+        report = dsstne.Network.from_json(smce, [cls_in, cls_out], batch=4, device="cpu").validate()
+        assert report.passed, report.failures()
+
+
+def test_validate_catches_a_wrong_gradient():
+    # A loss the engine's delta does not differentiate: DSSTNE's SoftMax SMCE with unequal scales.
+    inp, out = _data("sparse", True, "SoftMax", seed=61)
+    cfg = network_config(hidden=[(5, "Tanh")], output_activation="SoftMax",
+                         ScaledMarginalCrossEntropy={**SMCE_ALWAYS, "oneScale": 3.0, "zeroScale": 0.2})
+    report = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu").validate()
+    assert not report.passed and report.failures()
+
+
+@pytest.mark.parametrize("error,output_activation", [("L2", "Sigmoid"), ("ScaledMarginalCrossEntropy", "Sigmoid"),
+                                                     ("CrossEntropy", "SoftMax"), ("L1", "Sigmoid")])
+@pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
+def test_weighted_and_indexed_datasets(error, output_activation, sparse_target):
+    # Weighted: per-example weights scale input values and loss terms. Indexed: examples are rows of a
+    # smaller table of unique examples.
+    inp, out = _data("sparse", sparse_target, output_activation, seed=71)
+    rng = np.random.default_rng(5)
+    unique = out.examples
+    index = rng.integers(0, unique, 12).astype(np.uint32)
+    for ds in (inp, out):
+        ds.weights = rng.uniform(0.5, 2.0, 12).astype(np.float32)
+    out.indexed = index
+    out.examples = 12
+    cfg = network_config(hidden=[(5, "Tanh")], output_activation=output_activation, error=error,
+                         ScaledMarginalCrossEntropy=SMCE_ALWAYS if output_activation != "SoftMax" else
+                         {**SMCE_ALWAYS, "oneScale": 1.0, "zeroScale": 1.0})
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=5)
+    check_gradients(net)
+    plain = dsstne.Network.from_json(cfg, [inp, dsstne.DataSet.from_scipy(out.to_scipy(), "output")]
+                                     if sparse_target else [inp, dsstne.DataSet.from_numpy(out.to_numpy(), "output")],
+                                     batch=12, device="cpu", seed=5)
+    assert net.gradients(0)[0] != pytest.approx(plain.gradients(0)[0])  # the weights change the loss

@@ -104,6 +104,7 @@ class ModelFile:
     batch_norm: dict[str, BatchNormState] = field(default_factory=dict)
     epochs: int = 0
     batches: int = 0
+    optimizer_steps: int = 0
     batch: int | None = None
     seed: int | None = None
     checkpoint_name: str = "checkpoint"
@@ -243,6 +244,7 @@ def _write_network(nc: Any, model: ModelFile) -> None:
     for name, value, nctype in (
         ("dsstne_epochs", model.epochs, "u8"),
         ("dsstne_batches", model.batches, "u8"),
+        ("dsstne_optimizer_steps", model.optimizer_steps, "u8"),
         ("dsstne_batch", model.batch, "u4"),
         ("dsstne_seed", model.seed, "u8"),
     ):
@@ -514,7 +516,7 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
                 f"{size} ({' x '.join(map(str, shape))})"
             )
         model.weights[key] = matrix.reshape(shape)
-    for name in ("epochs", "batches", "batch", "seed"):
+    for name in ("epochs", "batches", "optimizer_steps", "batch", "seed"):
         value = _scalar_var(nc, "dsstne_" + name)
         if value is not None:
             setattr(model, name, value)
@@ -676,6 +678,8 @@ def save_network(
         descriptor=d,
         epochs=network.epochs_done,
         batches=network.batches_done,
+        optimizer_steps=network.optimizer_steps,
+        optimizer=network.optimizer_state(),
         batch=network.batch,
         seed=network.seed,
     )
@@ -719,7 +723,8 @@ def load_network(
     )
     for (src, dst), matrix in model.weights.items():
         net.set_weights(src, dst, matrix, model.biases[(src, dst)])
-    net.set_counters(model.epochs, model.batches)
+    net.set_counters(model.epochs, model.batches, model.optimizer_steps)
+    net.set_optimizer_state(model.optimizer)
     return net
 
 

@@ -51,10 +51,16 @@ class Network {
   uint64_t batches_done() const { return batches_; }
   // Restores the training counters of a saved model: with the counter-based RNG they are all the state
   // (besides weights and optimiser buffers) that a resumed run needs to continue bit for bit.
-  void set_counters(uint64_t epochs, uint64_t batches) {
+  void set_counters(uint64_t epochs, uint64_t batches, uint64_t optimizer_steps) {
     epochs_ = epochs;
     batches_ = batches;
+    optimizer_steps_ = optimizer_steps;
   }
+  uint64_t optimizer_steps() const { return optimizer_steps_; }
+
+  // Optimiser state of a connection: which = 0 or 1 (modes keep up to two buffers), weights then biases.
+  void get_state(const std::string& input, const std::string& output, int which, float* w, float* b);
+  void set_state(const std::string& input, const std::string& output, int which, const float* w, const float* b);
 
   // Trains `epochs` epochs on the bound datasets; returns one report per epoch run.
   std::vector<EpochReport> train(uint32_t epochs, const TrainParams& params, EpochCallback callback,
@@ -99,8 +105,9 @@ class Network {
   void forward(const BatchRows& rows, bool training);
   void forward_layer(Layer& layer, const BatchRows& rows, bool training);
   void output_deltas(const BatchRows& rows);
-  void backward(const BatchRows& rows);
+  void backward(const BatchRows& rows, long long* penalty_error = nullptr);
   void update(const TrainParams& params, const BatchRows& rows);
+  void prepare_optimizer(const TrainParams& params);
 
   std::shared_ptr<Context> ctx_;
   NetworkSpec spec_;
@@ -111,12 +118,13 @@ class Network {
   std::vector<std::shared_ptr<DataSet>> bound_;
   Buffer<uint32_t> order_;
   std::vector<uint32_t> host_order_;  // the same order on the host (batch sizes of sparse inputs)
-  Buffer<long long> error_;  // [0] loss, [1] regularisation, fixed point
+  Buffer<long long> error_;  // [0] loss, [1] regularisation, [2] sparseness penalty; fixed point
   Buffer<unsigned char> sparse_scratch_, topk_scratch_;
   Buffer<float> topk_scores_;
   Buffer<uint32_t> topk_index_;
   uint64_t max_batch_datapoints_ = 0;  // sizing of sparse_scratch_
   uint64_t epochs_ = 0, batches_ = 0;
+  uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
 };
 

@@ -132,6 +132,7 @@ struct SparsenessArgs {
   uint32_t rows = 0, stride = 0;
   float p = 0.0f, beta = 0.0f;
   float* scratch = nullptr;  // [stride]
+  long long* error = nullptr;  // when set, += fixed(beta * rows * sum_j KL(p || mean_j)), the penalty's loss
 };
 
 // [delta] delta *= f'(a): the hidden-layer activation derivative.

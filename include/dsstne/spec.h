@@ -38,6 +38,7 @@ struct NetworkSpec {
   float smce_one_target = 0.9f, smce_zero_target = 0.1f, smce_one_scale = 1.0f, smce_zero_scale = 1.0f;
   float delta_boost_one = 1.0f, delta_boost_zero = 1.0f;
   float denoising_p = 0.0f;
+  float decay = 0.0f;  // learning-rate decay per minibatch: alpha / (1 + decay * steps)
   bool shuffle = true;
   uint32_t batch = 512;
 };
@@ -46,6 +47,10 @@ struct NetworkSpec {
 struct TrainParams {
   int32_t mode = 0;  // TrainingMode
   float alpha = 0.025f, lambda = 0.0001f, lambda1 = 0.0f, mu = 0.5f, mu1 = 0.0f;
+  // DSSTNE zeroes the optimiser state (and its step count) at the start of every Train() call.
+  bool clear_velocity = true;
+  // DSSTNE's Adam corrects its first step with tau = 2 (steps + 1); false uses tau = steps.
+  bool adam_dsstne_step = true;
 };
 
 struct EpochReport {

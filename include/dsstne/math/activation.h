@@ -27,6 +27,9 @@ DSSTNE_HD float activate(const ActivationParams& p, float z) {
     case Activation::ExponentialLinear: return z > 0.0f ? z : p.alpha * (expf(z) - 1.0f);
     case Activation::ScaledExponentialLinear:
       return z > 0.0f ? p.lambda * z : p.lambda * p.alpha * (expf(z) - 1.0f);
+    // The original accepted these two but ran them as Linear; here they have their true maths.
+    case Activation::SoftPlus: return z > 20.0f ? z : log1pf(expf(z));
+    case Activation::SoftSign: return z / (1.0f + fabsf(z));
     default: return z;
   }
 }
@@ -40,15 +43,32 @@ DSSTNE_HD float derivative(const ActivationParams& p, float a) {
     case Activation::LeakyRectifiedLinear: return a > 0.0f ? 1.0f : p.slope;
     case Activation::ExponentialLinear: return a > 0.0f ? 1.0f : a + p.alpha;
     case Activation::ScaledExponentialLinear: return a > 0.0f ? p.lambda : a + p.lambda * p.alpha;
+    case Activation::SoftPlus: return 1.0f - expf(-a);  // sigmoid(z), from a = log(1 + e^z)
+    case Activation::SoftSign: {                         // 1 / (1 + |z|)^2 = (1 - |a|)^2
+      const float c = 1.0f - fabsf(a);
+      return c * c;
+    }
     default: return 1.0f;
   }
 }
 
 // KL sparseness penalty added to a unit's delta from its mean activation rho over the minibatch.
-DSSTNE_HD float sparseness_penalty(float p, float beta, float rho) {
+DSSTNE_HD float clamp_activation(float rho) {
   constexpr float kMin = 1.0e-6f, kMax = 0.999999f;  // MIN_ACTIVATION, MAX_ACTIVATION
-  rho = rho < kMin ? kMin : (rho > kMax ? kMax : rho);
+  return rho < kMin ? kMin : (rho > kMax ? kMax : rho);
+}
+
+DSSTNE_HD float sparseness_penalty(float p, float beta, float rho) {
+  rho = clamp_activation(rho);
   return beta * (-p / rho + (1.0f - p) / (1.0f - rho));
+}
+
+// The loss whose gradient the penalty is: beta * rows * KL(p || rho) for one unit (the original adds the
+// gradient but never reports this term; gradient checks need it).
+DSSTNE_HD float sparseness_loss(float p, float beta, float rho, float rows) {
+  rho = clamp_activation(rho);
+  const float kl = (p > 0.0f ? p * logf(p / rho) : 0.0f) + (p < 1.0f ? (1.0f - p) * logf((1.0f - p) / (1.0f - rho)) : 0.0f);
+  return beta * rows * kl;
 }
 
 }  // namespace math

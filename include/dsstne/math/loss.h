@@ -34,10 +34,35 @@ DSSTNE_HD float output_derivative(const ActivationParams& p, float a) {
   return p.kind == Activation::SoftMax ? 1.0f : derivative(p, a);
 }
 
+DSSTNE_HD float sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
+
+// L2Hinge's one-sided difference: a target above 0 is a floor, otherwise a ceiling at |t|.
+DSSTNE_HD float hinge_difference(float a, float t) {
+  const float d = a - fabsf(t);
+  return t > 0.0f ? (d < 0.0f ? d : 0.0f) : (d > 0.0f ? d : 0.0f);
+}
+
 // Dense target t, example weight w.
 DSSTNE_HD ElementLoss dense_loss(const LossParams& L, float a, float t, float w) {
   const bool softmax = L.activation.kind == Activation::SoftMax;
+  const float fd = output_derivative(L.activation, a);
   switch (L.function) {
+    case ErrorFunction::L1:
+      return {w * fabsf(a - t), w * sign(a - t) * fd};
+    case ErrorFunction::L2Hinge: {
+      const float d = hinge_difference(a, t);
+      return {0.5f * w * d * d, w * d * fd};
+    }
+    case ErrorFunction::Hinge: {
+      // The original's delta tested a < 0 and dropped f'(a); this is the true gradient of its error.
+      const float margin = 1.0f - t * a;
+      return {w * (margin > 0.0f ? margin : 0.0f), margin > 0.0f ? -w * t * fd : 0.0f};
+    }
+    case ErrorFunction::DataScaledMarginalCrossEntropy:  // target t > 0 scales the one-side term
+      if (t > 0.0f) return {a < L.one_target ? -L.one_scale * t * safe_log(a) : 0.0f,
+                            a < L.one_target ? L.one_scale * t * (a - 1.0f) : 0.0f};
+      if (a > L.zero_target) return {-L.zero_scale * safe_log(1.0f - a), L.zero_scale * a};
+      return {0.0f, 0.0f};
     case ErrorFunction::L2:
       return {0.5f * w * (a - t) * (a - t), w * (a - t) * output_derivative(L.activation, a)};
     case ErrorFunction::CrossEntropy:
@@ -62,7 +87,19 @@ DSSTNE_HD ElementLoss dense_loss(const LossParams& L, float a, float t, float w)
 // Raw pass: every unit of a sparse-target row, target 0.
 DSSTNE_HD ElementLoss sparse_raw(const LossParams& L, float a, float w) {
   const bool softmax = L.activation.kind == Activation::SoftMax;
+  const float fd = output_derivative(L.activation, a);
   switch (L.function) {
+    case ErrorFunction::L1:
+      return {w * fabsf(a), w * L.boost_zero * sign(a) * fd};
+    case ErrorFunction::L2Hinge: {
+      const float d = a > 0.0f ? a : 0.0f;
+      return {0.5f * w * d * d, w * L.boost_zero * d * fd};
+    }
+    case ErrorFunction::Hinge:  // target 0: max(0, 1 - 0) = 1 per unit, no gradient
+      return {w, 0.0f};
+    case ErrorFunction::DataScaledMarginalCrossEntropy:
+      if (a > L.zero_target) return {-L.zero_scale * safe_log(1.0f - a), L.zero_scale * a};
+      return {0.0f, 0.0f};
     case ErrorFunction::L2:
       return {0.5f * w * a * a, w * L.boost_zero * a * output_derivative(L.activation, a)};
     case ErrorFunction::CrossEntropy:
@@ -81,7 +118,23 @@ DSSTNE_HD ElementLoss sparse_raw(const LossParams& L, float a, float w) {
 // t is the target value (1 for Boolean data; 1/k for SoftMax, k = listed units of the row).
 DSSTNE_HD ElementLoss sparse_listed(const LossParams& L, float a, float t, float w) {
   const bool softmax = L.activation.kind == Activation::SoftMax;
+  const float fd = output_derivative(L.activation, a);
   switch (L.function) {
+    case ErrorFunction::L1:
+      return {w * (fabsf(a - t) - fabsf(a)), w * L.boost_one * sign(a - t) * fd};
+    case ErrorFunction::L2Hinge: {
+      const float d = hinge_difference(a, t), raw = a > 0.0f ? a : 0.0f;
+      return {0.5f * w * (d * d - raw * raw), w * L.boost_one * d * fd};
+    }
+    case ErrorFunction::Hinge: {
+      const float margin = 1.0f - t * a;
+      return {w * ((margin > 0.0f ? margin : 0.0f) - 1.0f), margin > 0.0f ? -w * t * fd : 0.0f};
+    }
+    case ErrorFunction::DataScaledMarginalCrossEntropy: {  // analog value t; no example weights
+      float e = a > L.zero_target ? L.zero_scale * safe_log(1.0f - a) : 0.0f;
+      if (a < L.one_target) e -= L.one_scale * t * safe_log(a);
+      return {e, a < L.one_target ? L.one_scale * t * (a - 1.0f) : 0.0f};
+    }
     case ErrorFunction::L2:
       return {0.5f * w * ((a - t) * (a - t) - a * a), w * L.boost_one * (a - t) * output_derivative(L.activation, a)};
     case ErrorFunction::CrossEntropy:

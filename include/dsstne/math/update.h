@@ -2,6 +2,8 @@
 // gradient, so every mode adds to w. Biases use the same formulas with lambda = lambda1 = 0.
 #pragma once
 
+#include <cmath>
+
 #include "dsstne/enums.h"
 #include "dsstne/hd.h"
 
@@ -10,6 +12,7 @@ namespace dsstne {
 struct UpdateParams {
   TrainingMode mode = TrainingMode::SGD;
   float alpha = 0.0f, lambda = 0.0f, lambda1 = 0.0f, mu = 0.0f, mu1 = 0.0f;
+  float step = 1.0f;  // Adam's bias-correction exponent tau for this update
 };
 
 namespace math {
@@ -20,6 +23,49 @@ DSSTNE_HD float regularized(const UpdateParams& u, float g, float w) {
 }
 
 DSSTNE_HD float sgd(const UpdateParams& u, float w, float g) { return w + u.alpha * regularized(u, g, w); }
+
+// One parameter's step for any mode: w and its optimiser state v, v2 (unused by modes that need less).
+DSSTNE_HD float update(const UpdateParams& u, float w, float gradient, float& v, float& v2) {
+  constexpr float kFloor = 1.0e-9f;
+  const float g = regularized(u, gradient, w);
+  switch (u.mode) {
+    case TrainingMode::SGD:
+      return w + u.alpha * g;
+    case TrainingMode::Momentum:
+      v = u.mu * v + u.alpha * g;
+      return w + v;
+    case TrainingMode::AdaGrad:
+      v += g * g;
+      return w + u.alpha * g / sqrtf(fmaxf(kFloor, v));
+    case TrainingMode::Nesterov: {
+      const float previous = v;
+      v = u.mu * v + u.alpha * g;
+      return w + v + u.mu * (v - previous);
+    }
+    case TrainingMode::RMSProp:
+      v = u.mu * v + (1.0f - u.mu) * g * g;
+      return w + u.alpha * g / sqrtf(fmaxf(kFloor, v));
+    case TrainingMode::AdaDelta: {  // v: running mean of squared steps, v2: of squared gradients
+      v2 = u.mu * v2 + (1.0f - u.mu) * g * g;
+      const float dw = sqrtf(fmaxf(kFloor, v) / fmaxf(kFloor, v2)) * g;
+      v = u.mu * v + (1.0f - u.mu) * dw * dw;
+      return w + dw;
+    }
+    case TrainingMode::Adam: {  // v: first moment, v2: second moment; beta1 = mu, beta2 = mu1
+      v = u.mu * v + (1.0f - u.mu) * g;
+      v2 = u.mu1 * v2 + (1.0f - u.mu1) * g * g;
+      const float m = v / (1.0f - powf(u.mu, u.step));
+      const float s = v2 / (1.0f - powf(u.mu1, u.step));
+      return w + u.alpha * m / (sqrtf(s) + 1.0e-8f);
+    }
+  }
+  return w;
+}
+
+// Optimiser state buffers a mode keeps per parameter.
+DSSTNE_HD int state_buffers(TrainingMode mode) {
+  return mode == TrainingMode::SGD ? 0 : (mode == TrainingMode::AdaDelta || mode == TrainingMode::Adam ? 2 : 1);
+}
 
 }  // namespace math
 }  // namespace dsstne

@@ -1,0 +1,148 @@
+"""Every optimiser's 20-step trajectory against numpy written from DSSTNE's update formulas (float64).
+
+Network: dense input (5) -> Linear output (3), L2 loss, one minibatch of 8 examples, so the gradient is
+exact in numpy: G = -(1/rows) X^T (Z - T), gb = -mean(Z - T), with L2 (lambda) and L1 (lambda1) on weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import network_config
+
+import dsstne
+
+RNG = np.random.default_rng(4)
+X = RNG.normal(size=(8, 5)).astype(np.float32)
+T = RNG.normal(size=(8, 3)).astype(np.float32)
+
+
+def reference(w, b, mode, steps, alpha, lam, lam1, mu, mu1, decay=0.0, adam_offset=1):
+    w, b = w.astype(np.float64), b.astype(np.float64)
+    state = {k: np.zeros_like(w) for k in ("v", "v2")} | {k: np.zeros_like(b) for k in ("bv", "bv2")}
+    for step in range(1, steps + 1):
+        z = X @ w + b
+        delta = z - T
+        gw = -(X.T @ delta) / len(X) - lam * w - lam1 * np.sign(w)
+        gb = -delta.mean(axis=0)
+        a = alpha / (1 + decay * (step - 1)) if decay > 0 else alpha
+        w = _step(mode, w, gw, state, "v", "v2", a, mu, mu1, step + adam_offset)
+        b = _step(mode, b, gb, state, "bv", "bv2", a, mu, mu1, step + adam_offset)
+    return w, b
+
+
+def _step(mode, w, g, s, k1, k2, alpha, mu, mu1, tau):
+    floor = 1e-9
+    if mode == "SGD":
+        return w + alpha * g
+    if mode == "Momentum":
+        s[k1] = mu * s[k1] + alpha * g
+        return w + s[k1]
+    if mode == "AdaGrad":
+        s[k1] = s[k1] + g * g
+        return w + alpha * g / np.sqrt(np.maximum(floor, s[k1]))
+    if mode == "Nesterov":
+        prev = s[k1]
+        s[k1] = mu * prev + alpha * g
+        return w + s[k1] + mu * (s[k1] - prev)
+    if mode == "RMSProp":
+        s[k1] = mu * s[k1] + (1 - mu) * g * g
+        return w + alpha * g / np.sqrt(np.maximum(floor, s[k1]))
+    if mode == "AdaDelta":
+        s[k2] = mu * s[k2] + (1 - mu) * g * g
+        dw = np.sqrt(np.maximum(floor, s[k1]) / np.maximum(floor, s[k2])) * g
+        s[k1] = mu * s[k1] + (1 - mu) * dw * dw
+        return w + dw
+    if mode == "Adam":
+        s[k1] = mu * s[k1] + (1 - mu) * g
+        s[k2] = mu1 * s[k2] + (1 - mu1) * g * g
+        m = s[k1] / (1 - mu**tau)
+        v = s[k2] / (1 - mu1**tau)
+        return w + alpha * m / (np.sqrt(v) + 1e-8)
+    raise AssertionError(mode)
+
+
+def _net(decay=0.0, device="cpu"):
+    cfg = network_config(n_in=5, hidden=(), output_activation="Linear", error="L2", sparse_input=False)
+    cfg["Layers"][0]["N"] = 5
+    if decay:
+        cfg["Decay"] = decay
+    sets = [dsstne.DataSet.from_numpy(X, "input"), dsstne.DataSet.from_numpy(T, "output")]
+    return dsstne.Network.from_json(cfg, sets, batch=8, device=device, seed=1)
+
+
+PARAMS = {
+    "SGD": dict(alpha=0.1, mu=0.0, mu1=0.0),
+    "Momentum": dict(alpha=0.05, mu=0.9, mu1=0.0),
+    "AdaGrad": dict(alpha=0.1, mu=0.0, mu1=0.0),
+    "Nesterov": dict(alpha=0.05, mu=0.8, mu1=0.0),
+    "RMSProp": dict(alpha=0.01, mu=0.9, mu1=0.0),
+    "AdaDelta": dict(alpha=1.0, mu=0.95, mu1=0.0),
+    "Adam": dict(alpha=0.01, mu=0.9, mu1=0.999),
+}
+
+
+@pytest.mark.parametrize("mode", PARAMS)
+def test_twenty_steps_match_the_formulas(mode):
+    net = _net()
+    w0, b0 = net.weights("Input", "Output")
+    p = PARAMS[mode]
+    net.train(20, lambda_=0.01, lambda1=0.001, optimizer=mode, **p)
+    w, b = net.weights("Input", "Output")
+    ew, eb = reference(w0, b0, mode, 20, lam=0.01, lam1=0.001, **p)
+    assert not np.allclose(w, w0)
+    np.testing.assert_allclose(w, ew, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b, eb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dsstne_step", [True, False], ids=["dsstne_tau", "textbook_tau"])
+def test_adam_first_step_convention(dsstne_step):
+    net = _net()
+    w0, b0 = net.weights("Input", "Output")
+    net.train(5, optimizer="Adam", adam_dsstne_step=dsstne_step, **PARAMS["Adam"], lambda_=0.0)
+    ew, eb = reference(w0, b0, "Adam", 5, lam=0.0, lam1=0.0, adam_offset=1 if dsstne_step else 0,
+                       **PARAMS["Adam"])
+    np.testing.assert_allclose(net.weights("Input", "Output")[0], ew, rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_decay_per_minibatch():
+    net = _net(decay=0.5)
+    w0, b0 = net.weights("Input", "Output")
+    net.train(10, alpha=0.1, lambda_=0.0)
+    ew, _ = reference(w0, b0, "SGD", 10, alpha=0.1, lam=0.0, lam1=0.0, mu=0.0, mu1=0.0, decay=0.5)
+    np.testing.assert_allclose(net.weights("Input", "Output")[0], ew, rtol=1e-5, atol=1e-6)
+
+
+def test_velocity_is_cleared_per_train_call_unless_asked_not_to():
+    one, two, kept = _net(), _net(), _net()
+    p = PARAMS["Momentum"]
+    one.train(4, optimizer="Momentum", **p)
+    two.train(2, optimizer="Momentum", **p)
+    two.train(2, optimizer="Momentum", **p)  # the original's semantics: state restarts
+    kept.train(2, optimizer="Momentum", **p)
+    kept.train(2, optimizer="Momentum", clear_velocity=False, **p)
+    w1, w2, w3 = (n.weights("Input", "Output")[0] for n in (one, two, kept))
+    assert not np.array_equal(w1, w2)
+    assert w1.tobytes() == w3.tobytes()
+
+
+def test_optimizer_state_round_trips_through_a_model_file(tmp_path):
+    net = _net()
+    net.train(3, optimizer="Adam", **PARAMS["Adam"])
+    path = tmp_path / "adam.nc"
+    net.save(path)
+    again = dsstne.load(path, [dsstne.DataSet.from_numpy(X, "input"), dsstne.DataSet.from_numpy(T, "output")],
+                        device="cpu")
+    for n in (net, again):
+        n.train(3, optimizer="Adam", clear_velocity=False, **PARAMS["Adam"])
+    assert net.weights("Input", "Output")[0].tobytes() == again.weights("Input", "Output")[0].tobytes()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", PARAMS)
+def test_cuda_optimizers_match_cpu(mode):
+    cpu, gpu = _net(), _net(device="cuda")
+    for n in (cpu, gpu):
+        n.train(20, lambda_=0.01, lambda1=0.001, optimizer=mode, **PARAMS[mode])
+    np.testing.assert_allclose(gpu.weights("Input", "Output")[0], cpu.weights("Input", "Output")[0],
+                               rtol=1e-4, atol=1e-6)
