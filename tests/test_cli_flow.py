@@ -297,9 +297,12 @@ def test_force_resume_and_optimizers(flow, tmp_path, capsys):
 
 def test_console_scripts_exit_codes(flow):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    r = subprocess.run([sys.executable, "-m", "dsstne.cli.train", "-h"], capture_output=True, text=True, env=env)
+    cwd = flow.dir  # the installed package, not a source tree in the working directory
+    r = subprocess.run([sys.executable, "-m", "dsstne.cli.train", "-h"], capture_output=True, text=True, env=env,
+                       cwd=cwd)
     assert r.returncode == 1 and "-alpha" in r.stdout and "-lambda1" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "dsstne.cli.predict"], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "dsstne.cli.predict"], capture_output=True, text=True, env=env,
+                       cwd=cwd)
     assert r.returncode == 1 and "Missing required argument: -d" in r.stderr
 
 

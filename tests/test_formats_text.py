@@ -230,6 +230,7 @@ def test_dsstne_subcommand_and_console_script(ratings, tmp_path):
         ],
         capture_output=True,
         text=True,
+        cwd=tmp_path,  # the installed package, not a source tree in the working directory
     )
     assert run.returncode == 0, run.stderr
     assert "Total time for generating NetCDF" in run.stdout
