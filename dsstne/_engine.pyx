@@ -72,15 +72,18 @@ cdef extern from "dsstne/spec.h" namespace "dsstne":
         uint32_t nx, ny, nz, nw
         cbool sparse, denoising
         vector[string] sources
+        vector[string] skips
         string dataset
         int32_t activation
-        float relu_slope, elu_alpha, selu_lambda, p_dropout, sparseness_p, sparseness_beta
+        float relu_slope, elu_alpha, selu_lambda, p_dropout, sparseness_p, sparseness_beta, delta_norm
 
     cdef cppclass WeightSpec:
         WeightSpec()
         string input, output
         int32_t init
-        float init_scale, bias_init
+        float init_scale, bias_init, norm
+        cbool shared, transposed
+        string source_input, source_output
 
     cdef cppclass NetworkSpec:
         string name
@@ -89,13 +92,13 @@ cdef extern from "dsstne/spec.h" namespace "dsstne":
         int32_t error_function
         float smce_one_target, smce_zero_target, smce_one_scale, smce_zero_scale
         float delta_boost_one, delta_boost_zero, denoising_p, decay
-        cbool shuffle
+        cbool shuffle, tanh_dropout_scale
         uint32_t batch
 
     cdef cppclass TrainParams:
         int32_t mode
         float alpha, lambda_ "lambda", lambda1, mu, mu1
-        cbool clear_velocity, adam_dsstne_step
+        cbool clear_velocity, adam_dsstne_step, divergence_brake
 
     cdef cppclass EpochReport:
         uint32_t epoch
@@ -117,6 +120,8 @@ cdef extern from "dsstne/network.h" namespace "dsstne":
         double batch_gradients(uint32_t) except +translate_error nogil
         void get_gradients(const string&, const string&, float*, float*) except +translate_error
         void clear_gradients() except +translate_error
+        void lock_weights(const string&, const string&, cbool) except +translate_error
+        cbool weights_locked(const string&, const string&) except +translate_error
         void get_units(const string&, float*) except +translate_error
         void get_deltas(const string&, float*) except +translate_error
         uint64_t epochs_done()
@@ -294,6 +299,7 @@ cdef class EngineNetwork:
         s.denoising_p = spec["denoising_p"]
         s.decay = spec["decay"]
         s.shuffle = spec["shuffle"]
+        s.tanh_dropout_scale = spec.get("tanh_dropout_scale", True)
         s.batch = spec["batch"]
         for layer in spec["layers"]:
             ls = LayerSpec()
@@ -308,6 +314,9 @@ cdef class EngineNetwork:
             ls.denoising = layer["denoising"]
             for src in layer["sources"]:
                 ls.sources.push_back(src.encode())
+            for src in layer.get("skips", ()):
+                ls.skips.push_back(src.encode())
+            ls.delta_norm = layer.get("delta_norm", 0.0)
             ls.dataset = layer["dataset"].encode()
             ls.activation = layer["activation"]
             act = layer["activation_params"]
@@ -325,6 +334,11 @@ cdef class EngineNetwork:
             ws.init = weight["init"]
             ws.init_scale = weight["scale"]
             ws.bias_init = weight["bias"]
+            ws.norm = weight.get("norm", 0.0)
+            ws.shared = weight.get("shared", False)
+            ws.transposed = weight.get("transposed", False)
+            ws.source_input = weight.get("source_input", "").encode()
+            ws.source_output = weight.get("source_output", "").encode()
             s.weights.push_back(ws)
         self.ctx = ctx
         self.ptr = new Network(ctx.ptr, s, _dataset_vector(datasets))
@@ -367,7 +381,7 @@ cdef class EngineNetwork:
         self.ptr.set_state(src.encode(), dst.encode(), which, &wa[0, 0], &ba[0])
 
     def train(self, uint32_t epochs, int mode, float alpha, float lambda_, float lambda1, float mu, float mu1,
-              callback, bint clear_velocity=True, bint adam_dsstne_step=True):
+              callback, bint clear_velocity=True, bint adam_dsstne_step=True, bint divergence_brake=False):
         """Train; callback(epoch, error, regularization, seconds) runs once per epoch, False stops."""
         cdef TrainParams p
         p.mode = mode
@@ -378,6 +392,7 @@ cdef class EngineNetwork:
         p.mu1 = mu1
         p.clear_velocity = clear_velocity
         p.adam_dsstne_step = adam_dsstne_step
+        p.divergence_brake = divergence_brake
         cdef _CallbackState state = _CallbackState()
         state.fn = callback if callback is not None else (lambda *a: True)
         cdef vector[EpochReport] reports
@@ -446,6 +461,12 @@ cdef class EngineNetwork:
 
     def clear_gradients(self):
         self.ptr.clear_gradients()
+
+    def lock_weights(self, str src, str dst, bint locked):
+        self.ptr.lock_weights(src.encode(), dst.encode(), locked)
+
+    def weights_locked(self, str src, str dst):
+        return self.ptr.weights_locked(src.encode(), dst.encode())
 
     def units(self, str layer):
         cdef cnp.ndarray[cnp.float32_t, ndim=2] out = np.empty(

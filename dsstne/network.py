@@ -64,8 +64,14 @@ class Network:
         device: str = "auto",
         seed: int = DEFAULT_SEED,
         tf32: bool = False,
+        tanh_dropout_scale: bool = True,
     ) -> None:
-        """Bind `descriptor` to `datasets` (matched by name to the layers' DataSet) on `device`."""
+        """Bind `descriptor` to `datasets` (matched by name to the layers' DataSet) on `device`.
+
+        `tanh_dropout_scale` keeps the original's Tanh hidden-layer derivative under dropout,
+        ``s(1 - (a/s)^2)`` with ``s = 1/(1 - pDropout)`` (the derivative of a kept, rescaled unit); False uses
+        ``1 - a^2``. Without dropout both are the same.
+        """
         datasets = list(datasets)
         if not isinstance(batch, int) or batch <= 0:
             raise ConfigError(f"batch must be a positive integer, not {batch!r}")
@@ -83,7 +89,7 @@ class Network:
         self._context.set_tf32(tf32)
         self.tf32 = tf32
         uploads = [d._upload(self._context) for d in datasets]
-        self._net = _engine.EngineNetwork(self._context, _spec(self.descriptor, batch), uploads)
+        self._net = _engine.EngineNetwork(self._context, _spec(self.descriptor, batch, tanh_dropout_scale), uploads)
         self.history: list[EpochReport] = []
         log.info("dsstne: network '%s' on %s (%s)", self.descriptor.name, self.device, self.device_description)
 
@@ -97,9 +103,11 @@ class Network:
         device: str = "auto",
         seed: int = DEFAULT_SEED,
         tf32: bool = False,
+        tanh_dropout_scale: bool = True,
     ) -> Network:
         """Build a network from DSSTNE JSON (a path, JSON text or a dict) and the datasets it names."""
-        return cls(parse_network(config), datasets, batch=batch, device=device, seed=seed, tf32=tf32)
+        return cls(parse_network(config), datasets, batch=batch, device=device, seed=seed, tf32=tf32,
+                   tanh_dropout_scale=tanh_dropout_scale)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -186,6 +194,7 @@ class Network:
         verbose: bool = False,
         clear_velocity: bool = True,
         adam_dsstne_step: bool = True,
+        divergence_brake: bool = False,
     ) -> list[float]:
         """Train `epochs` epochs; return each epoch's mean error (loss + regularisation) per example.
 
@@ -193,7 +202,10 @@ class Network:
         epoch and may return False to stop. `verbose` prints one progress line per epoch to stderr.
         `clear_velocity` zeroes the optimiser state first, as each of the original's ``Train`` calls does
         (pass False to continue a resumed run exactly). `adam_dsstne_step` keeps the original's Adam bias
-        correction, whose first step uses t = 2; False uses the textbook t = 1.
+        correction, whose first step uses t = 2; False uses the textbook t = 1. `divergence_brake` turns on
+        the original's brake (after 100 minibatches of a call, a minibatch whose error exceeds twice the
+        moving average is skipped and the next 24 use alpha/10); it costs one device synchronisation per
+        minibatch, so it is off by default.
         """
         if not isinstance(epochs, int) or epochs < 0:
             raise ConfigError(f"epochs must be a non-negative integer, not {epochs!r}")
@@ -213,7 +225,7 @@ class Network:
             return callback(report) is not False if callback is not None else True
 
         reports = self._net.train(epochs, int(mode), alpha, lambda_, lambda1, mu, mu1, on_epoch, clear_velocity,
-                                  adam_dsstne_step)
+                                  adam_dsstne_step, divergence_brake)
         return [r[1] + r[2] for r in reports]
 
     @property
@@ -293,6 +305,24 @@ class Network:
     def set_weights(self, source: str, layer: str, w: np.ndarray, b: np.ndarray) -> None:
         """Replace the weights and bias of the connection source -> layer."""
         self._net.set_weights(source, layer, w, b)
+
+    def lock_weights(self, source: str, layer: str, locked: bool = True) -> None:
+        """Freeze (or free) the connection source -> layer: no gradient, no update, for weights and bias.
+
+        As the original's ``LockWeights``; saved in model files (``bLocked``). A shared connection's matrix
+        follows its owner's lock; its own bias follows its own.
+        """
+        self._net.lock_weights(source, layer, bool(locked))
+
+    def weights_locked(self, source: str, layer: str) -> bool:
+        """Whether the connection source -> layer is locked."""
+        return bool(self._net.weights_locked(source, layer))
+
+    @property
+    def locked_connections(self) -> set[tuple[str, str]]:
+        """Connections frozen with :meth:`lock_weights`."""
+        return {(w.input_layer, w.output_layer) for w in self.descriptor.weights
+                if self._net.weights_locked(w.input_layer, w.output_layer)}
 
     def gradients(self, position: int = 0) -> tuple[float, dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]]:
         """Loss and gradients of one minibatch, without training.
@@ -385,21 +415,11 @@ def _check_supported(d: NetworkDescriptor) -> None:
     for ly in d.layers:
         if ly.type != LayerType.FullyConnected:
             fail(f"{ly.type.name} layers", ly.name)
-        if ly.kind == LayerKind.Target:
-            fail("layer kind Target", ly.name)
         if ly.batch_normalization:
             fail("BatchNormalization", ly.name)
-        if ly.skips:
-            fail("Skip connections", ly.name)
-        if ly.shared_weights:
-            fail("SharedWeights", ly.name)
-        if ly.weight_norm > 0:
-            fail("WeightNorm", ly.name)
-        if ly.delta_norm > 0:
-            fail("DeltaNorm", ly.name)
 
 
-def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
+def _spec(d: NetworkDescriptor, batch: int, tanh_dropout_scale: bool = True) -> dict[str, Any]:
     layers = []
     for ly in d.layers:
         p = ly.sparseness_penalty_p if ly.sparseness_penalty_p > 0 else d.sparseness_penalty_p
@@ -412,6 +432,8 @@ def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
             "sparse": bool(ly.sparse),
             "denoising": bool(ly.denoising),
             "sources": list(ly.sources),
+            "skips": list(ly.skips),
+            "delta_norm": ly.delta_norm,
             "dataset": ly.dataset,
             "activation": int(ly.activation),
             "activation_params": (ly.relu_slope, ly.elu_alpha, ly.selu_lambda),
@@ -427,6 +449,11 @@ def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
             "init": int(target.weight_init.scheme),
             "scale": target.weight_init.scale,
             "bias": target.weight_init.bias,
+            "norm": w.norm,
+            "shared": w.shared,
+            "transposed": w.transposed,
+            "source_input": w.source_input_layer,
+            "source_output": w.source_output_layer,
         })
     return {
         "name": d.name,
@@ -439,6 +466,7 @@ def _spec(d: NetworkDescriptor, batch: int) -> dict[str, Any]:
         "decay": d.decay,
         "shuffle": bool(d.shuffle_indices),
         "batch": batch,
+        "tanh_dropout_scale": bool(tanh_dropout_scale),
     }
 
 

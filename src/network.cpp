@@ -6,6 +6,7 @@
 #include <cmath>
 #include <deque>
 #include <numeric>
+#include <vector>
 #include <unordered_map>
 
 #include "dsstne/errors.h"
@@ -103,7 +104,8 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
     layer->unit = Buffer<float>(ctx_->backend, 0);
     layer->delta = Buffer<float>(ctx_->backend, 0);
     layer->scratch = Buffer<float>(ctx_->backend, 0);
-    if (layer->kind == LayerKind::Target) DSSTNE_RAISE(NotSupported, "not supported yet: layer '", ls.name, "' of kind Target");
+    // Target: the original parses it and gives it no special meaning anywhere (neither input nor output);
+    // here it runs as a Hidden layer.
     if (layer->kind != LayerKind::Input) {
       if (!executable_activation(layer->activation.kind))
         DSSTNE_RAISE(NotSupported, "not supported yet: activation ", activation_name(layer->activation.kind),
@@ -140,7 +142,8 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
     weight->out = out->second;
     in->second->outgoing.push_back(weight.get());
     out->second->incoming.push_back(weight.get());
-    const size_t n = static_cast<size_t>(weight->in->stride) * weight->out->stride;
+    // A shared connection holds only its bias: the matrix and its gradient live with the owner.
+    const size_t n = ws.shared ? 0 : static_cast<size_t>(weight->in->stride) * weight->out->stride;
     weight->w = Buffer<float>(ctx_->backend, n);
     weight->gw = Buffer<float>(ctx_->backend, n);
     weight->b = Buffer<float>(ctx_->backend, weight->out->stride);
@@ -150,14 +153,21 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   for (auto& layer : layers_)
     if (layer->kind != LayerKind::Input && layer->incoming.empty())
       DSSTNE_RAISE(InputError, "layer '", layer->spec.name, "' has no incoming connection");
+  resolve_structure(by_name);
 
   // Forward order: distance from the inputs (longest path), ties in declaration order.
   std::vector<int> distance(layers_.size(), -1);
   for (auto& layer : layers_)
     if (layer->kind == LayerKind::Input) distance[layer->index] = 0;
   for (size_t pass = 0; pass < layers_.size(); ++pass)
-    for (auto& w : weights_)
-      if (distance[w->in->index] >= 0) distance[w->out->index] = std::max(distance[w->out->index], distance[w->in->index] + 1);
+    for (auto& layer : layers_) {
+      auto relax = [&](const Layer* from) {
+        if (distance[from->index] >= 0)
+          distance[layer->index] = std::max(distance[layer->index], distance[from->index] + 1);
+      };
+      for (Weight* w : layer->incoming) relax(w->in);
+      for (Layer* skip : layer->skips) relax(skip);  // a skip source runs before the layer that adds it
+    }
   for (auto& layer : layers_) {
     DSSTNE_REQUIRE(distance[layer->index] >= 0, "layer '", layer->spec.name, "' is not reachable from an input layer");
     forward_order_.push_back(layer.get());
@@ -174,6 +184,48 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   bind(datasets, true);
   allocate_batch_buffers();
   initialise_weights();
+}
+
+void Network::resolve_structure(const std::unordered_map<std::string, Layer*>& by_name) {
+  for (auto& layer : layers_) {
+    for (const std::string& name : layer->spec.skips) {
+      auto it = by_name.find(name);
+      DSSTNE_REQUIRE(it != by_name.end(), "layer '", layer->spec.name, "': Skip names no layer '", name, "'");
+      Layer* src = it->second;
+      DSSTNE_REQUIRE(layer->kind != LayerKind::Input, "layer '", layer->spec.name, "': an Input layer cannot have Skip");
+      DSSTNE_REQUIRE(src != layer.get(), "layer '", layer->spec.name, "': Skip cannot name the layer itself");
+      DSSTNE_REQUIRE(src->stride == layer->stride, "layer '", layer->spec.name,
+                     "': Layer dimensions do not match for skip connection (Skip): '", name, "' has ", src->stride,
+                     " units, '", layer->spec.name, "' has ", layer->stride);
+      layer->skips.push_back(src);
+      src->needs_units = true;  // added from its unit buffer, so a sparse input must be expanded
+    }
+  }
+  // SharedWeights, order independent (a second pass, as the original's).
+  for (auto& w : weights_) {
+    if (!w->spec.shared) continue;
+    Weight* owner = nullptr;
+    for (auto& o : weights_)
+      if (!o->spec.shared && o->in->spec.name == w->spec.source_input && o->out->spec.name == w->spec.source_output)
+        owner = o.get();
+    DSSTNE_REQUIRE(owner, "layer '", w->out->spec.name, "': Unable to locate all shared weights (SharedWeights): no "
+                   "unshared connection '", w->spec.source_input, "' -> '", w->spec.source_output, "' to share with '",
+                   w->in->spec.name, "' -> '", w->out->spec.name, "'");
+    const uint32_t rows = w->spec.transposed ? owner->out->stride : owner->in->stride;
+    const uint32_t cols = w->spec.transposed ? owner->in->stride : owner->out->stride;
+    DSSTNE_REQUIRE(w->in->stride == rows && w->out->stride == cols, "layer '", w->out->spec.name, "': ",
+                   w->spec.transposed ? "Transposed dimensions" : "Dimensions",
+                   " for shared weights do not match (SharedWeights): '", w->in->spec.name, "' -> '",
+                   w->out->spec.name, "' is ", w->in->stride, "x", w->out->stride, " but '", owner->in->spec.name,
+                   "' -> '", owner->out->spec.name, "' is ", owner->in->stride, "x", owner->out->stride);
+    w->owner = owner;
+    w->transposed = w->spec.transposed;
+    ++owner->sharing_count;
+  }
+  // A sparse input's fast path writes only the batch's gradient rows and cannot read a matrix transposed:
+  // inputs of shared matrices are expanded to dense units instead (same maths, more memory traffic).
+  for (auto& w : weights_)
+    if (w->shared() || w->sharing_count > 1) w->in->needs_units = true;
 }
 
 const Layer& Network::find_layer(const std::string& name) const {
@@ -210,7 +262,8 @@ void Network::bind(const std::vector<std::shared_ptr<DataSet>>& datasets, bool t
                    " units per example but layer '", layer->spec.name, "' has ", layer->stride);
     layer->data = found;
     if (layer->kind == LayerKind::Input)
-      layer->sparse_input = found->is_sparse() && found->density() <= DataSet::kDenseThreshold;
+      layer->sparse_input =
+          found->is_sparse() && found->density() <= DataSet::kDenseThreshold && !layer->needs_units;
   }
 }
 
@@ -301,7 +354,7 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) 
         SparseForwardArgs a;
         a.unit = layer.unit.device();
         a.stride = layer.stride;
-        a.weights = w->w.device();
+        a.weights = w->matrix().w.device();
         a.data = in.data->sparse_view();
         a.batch = rows;
         a.denoise = denoise(in, training);
@@ -314,21 +367,44 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) 
         g.k = static_cast<int>(in.stride);
         g.a = in.unit.device();
         g.lda = static_cast<int>(in.stride);
-        g.b = w->w.device();
-        g.ldb = static_cast<int>(layer.stride);
+        g.b = w->matrix().w.device();
+        // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
+        g.trans_b = w->transposed;
+        g.ldb = static_cast<int>(w->transposed ? in.stride : layer.stride);
         g.beta = 1.0f;
         g.c = layer.unit.device();
         g.ldc = static_cast<int>(layer.stride);
         be.gemm(g);
       }
     }
+    for (Layer* skip : layer.skips)
+      be.add_units({layer.unit.device(), skip->unit.device(), static_cast<size_t>(rows.rows) * layer.stride});
     be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation});
   }
   const float p = layer.spec.p_dropout;
   if (training && p > 0.0f && !layer.sparse_input) {
     // Sigmoid units drop to 0.5 unscaled, others to 0 with inverted scaling (the original's rule; input
     // layers keep the descriptor's default Sigmoid).
-    const bool sigmoid = layer.activation.kind == Activation::Sigmoid;
+    const Activation kind = layer.activation.kind;
+    if (layer.kind != LayerKind::Input &&
+        (kind == Activation::ExponentialLinear || kind == Activation::ScaledExponentialLinear)) {
+      // Alpha dropout keeps the mean and variance of (scaled) exponential-linear units (inventory 1.11).
+      const float lam = kind == Activation::ScaledExponentialLinear ? layer.activation.lambda : 1.0f;
+      const float alpha = -lam * layer.activation.alpha, q = 1.0f - p;
+      const float A = 1.0f / std::sqrt(q + alpha * alpha * p * q), B = -A * p * alpha;
+      AlphaDropoutArgs d;
+      d.unit = layer.unit.device();
+      d.rows = rows.rows;
+      d.stride = layer.stride;
+      d.p = p;
+      d.a = A;
+      d.b = B;
+      d.dropped = A * alpha + B;
+      d.key = rng::key(ctx_->seed, rng::kDropout, batches_, layer.index);
+      be.alpha_dropout(d);
+      return;
+    }
+    const bool sigmoid = kind == Activation::Sigmoid;
     DropoutArgs d;
     d.unit = layer.unit.device();
     d.rows = rows.rows;
@@ -372,60 +448,98 @@ void Network::output_deltas(const BatchRows& rows) {
 void Network::backward(const BatchRows& rows, long long* penalty_error) {
   Backend& be = backend();
   const float inv_rows = 1.0f / static_cast<float>(rows.rows);
+  for (auto& w : weights_) w->gradient_written = false;
   for (auto it = forward_order_.rbegin(); it != forward_order_.rend(); ++it) {
     Layer& layer = **it;
     if (layer.kind == LayerKind::Input) continue;
-    if (layer.kind == LayerKind::Hidden) {
+    if (layer.kind != LayerKind::Output) {  // Hidden (and Target, run as Hidden)
       if (!layer.delta_written) layer.delta.zero();  // nothing consumes this layer
       if (layer.spec.sparse && layer.spec.sparseness_beta > 0.0f)
         be.sparseness_penalty({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride,
                                layer.spec.sparseness_p, layer.spec.sparseness_beta, layer.scratch.device(),
                                penalty_error});
-      be.hadamard({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride, layer.activation});
+      ActivationParams f = layer.activation;
+      if (f.kind == Activation::Tanh && layer.spec.p_dropout > 0.0f && spec_.tanh_dropout_scale)
+        f.tanh_scale = 1.0f / (1.0f - layer.spec.p_dropout);
+      be.hadamard({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride, f});
+    }
+    // DeltaNorm: after the loss delta (outputs) or the activation derivative (hidden layers).
+    if (layer.spec.delta_norm > 0.0f)
+      be.normalize_deltas({layer.delta.device(), rows.rows, layer.stride, layer.spec.delta_norm});
+    for (Layer* skip : layer.skips) {  // z = ... + a_skip: the skip source's dE/da gets this delta
+      if (skip->kind == LayerKind::Input) continue;
+      const size_t n = static_cast<size_t>(rows.rows) * layer.stride;
+      if (skip->delta_written)
+        be.add_units({skip->delta.device(), layer.delta.device(), n});
+      else
+        be.copy(skip->delta.device(), layer.delta.device(), n * sizeof(float));
+      skip->delta_written = true;
     }
     for (Weight* w : layer.incoming) {
       Layer& in = *w->in;
-      if (in.sparse_input) {
-        SparseGradientArgs a;
-        a.gradient = w->gw.device();
-        a.delta = layer.delta.device();
-        a.stride = layer.stride;
-        a.input_units = in.stride;
-        a.scale = -inv_rows;
-        a.data = in.data->sparse_view();
-        a.batch = rows;
-        a.denoise = denoise(in, true);
-        a.max_datapoints = max_batch_datapoints_;
-        a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
-        a.scratch = sparse_scratch_.device();
-        be.sparse_gradient(a);
-      } else {
-        GemmArgs g;  // gw = -(1/rows) X^T delta
-        g.trans_a = true;
-        g.m = static_cast<int>(in.stride);
-        g.n = static_cast<int>(layer.stride);
-        g.k = static_cast<int>(rows.rows);
-        g.alpha = -inv_rows;
-        g.a = in.unit.device();
-        g.lda = static_cast<int>(in.stride);
-        g.b = layer.delta.device();
-        g.ldb = static_cast<int>(layer.stride);
-        g.beta = 0.0f;
-        g.c = w->gw.device();
-        g.ldc = static_cast<int>(layer.stride);
-        be.gemm(g);
+      Weight& m = w->matrix();
+      if (!m.locked) {
+        // Every user of a shared matrix adds -(1/(sharingCount rows)) X^T delta to the owner's gradient, in
+        // backward order (the original's scaling).
+        const float scale = -inv_rows / static_cast<float>(m.sharing_count);
+        if (in.sparse_input) {
+          SparseGradientArgs a;
+          a.gradient = m.gw.device();
+          a.delta = layer.delta.device();
+          a.stride = layer.stride;
+          a.input_units = in.stride;
+          a.scale = scale;
+          a.data = in.data->sparse_view();
+          a.batch = rows;
+          a.denoise = denoise(in, true);
+          a.max_datapoints = max_batch_datapoints_;
+          a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
+          a.scratch = sparse_scratch_.device();
+          be.sparse_gradient(a);
+        } else if (w->transposed) {
+          GemmArgs g;  // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
+          g.trans_a = true;
+          g.m = static_cast<int>(layer.stride);
+          g.n = static_cast<int>(in.stride);
+          g.k = static_cast<int>(rows.rows);
+          g.alpha = scale;
+          g.a = layer.delta.device();
+          g.lda = static_cast<int>(layer.stride);
+          g.b = in.unit.device();
+          g.ldb = static_cast<int>(in.stride);
+          g.beta = m.gradient_written ? 1.0f : 0.0f;
+          g.c = m.gw.device();
+          g.ldc = static_cast<int>(in.stride);
+          be.gemm(g);
+        } else {
+          GemmArgs g;  // gW (+)= scale X^T delta
+          g.trans_a = true;
+          g.m = static_cast<int>(in.stride);
+          g.n = static_cast<int>(layer.stride);
+          g.k = static_cast<int>(rows.rows);
+          g.alpha = scale;
+          g.a = in.unit.device();
+          g.lda = static_cast<int>(in.stride);
+          g.b = layer.delta.device();
+          g.ldb = static_cast<int>(layer.stride);
+          g.beta = m.gradient_written ? 1.0f : 0.0f;
+          g.c = m.gw.device();
+          g.ldc = static_cast<int>(layer.stride);
+          be.gemm(g);
+        }
+        m.gradient_written = true;
       }
-      be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
+      if (!w->locked) be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
       if (in.kind != LayerKind::Input) {
-        GemmArgs g;  // delta_in (+)= delta W^T
-        g.trans_b = true;
+        GemmArgs g;  // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
+        g.trans_b = !w->transposed;
         g.m = static_cast<int>(rows.rows);
         g.n = static_cast<int>(in.stride);
         g.k = static_cast<int>(layer.stride);
         g.a = layer.delta.device();
         g.lda = static_cast<int>(layer.stride);
-        g.b = w->w.device();
-        g.ldb = static_cast<int>(layer.stride);
+        g.b = m.w.device();
+        g.ldb = static_cast<int>(w->transposed ? in.stride : layer.stride);
         g.beta = in.delta_written ? 1.0f : 0.0f;
         g.c = in.delta.device();
         g.ldc = static_cast<int>(in.stride);
@@ -434,6 +548,25 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
       }
     }
   }
+}
+
+bool Network::brake_step(float& alpha_scale) {
+  // One synchronisation per minibatch: the minibatch error is the growth of the epoch's accumulator.
+  error_.download();
+  const long long total = error_.host()[0];
+  const double error = fixed::to_double(total - brake_total_);
+  brake_total_ = total;
+  brake_average_ = 0.9 * brake_average_ + 0.1 * error;
+  if (brake_batches_ >= kBrakeWarmup) {
+    if (error > 2.0 * brake_average_) brake_ = 25;  // divergence: skip this minibatch, 0.1 alpha for the next 24
+  } else {
+    ++brake_batches_;
+  }
+  if (brake_ > 0) {
+    alpha_scale = 0.1f;
+    --brake_;
+  }
+  return brake_ < 24;
 }
 
 void Network::prepare_optimizer(const TrainParams& params) {
@@ -453,13 +586,14 @@ void Network::prepare_optimizer(const TrainParams& params) {
   if (buffers > 0 && params.clear_velocity) optimizer_steps_ = 0;
 }
 
-void Network::update(const TrainParams& params, const BatchRows& rows) {
+void Network::update(const TrainParams& params, const BatchRows& rows, float alpha_scale) {
   Backend& be = backend();
   UpdateParams u;
   u.mode = static_cast<TrainingMode>(params.mode);
   // Learning-rate decay counts the updates before this one, as DSSTNE's schedule does.
   u.alpha = spec_.decay > 0.0f ? params.alpha / (1.0f + spec_.decay * static_cast<float>(optimizer_steps_))
                                : params.alpha;
+  u.alpha *= alpha_scale;  // the divergence brake's 0.1
   ++optimizer_steps_;
   u.lambda = params.lambda;
   u.lambda1 = params.lambda1;
@@ -471,7 +605,11 @@ void Network::update(const TrainParams& params, const BatchRows& rows) {
   auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
-    be.update({w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u});
+    if (w.locked) continue;
+    if (!w.shared()) {  // a shared matrix is updated once, by its owner, from everyone's gradient
+      be.update({w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u});
+      if (w.spec.norm > 0.0f) be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
+    }
     be.update({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
     if (w.in->sparse_input)  // only the batch's rows were written: restore the all-zero gradient
       be.clear_rows({w.gw.device(), w.out->stride, w.in->data->sparse_view(), rows});
@@ -490,6 +628,10 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
   const uint32_t examples = bound_examples();
   allocate_batch_buffers();
   prepare_optimizer(params);
+  brake_average_ = 0.0;  // the original's brake state is local to each Train() call
+  brake_ = 0;
+  brake_batches_ = 0;
+  brake_total_ = 0;
   std::vector<EpochReport> reports;
   Backend& be = backend();
   for (uint32_t e = 0; e < epochs; ++e) {
@@ -497,19 +639,25 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
     upload_order(examples, spec_.shuffle);
     denoise_key_ = rng::key(ctx_->seed, rng::kDenoise, epochs_);
     error_.zero();
+    brake_total_ = 0;
     for (uint32_t pos = 0; pos < examples; pos += spec_.batch) {
       const BatchRows rows{order_.device(), pos, std::min(spec_.batch, examples - pos)};
       for (auto& layer : layers_) layer->delta_written = false;
       forward(rows, true);
       output_deltas(rows);
       if (params.lambda != 0.0f || params.lambda1 != 0.0f) {
-        for (auto& w : weights_)
+        for (auto& w : weights_)  // shared connections hold no matrix (size 0): counted once, at the owner
           be.regularization({w->w.device(), w->w.size(), params.lambda * rows.rows, params.lambda1 * rows.rows,
                              error_.device() + 1});
       }
+      float alpha_scale = 1.0f;
+      if (params.divergence_brake && !brake_step(alpha_scale)) {
+        ++batches_;  // the detecting minibatch is not learned from (draws still advance)
+        continue;
+      }
       backward(rows);
       ++batches_;
-      update(params, rows);
+      update(params, rows, alpha_scale);
     }
     error_.download();  // the epoch's one synchronisation
     ++epochs_;
@@ -581,20 +729,52 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
   }
 }
 
+namespace {
+
+// [rows][cols] -> [cols][rows] on the host (shared Transposed matrices are read and written this way).
+std::vector<float> transpose(const float* m, size_t rows, size_t cols) {
+  std::vector<float> t(rows * cols);
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < cols; ++j) t[j * rows + i] = m[i * cols + j];
+  return t;
+}
+
+}  // namespace
+
 void Network::get_weights(const std::string& input, const std::string& output, float* w, float* b) {
   Weight& weight = find_weight(input, output);
-  weight.w.download(w);
+  Weight& m = weight.matrix();
+  if (weight.transposed) {
+    std::vector<float> t(m.w.size());
+    m.w.download(t.data());
+    const std::vector<float> back = transpose(t.data(), weight.out->stride, weight.in->stride);
+    std::copy(back.begin(), back.end(), w);
+  } else {
+    m.w.download(w);
+  }
   weight.b.download(b);
 }
 
 void Network::set_weights(const std::string& input, const std::string& output, const float* w, const float* b) {
   Weight& weight = find_weight(input, output);
-  for (size_t i = 0; i < weight.w.size(); ++i)
+  Weight& m = weight.matrix();
+  for (size_t i = 0; i < m.w.size(); ++i)
     DSSTNE_REQUIRE(std::isfinite(w[i]), "weight ", input, " -> ", output, " element ", i, " is not finite");
   for (size_t i = 0; i < weight.b.size(); ++i)
     DSSTNE_REQUIRE(std::isfinite(b[i]), "bias ", input, " -> ", output, " element ", i, " is not finite");
-  weight.w.upload(w);
+  if (weight.transposed)
+    m.w.upload(transpose(w, weight.in->stride, weight.out->stride).data());
+  else
+    m.w.upload(w);
   weight.b.upload(b);
+}
+
+void Network::lock_weights(const std::string& input, const std::string& output, bool locked) {
+  find_weight(input, output).locked = locked;
+}
+
+bool Network::weights_locked(const std::string& input, const std::string& output) {
+  return find_weight(input, output).locked;
 }
 
 double Network::batch_gradients(uint32_t position) {
@@ -615,7 +795,13 @@ double Network::batch_gradients(uint32_t position) {
 
 void Network::get_gradients(const std::string& input, const std::string& output, float* w, float* b) {
   Weight& weight = find_weight(input, output);
-  weight.gw.download(w);
+  Weight& m = weight.matrix();
+  const size_t n = static_cast<size_t>(weight.in->stride) * weight.out->stride;
+  std::vector<float> g(n);
+  m.gw.download(g.data());
+  if (weight.transposed) g = transpose(g.data(), weight.out->stride, weight.in->stride);
+  const float count = static_cast<float>(m.sharing_count);
+  for (size_t i = 0; i < n; ++i) w[i] = g[i] * count;
   weight.gb.download(b);
 }
 
@@ -623,7 +809,9 @@ void Network::get_state(const std::string& input, const std::string& output, int
   Weight& weight = find_weight(input, output);
   Buffer<float>& sw = which == 0 ? weight.vw : weight.vw2;
   Buffer<float>& sb = which == 0 ? weight.vb : weight.vb2;
-  DSSTNE_REQUIRE(!sw.empty(), "connection ", input, " -> ", output, " has no optimiser state ", which);
+  DSSTNE_REQUIRE(!sb.empty(), "connection ", input, " -> ", output, " has no optimiser state ", which);
+  // A shared connection's matrix state lives with its owner: its own is reported as zeros.
+  if (weight.shared()) std::fill(w, w + static_cast<size_t>(weight.in->stride) * weight.out->stride, 0.0f);
   sw.download(w);
   sb.download(b);
 }

@@ -680,6 +680,7 @@ def save_network(
         batches=network.batches_done,
         optimizer_steps=network.optimizer_steps,
         optimizer=network.optimizer_state(),
+        locked=network.locked_connections,
         batch=network.batch,
         seed=network.seed,
     )
@@ -723,6 +724,12 @@ def load_network(
     )
     for (src, dst), matrix in model.weights.items():
         net.set_weights(src, dst, matrix, model.biases[(src, dst)])
+    for w in model.descriptor.weights:  # shared connections: the owner's matrix (set above), their own bias
+        key = (w.input_layer, w.output_layer)
+        if w.shared and key in model.biases:
+            net.set_weights(*key, net.weights(*key)[0], model.biases[key])
+    for key in model.locked:
+        net.lock_weights(*key)
     net.set_counters(model.epochs, model.batches, model.optimizer_steps)
     net.set_optimizer_state(model.optimizer)
     return net

@@ -26,7 +26,11 @@
   X(column_sum, ColumnSumArgs)            \
   X(regularization, RegularizationArgs)   \
   X(update, UpdateArgs)                   \
-  X(topk, TopKArgs)
+  X(topk, TopKArgs)                       \
+  X(add_units, AddArgs)                   \
+  X(normalize_weights, WeightNormArgs)    \
+  X(normalize_deltas, DeltaNormArgs)      \
+  X(alpha_dropout, AlphaDropoutArgs)
 
 #define DSSTNE_DECLARE_OP(name, Args) void name(const Args& args) override;
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dsstne/buffer.h"
@@ -26,6 +27,8 @@ struct Layer {
   Buffer<float> unit, delta, scratch;
   std::vector<Weight*> incoming;  // weights whose output is this layer
   std::vector<Weight*> outgoing;  // weights whose input is this layer
+  std::vector<Layer*> skips;      // Skip sources: their units are added to this layer's pre-activation
+  bool needs_units = false;       // a Skip source or an input of a shared matrix: no sparse fast path
   std::shared_ptr<DataSet> data;  // Input and Output layers
   bool sparse_input = false;      // Input fed by a sparse dataset (density <= 0.1): gather-sum forward
   bool delta_written = false;     // this minibatch
@@ -38,6 +41,15 @@ struct Weight {
   Layer* out = nullptr;
   Buffer<float> w, b, gw, gb;  // w [in stride][out stride], gradients hold the descent direction
   Buffer<float> vw, vb, vw2, vb2;  // optimiser state (modes other than SGD)
+  // SharedWeights: the connection owning the matrix (w, gw and their optimiser state); this one keeps
+  // only its bias. Transposed: the owner's matrix is [out stride][in stride].
+  Weight* owner = nullptr;
+  bool transposed = false;
+  uint32_t sharing_count = 1;  // owners: connections using this matrix, itself included
+  bool locked = false;         // LockWeights: no gradient, no update (bias too; a shared matrix follows its owner)
+  bool gradient_written = false;  // this minibatch (several users accumulate into the owner's gw)
+  Weight& matrix() { return owner ? *owner : *this; }
+  bool shared() const { return owner != nullptr; }
 };
 
 class Network {
@@ -75,6 +87,7 @@ class Network {
                  const std::shared_ptr<DataSet>& exclude, float* out_scores, uint32_t* out_index);
 
   // Weights [in stride][out stride] and biases [out stride] of the connection input -> output.
+  // Shared connections read and write their owner's matrix (transposed back for Transposed sharing).
   void get_weights(const std::string& input, const std::string& output, float* w, float* b);
   void set_weights(const std::string& input, const std::string& output, const float* w, const float* b);
   uint32_t layer_stride(const std::string& layer) const { return find_layer(layer).stride; }
@@ -83,7 +96,13 @@ class Network {
   // [position, position + batch) in stored order, without updating; returns the summed loss. Gradients
   // (descent direction, -1/rows * dE/dW) are then readable with get_gradients until clear_gradients().
   double batch_gradients(uint32_t position);
+  // For a shared matrix this is the owner's gradient times its sharing count: -(1/rows) dE/dW summed over
+  // all of its users (the update itself uses the original's 1/sharingCount scaling).
   void get_gradients(const std::string& input, const std::string& output, float* w, float* b);
+
+  // LockWeights: a locked connection keeps its weights and bias (no gradient, no update).
+  void lock_weights(const std::string& input, const std::string& output, bool locked);
+  bool weights_locked(const std::string& input, const std::string& output);
   void clear_gradients();
 
   // Host copies of the current minibatch's units / deltas of a layer ([batch][stride]).
@@ -95,6 +114,7 @@ class Network {
   const Layer& find_layer(const std::string& name) const;
   Layer& find_layer(const std::string& name);
   Weight& find_weight(const std::string& input, const std::string& output);
+  void resolve_structure(const std::unordered_map<std::string, Layer*>& by_name);  // Skip, SharedWeights
   void bind(const std::vector<std::shared_ptr<DataSet>>& datasets, bool training);
   void allocate_batch_buffers();
   void initialise_weights();
@@ -106,7 +126,7 @@ class Network {
   void forward_layer(Layer& layer, const BatchRows& rows, bool training);
   void output_deltas(const BatchRows& rows);
   void backward(const BatchRows& rows, long long* penalty_error = nullptr);
-  void update(const TrainParams& params, const BatchRows& rows);
+  void update(const TrainParams& params, const BatchRows& rows, float alpha_scale = 1.0f);
   void prepare_optimizer(const TrainParams& params);
 
   std::shared_ptr<Context> ctx_;
@@ -126,6 +146,12 @@ class Network {
   uint64_t epochs_ = 0, batches_ = 0;
   uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
+  // Divergence brake state, reset by every train() call (as the original's locals).
+  static constexpr uint32_t kBrakeWarmup = 100;  // minibatches before the brake may engage
+  double brake_average_ = 0.0;
+  uint32_t brake_ = 0, brake_batches_ = 0;
+  long long brake_total_ = 0;  // the error accumulator at the previous minibatch
+  bool brake_step(float& alpha_scale);  // false: skip this minibatch's backward and update
 };
 
 }  // namespace dsstne

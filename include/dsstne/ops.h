@@ -9,6 +9,7 @@
 #include "dsstne/enums.h"
 #include "dsstne/math/activation.h"
 #include "dsstne/math/loss.h"
+#include "dsstne/math/norm.h"
 #include "dsstne/math/update.h"
 #include "dsstne/views.h"
 
@@ -167,6 +168,41 @@ struct UpdateArgs {
   float* velocity2 = nullptr;
   size_t n = 0;
   UpdateParams params;
+};
+
+// [skip] dst[i] += src[i] for i < n: skip connections add their source's units to a layer's
+// pre-activation, and a layer's delta to each skip source's delta.
+struct AddArgs {
+  float* dst = nullptr;
+  const float* src = nullptr;
+  size_t n = 0;
+};
+
+// [norm] Max-norm (WeightNorm) of W [rows inputs][stride outputs]: every column j whose squared L2 norm
+// sum_i W[i][j]^2 exceeds norm^2 is scaled by norm / ||W[:,j]||. Each column is summed in row order by
+// one thread, so the bits do not depend on the launch.
+struct WeightNormArgs {
+  float* weights = nullptr;
+  uint32_t rows = 0, stride = 0;
+  float norm = 0.0f;
+};
+
+// [norm] DeltaNorm: every row r of delta [rows][stride] whose squared L2 norm exceeds norm^2 is scaled
+// to norm. The row's sum runs in a fixed order per target (a fixed tree on the GPU, sequential on the
+// CPU): each target is bitwise reproducible, the two agree to rounding.
+struct DeltaNormArgs {
+  float* delta = nullptr;
+  uint32_t rows = 0, stride = 0;
+  float norm = 0.0f;
+};
+
+// [alpha_dropout] Alpha dropout (ELU/SELU layers, inventory 1.11): a unit with uniform draw < p becomes
+// `dropped`, the others a * unit + b. Draws are keyed like [dropout]'s.
+struct AlphaDropoutArgs {
+  float* unit = nullptr;
+  uint32_t rows = 0, stride = 0;
+  float p = 0.0f, a = 1.0f, b = 0.0f, dropped = 0.0f;
+  uint64_t key = 0;
 };
 
 // [topk] The k largest scores of each row among the first `width` columns, descending; ties keep the

@@ -17,17 +17,24 @@ struct LayerSpec {
   bool sparse = false;     // Input: sparse data; Hidden: sparseness penalty applies
   bool denoising = false;  // sparse Input with network denoising
   std::vector<std::string> sources;
+  std::vector<std::string> skips;  // layers whose units are added to this layer's pre-activation
   std::string dataset;  // Input/Output
   int32_t activation = 0;
   float relu_slope = 1.0f, elu_alpha = 1.0f, selu_lambda = 1.050701f;
   float p_dropout = 0.0f;
   float sparseness_p = 0.0f, sparseness_beta = 0.0f;  // effective values; beta 0 = off
+  float delta_norm = 0.0f;  // DeltaNorm: max L2 norm of each example's delta (0 = off)
 };
 
 struct WeightSpec {
   std::string input, output;
   int32_t init = 0;  // WeightInit
   float init_scale = 1.0f, bias_init = 0.0f;
+  float norm = 0.0f;  // WeightNorm of the output layer: max L2 norm of each output unit's weights (0 = off)
+  // SharedWeights: this connection uses the matrix of source_input -> source_output (transposed when
+  // `transposed`); its bias stays its own.
+  bool shared = false, transposed = false;
+  std::string source_input, source_output;
 };
 
 struct NetworkSpec {
@@ -41,6 +48,9 @@ struct NetworkSpec {
   float decay = 0.0f;  // learning-rate decay per minibatch: alpha / (1 + decay * steps)
   bool shuffle = true;
   uint32_t batch = 512;
+  // The original's Tanh hidden-layer derivative under dropout, s(1 - (a/s)^2) with s = 1/(1 - pDropout)
+  // (true); false uses 1 - a^2.
+  bool tanh_dropout_scale = true;
 };
 
 // Hyper-parameters of one Train() call.
@@ -51,6 +61,9 @@ struct TrainParams {
   bool clear_velocity = true;
   // DSSTNE's Adam corrects its first step with tau = 2 (steps + 1); false uses tau = steps.
   bool adam_dsstne_step = true;
+  // DSSTNE's divergence brake (inventory 1.10). Off by default: it needs each minibatch's error on the
+  // host, one synchronisation per minibatch.
+  bool divergence_brake = false;
 };
 
 struct EpochReport {

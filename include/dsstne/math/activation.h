@@ -13,6 +13,9 @@ struct ActivationParams {
   float slope = 1.0f;    // LeakyRectifiedLinear
   float alpha = 1.0f;    // ExponentialLinear, ScaledExponentialLinear
   float lambda = 1.050701f;  // ScaledExponentialLinear
+  // Tanh hidden-layer derivative s(1 - (a/s)^2), s = 1/(1 - pDropout): the original's dropout-scale rule
+  // (the derivative of the inverted-dropout-scaled unit). 1 = the plain 1 - a^2.
+  float tanh_scale = 1.0f;
 };
 
 namespace math {
@@ -38,7 +41,10 @@ DSSTNE_HD float activate(const ActivationParams& p, float z) {
 DSSTNE_HD float derivative(const ActivationParams& p, float a) {
   switch (p.kind) {
     case Activation::Sigmoid: return a * (1.0f - a);
-    case Activation::Tanh: return 1.0f - a * a;
+    case Activation::Tanh: {
+      const float x = a / p.tanh_scale;  // exact when the scale is 1: the plain derivative's bits
+      return p.tanh_scale * (1.0f - x * x);
+    }
     case Activation::RectifiedLinear: return a > 0.0f ? 1.0f : 0.0f;
     case Activation::LeakyRectifiedLinear: return a > 0.0f ? 1.0f : p.slope;
     case Activation::ExponentialLinear: return a > 0.0f ? 1.0f : a + p.alpha;
