@@ -1,29 +1,52 @@
 // Activation twin on the CPU; SoftMax normalises each row (max-shifted, summed in column order).
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 #include "host_backend.h"
+#include "vecmath.h"
 
 namespace dsstne {
+namespace {
+
+// Element-wise activation of n contiguous units: math::activate, except that Sigmoid's exp is the
+// vectorisable vec::exp (same expression 1 / (1 + exp(-z))).
+DSSTNE_HOST_KERNEL void activate_range(const ActivationParams& p, float* x, size_t n) {
+  if (p.kind == Activation::Sigmoid) {
+    for (size_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + vec::exp(-x[i]));
+  } else {
+    const ActivationParams q = p;
+    for (size_t i = 0; i < n; ++i) x[i] = math::activate(q, x[i]);
+  }
+}
+
+void softmax_row(float* row, uint32_t n) {
+  float mx = -INFINITY;
+  for (uint32_t j = 0; j < n; ++j) mx = std::fmax(mx, row[j]);
+  double sum = 0.0;
+  for (uint32_t j = 0; j < n; ++j) {
+    row[j] = expf(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (uint32_t j = 0; j < n; ++j) row[j] = std::fmin(row[j] * inv, 1.0f);
+}
+
+constexpr int64_t kChunk = 16384;  // units per task: element-wise results do not depend on it
+
+}  // namespace
 
 void HostBackend::activate(const ActivateArgs& a) {
   if (a.activation.kind == Activation::Linear) return;
+  if (a.activation.kind == Activation::SoftMax) {
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < a.rows; ++r) {
-    float* row = a.unit + r * a.stride;
-    if (a.activation.kind == Activation::SoftMax) {
-      float mx = -INFINITY;
-      for (uint32_t j = 0; j < a.stride; ++j) mx = std::fmax(mx, row[j]);
-      double sum = 0.0;
-      for (uint32_t j = 0; j < a.stride; ++j) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (uint32_t j = 0; j < a.stride; ++j) row[j] = std::fmin(row[j] * inv, 1.0f);
-    } else {
-      for (uint32_t j = 0; j < a.stride; ++j) row[j] = math::activate(a.activation, row[j]);
-    }
+    for (int64_t r = 0; r < a.rows; ++r) softmax_row(a.unit + r * a.stride, a.stride);
+    return;
   }
+  const int64_t n = static_cast<int64_t>(a.rows) * a.stride, chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(dynamic, 8) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    activate_range(a.activation, a.unit + c * kChunk, static_cast<size_t>(std::min(kChunk, n - c * kChunk)));
 }
 
 }  // namespace dsstne

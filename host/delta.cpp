@@ -1,4 +1,5 @@
 // Hidden-layer delta twins on the CPU: sparseness penalty and activation derivative.
+#include "dsstne/fixed_point.h"
 #include "host_backend.h"
 
 namespace dsstne {
@@ -11,6 +12,12 @@ void HostBackend::sparseness_penalty(const SparsenessArgs& a) {
   for (int64_t r = 0; r < a.rows; ++r) {
     float* delta = a.delta + r * a.stride;
     for (uint32_t j = 0; j < a.stride; ++j) delta[j] += math::sparseness_penalty(a.p, a.beta, a.scratch[j]);
+  }
+  if (a.error) {
+    long long total = 0;
+    for (uint32_t j = 0; j < a.stride; ++j)
+      total += fixed::from_float(math::sparseness_loss(a.p, a.beta, a.scratch[j], static_cast<float>(a.rows)));
+    *a.error += total;
   }
 }
 

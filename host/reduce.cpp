@@ -1,26 +1,72 @@
 // Reduction twins on the CPU: column sums in row order and the fixed-point regularisation error.
+#include <algorithm>
 #include <cmath>
 
 #include "dsstne/fixed_point.h"
 #include "host_backend.h"
+#include "vecmath.h"
 
 namespace dsstne {
+namespace {
+
+// Columns [0, n) of a row-major matrix summed row by row into acc: each column's additions still run
+// in row order (the op's contract), while memory is read along rows, a vector of columns at a time.
+DSSTNE_HOST_KERNEL void column_block_sum(const float* matrix, uint32_t rows, uint32_t stride, uint32_t n, float scale,
+                                         float* out) {
+  constexpr uint32_t kBlock = 2048;  // 8 KB of accumulators: they stay in L1
+  float acc[kBlock];
+  for (uint32_t j0 = 0; j0 < n; j0 += kBlock) {
+    const uint32_t w = std::min(kBlock, n - j0);
+    for (uint32_t j = 0; j < w; ++j) acc[j] = 0.0f;
+    for (uint32_t r = 0; r < rows; ++r) {
+      const float* row = matrix + static_cast<uint64_t>(r) * stride + j0;
+      for (uint32_t j = 0; j < w; ++j) acc[j] += row[j];
+    }
+    for (uint32_t j = 0; j < w; ++j) out[j0 + j] = scale * acc[j];
+  }
+}
+
+// Fixed-point sum of the regularisation terms of n weights (the op's expression). A term outside
+// vec::fixed's exact range (a weight far outside any sane range) sends the chunk to fixed::from_float.
+DSSTNE_HOST_KERNEL long long regularization_sum(const float* weights, size_t n, float lambda, float lambda1) {
+  long long total = 0;
+  int bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float w = weights[i];
+    const float e = 0.5f * lambda * w * w + lambda1 * std::fabs(w);
+    total += vec::fixed(e);
+    bad |= !vec::fixed_ok(e);
+  }
+  if (bad) {
+    total = 0;
+    for (size_t i = 0; i < n; ++i)
+      total += fixed::from_float(0.5f * lambda * weights[i] * weights[i] + lambda1 * std::fabs(weights[i]));
+  }
+  return total;
+}
+
+constexpr int64_t kColumnChunk = 2048;  // columns per task
+constexpr int64_t kWeightChunk = 65536;  // weights per task
+
+}  // namespace
 
 void HostBackend::column_sum(const ColumnSumArgs& a) {
-#pragma omp parallel for schedule(static)
-  for (int64_t j = 0; j < a.stride; ++j) {
-    float sum = 0.0f;
-    for (uint32_t r = 0; r < a.rows; ++r) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
-    a.out[j] = a.scale * sum;
+  const int64_t chunks = (a.stride + kColumnChunk - 1) / kColumnChunk;
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t j0 = c * kColumnChunk;
+    column_block_sum(a.matrix + j0, a.rows, a.stride, static_cast<uint32_t>(std::min(kColumnChunk, a.stride - j0)),
+                     a.scale, a.out + j0);
   }
 }
 
 void HostBackend::regularization(const RegularizationArgs& a) {
-  long long total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-  for (int64_t i = 0; i < static_cast<int64_t>(a.n); ++i) {
-    const float w = a.weights[i];
-    total += fixed::from_float(0.5f * a.lambda * w * w + a.lambda1 * std::fabs(w));
+  const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kWeightChunk - 1) / kWeightChunk;
+  long long total = 0;  // integers: the sum is the same whatever the split between threads
+#pragma omp parallel for schedule(dynamic, 2) reduction(+ : total) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i = c * kWeightChunk;
+    total += regularization_sum(a.weights + i, static_cast<size_t>(std::min(kWeightChunk, n - i)), a.lambda, a.lambda1);
   }
   *a.error += total;
 }

@@ -1,86 +1,174 @@
 // Sparse input layer twins on the CPU: gather-sum forward, deterministic transposed weight gradient.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "dsstne/math/sparse_row.h"
 #include "host_backend.h"
+#include "stream.h"
+#include "vecmath.h"
 
 namespace dsstne {
+namespace {
 
-void HostBackend::sparse_forward(const SparseForwardArgs& a) {
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int64_t r = 0; r < a.batch.rows; ++r) {
-    float* out = a.unit + r * a.stride;
-    if (!a.accumulate) std::memset(out, 0, sizeof(float) * a.stride);
-    const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t i = s.begin; i < s.end; ++i) {
-      const float v = datapoint_value(a.data, a.denoise, s, i);
-      if (v == 0.0f) continue;
-      const float* w = a.weights + static_cast<uint64_t>(a.data.index[i]) * a.stride;
-      for (uint32_t j = 0; j < a.stride; ++j) out[j] += v * w[j];
-    }
+constexpr uint64_t kPrefetchAhead = 12;  // datapoints: weight rows are random reads, mostly from memory
+
+inline void prefetch_row(const float* row, uint32_t stride) {
+  for (uint32_t j = 0; j < stride; j += 16) __builtin_prefetch(row + j);
+}
+
+// out (+)= sum over the row's datapoints of value * W[index]: one row of sparse_forward.
+DSSTNE_HOST_KERNEL void gather_row(const SparseForwardArgs& a, int64_t r) {
+  const uint32_t stride = a.stride;
+  float* out = a.unit + r * stride;
+  if (!a.accumulate) std::memset(out, 0, sizeof(float) * stride);
+  const SparseRow s = sparse_row(a.data, a.batch, static_cast<uint32_t>(r));
+  for (uint64_t i = s.begin; i < s.end; ++i) {
+    if (i + kPrefetchAhead < s.end)
+      prefetch_row(a.weights + static_cast<uint64_t>(a.data.index[i + kPrefetchAhead]) * stride, stride);
+    const float v = datapoint_value(a.data, a.denoise, s, i);
+    if (v == 0.0f) continue;
+    const float* w = a.weights + static_cast<uint64_t>(a.data.index[i]) * stride;
+    for (uint32_t j = 0; j < stride; ++j) out[j] += v * w[j];
   }
 }
 
-// Scratch: per input unit a count and a start (uint32 each), then (row, value) pairs bucketed by input.
+// Gradient row of one input unit: g = scale * sum over its (batch row, value) pairs, in batch-row order,
+// of value * delta[row]. acc holds stride floats; a streamed row bypasses the cache (see stream.h).
+DSSTNE_HOST_KERNEL void gradient_row(float* g, const float* delta, uint32_t stride, float scale, const uint32_t* rows,
+                                     const float* values, uint32_t count, float* acc, bool streamed) {
+  for (uint32_t j = 0; j < stride; ++j) acc[j] = 0.0f;
+  for (uint32_t slot = 0; slot < count; ++slot) {
+    const float v = values[slot];
+    if (v == 0.0f) continue;
+    const float* d = delta + static_cast<uint64_t>(rows[slot]) * stride;
+    for (uint32_t j = 0; j < stride; ++j) acc[j] += v * d[j];
+  }
+  for (uint32_t j = 0; j < stride; ++j) acc[j] *= scale;
+  if (streamed)
+    stream::copy(g, acc, stride);
+  else
+    std::memcpy(g, acc, sizeof(float) * stride);
+}
+
+// Scratch of sparse_gradient, carved from one allocation.
+struct GradientScratch {
+  uint32_t* count;    // [input units] datapoints per input unit (zeroed by each call)
+  uint32_t* start;    // [input units] first slot of each present input unit
+  uint32_t* present;  // [datapoints] present input units, in increasing order
+  uint32_t* rows;     // [datapoints] batch row of each slot
+  float* values;      // [datapoints] input value of each slot
+
+  GradientScratch(void* scratch, uint32_t input_units, uint64_t max_datapoints) {
+    count = static_cast<uint32_t*>(scratch);
+    start = count + input_units;
+    present = start + input_units;
+    rows = present + max_datapoints;
+    values = reinterpret_cast<float*>(rows + max_datapoints);
+  }
+};
+
+}  // namespace
+
+void HostBackend::sparse_forward(const SparseForwardArgs& a) {
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int64_t r = 0; r < a.batch.rows; ++r) gather_row(a, r);
+}
+
 size_t HostBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const {
-  return sizeof(uint32_t) * (2 * static_cast<size_t>(input_units) + 1) +
-         (sizeof(uint32_t) + sizeof(float)) * max_datapoints;
+  return sizeof(uint32_t) * (2 * static_cast<size_t>(input_units) + 3 * max_datapoints);
 }
 
 void HostBackend::sparse_gradient(const SparseGradientArgs& a) {
   // Counting sort of the batch's datapoints by input unit, keeping batch-row order inside each bucket:
-  // the sum for each gradient row then runs in a fixed order whatever the thread count.
-  uint32_t* count = static_cast<uint32_t*>(a.scratch);
-  uint32_t* start = count + a.input_units;
-  std::fill(count, count + a.input_units, 0u);
-  uint64_t total = 0;
-  for (uint32_t r = 0; r < a.batch.rows; ++r) {
-    const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t i = s.begin; i < s.end; ++i) ++count[a.data.index[i]];
-    total += s.end - s.begin;
-  }
-  uint32_t* rows = start + a.input_units + 1;
-  float* values = reinterpret_cast<float*>(rows + total);
-  uint32_t running = 0;
-  for (uint32_t u = 0; u < a.input_units; ++u) {
-    start[u] = running;
-    running += count[u];
-  }
-  start[a.input_units] = running;
-  std::fill(count, count + a.input_units, 0u);
-  std::vector<uint32_t> present;
-  for (uint32_t r = 0; r < a.batch.rows; ++r) {
-    const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t i = s.begin; i < s.end; ++i) {
-      const uint32_t u = a.data.index[i];
-      if (count[u] == 0) present.push_back(u);
-      const uint32_t slot = start[u] + count[u]++;
-      rows[slot] = r;
-      values[slot] = datapoint_value(a.data, a.denoise, s, i);
+  // the sum for each gradient row then runs in a fixed order whatever the thread count. Each thread
+  // counts and fills the buckets of its own range of units (scanning every datapoint, in batch order),
+  // so a bucket is filled by one thread in batch-row order. Present units are listed in increasing
+  // order and the gradient rows written in address order.
+  GradientScratch s(a.scratch, a.input_units, a.max_datapoints);
+  const bool streamed = uint64_t{a.input_units} * a.stride * sizeof(float) >= stream::kMinBytes;
+  uint32_t present = 0;
+#pragma omp parallel
+  {
+    const uint32_t threads = static_cast<uint32_t>(omp_get_num_threads());
+    const uint32_t t = static_cast<uint32_t>(omp_get_thread_num());
+    const uint32_t lo = static_cast<uint32_t>(uint64_t{a.input_units} * t / threads);
+    const uint32_t hi = static_cast<uint32_t>(uint64_t{a.input_units} * (t + 1) / threads);
+    std::fill(s.count + lo, s.count + hi, 0u);
+    for (uint32_t r = 0; r < a.batch.rows; ++r) {
+      const SparseRow row = sparse_row(a.data, a.batch, r);
+      for (uint64_t i = row.begin; i < row.end; ++i) {
+        const uint32_t u = a.data.index[i];
+        if (u >= lo && u < hi) ++s.count[u];
+      }
     }
-  }
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int64_t p = 0; p < static_cast<int64_t>(present.size()); ++p) {
-    const uint32_t u = present[p];
-    float* g = a.gradient + static_cast<uint64_t>(u) * a.stride;
-    std::memset(g, 0, sizeof(float) * a.stride);
-    for (uint32_t slot = start[u]; slot < start[u + 1]; ++slot) {
-      const float v = values[slot];
-      if (v == 0.0f) continue;
-      const float* d = a.delta + static_cast<uint64_t>(rows[slot]) * a.stride;
-      for (uint32_t j = 0; j < a.stride; ++j) g[j] += v * d[j];
+#pragma omp barrier
+#pragma omp single
+    {
+      uint32_t running = 0;
+      for (uint32_t u = 0; u < a.input_units; ++u) {
+        if (s.count[u] == 0) continue;
+        s.present[present++] = u;
+        s.start[u] = running;
+        running += s.count[u];
+        s.count[u] = 0;  // refilled below as the fill position of the bucket
+      }
+    }  // implied barrier
+    for (uint32_t r = 0; r < a.batch.rows; ++r) {
+      const SparseRow row = sparse_row(a.data, a.batch, r);
+      for (uint64_t i = row.begin; i < row.end; ++i) {
+        const uint32_t u = a.data.index[i];
+        if (u < lo || u >= hi) continue;
+        const uint32_t slot = s.start[u] + s.count[u]++;
+        s.rows[slot] = r;
+        s.values[slot] = datapoint_value(a.data, a.denoise, row, i);
+      }
     }
-    for (uint32_t j = 0; j < a.stride; ++j) g[j] *= a.scale;
+#pragma omp barrier
+    std::vector<float> acc(a.stride);
+#pragma omp for schedule(dynamic, 64) nowait
+    for (int64_t p = 0; p < static_cast<int64_t>(present); ++p) {
+      const uint32_t u = s.present[p];
+      gradient_row(a.gradient + static_cast<uint64_t>(u) * a.stride, a.delta, a.stride, a.scale,
+                   s.rows + s.start[u], s.values + s.start[u], s.count[u], acc.data(), streamed);
+    }
+    if (streamed) stream::fence();
   }
 }
 
 void HostBackend::clear_rows(const ClearRowsArgs& a) {
-  for (uint32_t r = 0; r < a.batch.rows; ++r) {
-    const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t i = s.begin; i < s.end; ++i)
-      std::memset(a.matrix + static_cast<uint64_t>(a.data.index[i]) * a.stride, 0, sizeof(float) * a.stride);
+  // Each thread owns blocks of 64 input units (block % threads) and clears the rows named in the batch
+  // once each, in address order: about half the rows of a 27K-unit input are named, so this is close to
+  // a stream, where a random order would pay a memory latency per row.
+#pragma omp parallel
+  {
+    const uint32_t threads = static_cast<uint32_t>(omp_get_num_threads());
+    const uint32_t t = static_cast<uint32_t>(omp_get_thread_num());
+    std::vector<uint64_t> named;  // bit u % 64 of word u / 64: unit u is named in the batch
+    for (uint32_t r = 0; r < a.batch.rows; ++r) {
+      const SparseRow s = sparse_row(a.data, a.batch, r);
+      for (uint64_t i = s.begin; i < s.end; ++i) {
+        const uint32_t u = a.data.index[i], word = u / 64;
+        if (word % threads != t) continue;
+        if (word >= named.size()) named.resize(word + 1, 0);
+        named[word] |= uint64_t{1} << (u % 64);
+      }
+    }
+    // The highest named unit, rounded up to 64, stands for the matrix's size (streaming is only a hint).
+    const bool streamed = named.size() * 64 * a.stride * sizeof(float) >= stream::kMinBytes;
+    for (uint32_t word = t; word < named.size(); word += threads) {
+      for (uint64_t bits = named[word]; bits != 0; bits &= bits - 1) {
+        const uint64_t u = word * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+        float* row = a.matrix + u * a.stride;
+        if (streamed)
+          stream::zero(row, a.stride);
+        else
+          std::memset(row, 0, sizeof(float) * a.stride);
+      }
+    }
+    stream::fence();
   }
 }
 
