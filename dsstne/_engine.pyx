@@ -76,6 +76,7 @@ cdef extern from "dsstne/spec.h" namespace "dsstne":
         string dataset
         int32_t activation
         float relu_slope, elu_alpha, selu_lambda, p_dropout, sparseness_p, sparseness_beta, delta_norm
+        cbool batch_norm
 
     cdef cppclass WeightSpec:
         WeightSpec()
@@ -91,7 +92,7 @@ cdef extern from "dsstne/spec.h" namespace "dsstne":
         vector[WeightSpec] weights
         int32_t error_function
         float smce_one_target, smce_zero_target, smce_one_scale, smce_zero_scale
-        float delta_boost_one, delta_boost_zero, denoising_p, decay
+        float delta_boost_one, delta_boost_zero, denoising_p, decay, bn_momentum
         cbool shuffle, tanh_dropout_scale
         uint32_t batch
 
@@ -124,6 +125,12 @@ cdef extern from "dsstne/network.h" namespace "dsstne":
         cbool weights_locked(const string&, const string&) except +translate_error
         void get_units(const string&, float*) except +translate_error
         void get_deltas(const string&, float*) except +translate_error
+        void get_batch_norm(const string&, float*, float*, float*, float*) except +translate_error
+        void set_batch_norm(const string&, const float*, const float*, const float*, const float*) \
+            except +translate_error
+        void get_batch_norm_gradients(const string&, float*, float*) except +translate_error
+        void get_batch_norm_state(const string&, int, float*, float*) except +translate_error
+        void set_batch_norm_state(const string&, int, const float*, const float*) except +translate_error
         uint64_t epochs_done()
         uint64_t batches_done()
         void set_counters(uint64_t, uint64_t, uint64_t)
@@ -300,6 +307,7 @@ cdef class EngineNetwork:
         s.decay = spec["decay"]
         s.shuffle = spec["shuffle"]
         s.tanh_dropout_scale = spec.get("tanh_dropout_scale", True)
+        s.bn_momentum = spec.get("bn_momentum", 1.0)
         s.batch = spec["batch"]
         for layer in spec["layers"]:
             ls = LayerSpec()
@@ -326,6 +334,7 @@ cdef class EngineNetwork:
             ls.p_dropout = layer["p_dropout"]
             ls.sparseness_p = layer["sparseness"][0]
             ls.sparseness_beta = layer["sparseness"][1]
+            ls.batch_norm = layer.get("batch_norm", False)
             s.layers.push_back(ls)
         for weight in spec["weights"]:
             ws = WeightSpec()
@@ -479,3 +488,41 @@ cdef class EngineNetwork:
             (self.ptr.batch(), self.ptr.layer_stride(layer.encode())), np.float32)
         self.ptr.get_deltas(layer.encode(), &out[0, 0])
         return out
+
+    def get_batch_norm(self, str layer):
+        """(scale, bias, running mean, running variance) of a BatchNormalization layer, [stride] each."""
+        cdef uint32_t n = self.ptr.layer_stride(layer.encode())
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] out = np.empty((4, n), np.float32)
+        self.ptr.get_batch_norm(layer.encode(), &out[0, 0], &out[1, 0], &out[2, 0], &out[3, 0])
+        return out[0], out[1], out[2], out[3]
+
+    def set_batch_norm(self, str layer, scale, bias, mean, variance):
+        cdef uint32_t n = self.ptr.layer_stride(layer.encode())
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] a = _stack_units(layer, n, (scale, bias, mean, variance))
+        self.ptr.set_batch_norm(layer.encode(), &a[0, 0], &a[1, 0], &a[2, 0], &a[3, 0])
+
+    def get_batch_norm_gradients(self, str layer):
+        cdef uint32_t n = self.ptr.layer_stride(layer.encode())
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] out = np.empty((2, n), np.float32)
+        self.ptr.get_batch_norm_gradients(layer.encode(), &out[0, 0], &out[1, 0])
+        return out[0], out[1]
+
+    def get_batch_norm_state(self, str layer, int which):
+        cdef uint32_t n = self.ptr.layer_stride(layer.encode())
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] out = np.empty((2, n), np.float32)
+        self.ptr.get_batch_norm_state(layer.encode(), which, &out[0, 0], &out[1, 0])
+        return out[0], out[1]
+
+    def set_batch_norm_state(self, str layer, int which, scale, bias):
+        cdef uint32_t n = self.ptr.layer_stride(layer.encode())
+        cdef cnp.ndarray[cnp.float32_t, ndim=2] a = _stack_units(layer, n, (scale, bias))
+        self.ptr.set_batch_norm_state(layer.encode(), which, &a[0, 0], &a[1, 0])
+
+
+cdef cnp.ndarray _stack_units(str layer, uint32_t n, tuple arrays):
+    """Per-unit arrays of a layer as one contiguous float32 [len(arrays), n] block, lengths checked."""
+    rows = [np.ascontiguousarray(a, np.float32).reshape(-1) for a in arrays]
+    for r in rows:
+        if r.shape[0] != n:
+            raise DataError(f"batch-norm arrays of layer '{layer}' must have {n} values, not {r.shape[0]}")
+    return np.ascontiguousarray(np.stack(rows))

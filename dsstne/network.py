@@ -18,6 +18,7 @@ from .dataset import DataSet, as_dataset
 from .device import plugin_path, resolve_device
 from .enums import LayerKind, LayerType, TrainingMode
 from .errors import ConfigError, DataError, NotSupportedError
+from .formats.model_netcdf import BatchNormState
 from .validation import ValidationResult, validate_network
 
 log = logging.getLogger("dsstne")
@@ -65,12 +66,19 @@ class Network:
         seed: int = DEFAULT_SEED,
         tf32: bool = False,
         tanh_dropout_scale: bool = True,
+        batch_norm_momentum: float = 1.0,
     ) -> None:
         """Bind `descriptor` to `datasets` (matched by name to the layers' DataSet) on `device`.
 
         `tanh_dropout_scale` keeps the original's Tanh hidden-layer derivative under dropout,
         ``s(1 - (a/s)^2)`` with ``s = 1/(1 - pDropout)`` (the derivative of a kept, rescaled unit); False uses
         ``1 - a^2``. Without dropout both are the same.
+
+        `batch_norm_momentum` is the weight of each training minibatch in the BatchNormalization running
+        statistics, ``running = (1 - m) running + m batch`` (cuDNN's exponential average factor, PyTorch's
+        momentum). The default 1 is the original's behaviour: its running mean and variance are the last
+        training minibatch's. Inference (:meth:`predict`) normalises with them; the running variance is
+        the unbiased one, the normalisation during training uses the biased batch variance.
         """
         datasets = list(datasets)
         if not isinstance(batch, int) or batch <= 0:
@@ -82,14 +90,19 @@ class Network:
         shapes = {d.name: DataShape(*d.dims, dimensions=d.dimensions) for d in datasets}
         self.descriptor: NetworkDescriptor = resolve_dimensions(descriptor, shapes)
         _check_supported(self.descriptor)
+        if not 0.0 <= float(batch_norm_momentum) <= 1.0:
+            raise ConfigError(f"batch_norm_momentum must lie in [0, 1], not {batch_norm_momentum!r}")
         self.batch = batch
+        self.batch_norm_momentum = float(batch_norm_momentum)
         self.seed = int(seed)
         self.datasets: dict[str, DataSet] = {d.name: d for d in datasets}
         self._context = _engine.EngineContext(resolve_device(device), self.seed, plugin_path())
         self._context.set_tf32(tf32)
         self.tf32 = tf32
         uploads = [d._upload(self._context) for d in datasets]
-        self._net = _engine.EngineNetwork(self._context, _spec(self.descriptor, batch, tanh_dropout_scale), uploads)
+        spec = _spec(self.descriptor, batch, tanh_dropout_scale)
+        spec["bn_momentum"] = self.batch_norm_momentum
+        self._net = _engine.EngineNetwork(self._context, spec, uploads)
         self.history: list[EpochReport] = []
         log.info("dsstne: network '%s' on %s (%s)", self.descriptor.name, self.device, self.device_description)
 
@@ -104,10 +117,11 @@ class Network:
         seed: int = DEFAULT_SEED,
         tf32: bool = False,
         tanh_dropout_scale: bool = True,
+        batch_norm_momentum: float = 1.0,
     ) -> Network:
         """Build a network from DSSTNE JSON (a path, JSON text or a dict) and the datasets it names."""
         return cls(parse_network(config), datasets, batch=batch, device=device, seed=seed, tf32=tf32,
-                   tanh_dropout_scale=tanh_dropout_scale)
+                   tanh_dropout_scale=tanh_dropout_scale, batch_norm_momentum=batch_norm_momentum)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -138,6 +152,42 @@ class Network:
     def set_counters(self, epochs: int, batches: int, optimizer_steps: int = 0) -> None:
         """Restore the training counters (resuming a saved model continues bit for bit)."""
         self._net.set_counters(int(epochs), int(batches), int(optimizer_steps))
+
+    @property
+    def batch_norm_layers(self) -> list[str]:
+        """Names of the layers that use BatchNormalization, in declaration order."""
+        return [ly.name for ly in self.descriptor.layers if ly.batch_normalization]
+
+    def batch_norm_state(self, layer: str) -> BatchNormState:
+        """BatchNormalization arrays of `layer` (scale, bias, running mean, running variance; one per unit).
+
+        The running variance is the unbiased variance (rows/(rows-1)) of the minibatches it averages.
+        """
+        return BatchNormState(*self._net.get_batch_norm(layer))
+
+    def set_batch_norm_state(self, layer: str, state: BatchNormState) -> None:
+        """Replace the BatchNormalization arrays of `layer` (a :class:`BatchNormState`, e.g. from a file)."""
+        self._net.set_batch_norm(layer, state.scale, state.bias, state.running_mean, state.running_variance)
+
+    def batch_norm_optimizer_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """Optimiser buffers of the BatchNormalization parameters: {layer: {"velocity": gamma's, ...}}."""
+        state: dict[str, dict[str, np.ndarray]] = {}
+        for layer in self.batch_norm_layers:
+            for which, name in enumerate(_STATE_NAMES):
+                try:
+                    scale, bias = self._net.get_batch_norm_state(layer, which)
+                except DataError:  # this mode keeps fewer buffers
+                    break
+                state.setdefault(layer, {})[name] = scale
+                state[layer][name + "_bias"] = bias
+        return state
+
+    def set_batch_norm_optimizer_state(self, state: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Restore buffers saved by :meth:`batch_norm_optimizer_state`."""
+        for layer, arrays in state.items():
+            for which, name in enumerate(_STATE_NAMES):
+                if name in arrays:
+                    self._net.set_batch_norm_state(layer, which, arrays[name], arrays[name + "_bias"])
 
     def optimizer_state(self) -> dict[tuple[str, str], dict[str, np.ndarray]]:
         """Optimiser buffers per connection: {(source, layer): {"velocity": W, "velocity_bias": b, ...}}."""
@@ -342,6 +392,23 @@ class Network:
             self._net.clear_gradients()
         return error, grads
 
+    def batch_norm_gradients(self, position: int = 0) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Loss and BatchNormalization gradients of one minibatch, without training.
+
+        As :meth:`gradients` (same minibatch, same masks): returns (summed loss E, {layer: (dE/dgamma,
+        dE/dbeta)}) for every BatchNormalization layer. Running statistics are left unchanged.
+        """
+        error = self._net.batch_gradients(position)
+        rows = min(self.batch, self._training_examples() - position)
+        grads = {}
+        try:
+            for layer in self.batch_norm_layers:
+                gs, gb = self._net.get_batch_norm_gradients(layer)
+                grads[layer] = (-rows * gs, -rows * gb)
+        finally:
+            self._net.clear_gradients()
+        return error, grads
+
     def validate(
         self,
         *,
@@ -383,15 +450,18 @@ def load(
     batch: int | None = None,
     device: str = "auto",
     seed: int | None = None,
+    batch_norm_momentum: float = 1.0,
 ) -> Network:
     """Load a model NetCDF file (saved here or by the original's ``train``) bound to `datasets`.
 
     The network definition comes from the file; `batch` and `seed` default to the saved ones, and the
     epoch and minibatch counters are restored, so training continues exactly where it stopped.
+    `batch_norm_momentum` is :class:`Network`'s (not stored in the file).
     """
     from .formats.model_netcdf import load_network
 
-    return load_network(path, datasets, batch=batch, device=device, seed=seed)
+    return load_network(path, datasets, batch=batch, device=device, seed=seed,
+                        batch_norm_momentum=batch_norm_momentum)
 
 
 def _training_mode(optimizer: str | TrainingMode) -> TrainingMode:
@@ -415,8 +485,6 @@ def _check_supported(d: NetworkDescriptor) -> None:
     for ly in d.layers:
         if ly.type != LayerType.FullyConnected:
             fail(f"{ly.type.name} layers", ly.name)
-        if ly.batch_normalization:
-            fail("BatchNormalization", ly.name)
 
 
 def _spec(d: NetworkDescriptor, batch: int, tanh_dropout_scale: bool = True) -> dict[str, Any]:
@@ -439,6 +507,7 @@ def _spec(d: NetworkDescriptor, batch: int, tanh_dropout_scale: bool = True) -> 
             "activation_params": (ly.relu_slope, ly.elu_alpha, ly.selu_lambda),
             "p_dropout": ly.p_dropout,
             "sparseness": (p, beta) if penalised else (0.0, 0.0),
+            "batch_norm": bool(ly.batch_normalization),
         })
     weights = []
     for w in d.weights:

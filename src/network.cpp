@@ -76,6 +76,8 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
     : ctx_(std::move(context)), spec_(std::move(spec)) {
   DSSTNE_REQUIRE(!spec_.layers.empty(), "network '", spec_.name, "' has no layers");
   DSSTNE_REQUIRE(spec_.batch > 0, "batch size must be positive");
+  DSSTNE_REQUIRE(spec_.bn_momentum >= 0.0f && spec_.bn_momentum <= 1.0f,
+                 "the batch-norm momentum must lie in [0, 1], not ", spec_.bn_momentum);
   const auto function = static_cast<ErrorFunction>(spec_.error_function);
   DSSTNE_REQUIRE(spec_.error_function >= 0 && spec_.error_function <= static_cast<int32_t>(ErrorFunction::L2Hinge),
                  "unknown ErrorFunction ", spec_.error_function);
@@ -104,6 +106,19 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
     layer->unit = Buffer<float>(ctx_->backend, 0);
     layer->delta = Buffer<float>(ctx_->backend, 0);
     layer->scratch = Buffer<float>(ctx_->backend, 0);
+    if (ls.batch_norm) {
+      DSSTNE_REQUIRE(layer->kind != LayerKind::Input, "input layer '", ls.name, "' cannot use BatchNormalization");
+      auto bn = std::make_unique<BatchNorm>();
+      const size_t n = layer->stride;
+      // The original's initial state: scale 1, bias 0, running mean 0, running variance 0 (buffers start zeroed).
+      for (Buffer<float>* b : {&bn->scale, &bn->bias, &bn->running_mean, &bn->running_variance, &bn->gscale,
+                               &bn->gbias, &bn->mean, &bn->inv_std})
+        *b = Buffer<float>(ctx_->backend, n);
+      bn->xhat = Buffer<float>(ctx_->backend, 0);  // sized with the other batch buffers
+      const std::vector<float> ones(n, 1.0f);
+      bn->scale.upload(ones.data());
+      layer->bn = std::move(bn);
+    }
     // Target: the original parses it and gives it no special meaning anywhere (neither input nor output);
     // here it runs as a Hidden layer.
     if (layer->kind != LayerKind::Input) {
@@ -277,6 +292,7 @@ void Network::allocate_batch_buffers() {
     if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->kind != LayerKind::Input) layer->delta.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->spec.sparse && layer->spec.sparseness_beta > 0.0f) layer->scratch.resize(layer->stride);
+    if (layer->bn) layer->bn->xhat.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->sparse_input && layer->data) {
       max_datapoints = std::max(max_datapoints, layer->data->max_batch_datapoints(batch));
       max_sparse_units = std::max(max_sparse_units, layer->stride);
@@ -327,7 +343,7 @@ Denoise Network::denoise(const Layer& input, bool training) const {
   return {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
 }
 
-void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) {
+void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats) {
   Backend& be = backend();
   if (layer.kind == LayerKind::Input) {
     if (layer.sparse_input) return;  // consumed by the gather-sum of the next layer
@@ -379,6 +395,25 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) 
     }
     for (Layer* skip : layer.skips)
       be.add_units({layer.unit.device(), skip->unit.device(), static_cast<size_t>(rows.rows) * layer.stride});
+    if (layer.bn) {  // between the linear sum (+ skips) and the activation (inventory 1.14)
+      BatchNorm& bn = *layer.bn;
+      BatchNormForwardArgs a;
+      a.unit = layer.unit.device();
+      a.rows = rows.rows;
+      a.stride = layer.stride;
+      a.scale = bn.scale.device();
+      a.bias = bn.bias.device();
+      if (!training || update_running_stats) {
+        a.running_mean = bn.running_mean.device();
+        a.running_variance = bn.running_variance.device();
+      }
+      a.factor = spec_.bn_momentum;
+      a.training = training;
+      a.xhat = bn.xhat.device();
+      a.mean = bn.mean.device();
+      a.inv_std = bn.inv_std.device();
+      be.batch_norm_forward(a);
+    }
     be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation});
   }
   const float p = layer.spec.p_dropout;
@@ -417,8 +452,8 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training) 
   }
 }
 
-void Network::forward(const BatchRows& rows, bool training) {
-  for (Layer* layer : forward_order_) forward_layer(*layer, rows, training);
+void Network::forward(const BatchRows& rows, bool training, bool update_running_stats) {
+  for (Layer* layer : forward_order_) forward_layer(*layer, rows, training, update_running_stats);
 }
 
 void Network::output_deltas(const BatchRows& rows) {
@@ -466,6 +501,20 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
     // DeltaNorm: after the loss delta (outputs) or the activation derivative (hidden layers).
     if (layer.spec.delta_norm > 0.0f)
       be.normalize_deltas({layer.delta.device(), rows.rows, layer.stride, layer.spec.delta_norm});
+    if (layer.bn) {  // dE/dy -> dE/dz through the normalisation, after DeltaNorm (inventory 1.14)
+      BatchNorm& bn = *layer.bn;
+      BatchNormBackwardArgs a;
+      a.delta = layer.delta.device();
+      a.xhat = bn.xhat.device();
+      a.rows = rows.rows;
+      a.stride = layer.stride;
+      a.scale = bn.scale.device();
+      a.inv_std = bn.inv_std.device();
+      a.gradient_scale = -inv_rows;
+      a.scale_gradient = bn.gscale.device();
+      a.bias_gradient = bn.gbias.device();
+      be.batch_norm_backward(a);
+    }
     for (Layer* skip : layer.skips) {  // z = ... + a_skip: the skip source's dE/da gets this delta
       if (skip->kind == LayerKind::Input) continue;
       const size_t n = static_cast<size_t>(rows.rows) * layer.stride;
@@ -583,6 +632,20 @@ void Network::prepare_optimizer(const TrainParams& params) {
       }
     }
   }
+  for (auto& layer : layers_) {
+    if (!layer->bn) continue;
+    BatchNorm& bn = *layer->bn;
+    Buffer<float>* state[2][2] = {{&bn.vscale, &bn.vbias}, {&bn.vscale2, &bn.vbias2}};
+    for (int k = 0; k < buffers; ++k) {
+      if (state[k][0]->empty()) {
+        *state[k][0] = Buffer<float>(ctx_->backend, bn.scale.size());
+        *state[k][1] = Buffer<float>(ctx_->backend, bn.bias.size());
+      } else if (params.clear_velocity) {
+        state[k][0]->zero();
+        state[k][1]->zero();
+      }
+    }
+  }
   if (buffers > 0 && params.clear_velocity) optimizer_steps_ = 0;
 }
 
@@ -613,6 +676,13 @@ void Network::update(const TrainParams& params, const BatchRows& rows, float alp
     be.update({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
     if (w.in->sparse_input)  // only the batch's rows were written: restore the all-zero gradient
       be.clear_rows({w.gw.device(), w.out->stride, w.in->data->sparse_view(), rows});
+  }
+  // BatchNormalization gamma and beta after the weights, with the biases' formula (never regularised).
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
+    if (!(*it)->bn) continue;
+    BatchNorm& bn = *(*it)->bn;
+    be.update({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub});
+    be.update({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub});
   }
 }
 
@@ -786,7 +856,7 @@ double Network::batch_gradients(uint32_t position) {
   error_.zero();
   const BatchRows rows{order_.device(), position, std::min(spec_.batch, examples - position)};
   for (auto& layer : layers_) layer->delta_written = false;
-  forward(rows, true);
+  forward(rows, true, false);
   output_deltas(rows);
   backward(rows, error_.device() + 2);  // the penalty's loss too: the gradients include it
   error_.download();
@@ -835,6 +905,70 @@ void Network::clear_gradients() {
     w->gw.zero();
     w->gb.zero();
   }
+  for (auto& layer : layers_)
+    if (layer->bn) {
+      layer->bn->gscale.zero();
+      layer->bn->gbias.zero();
+    }
+}
+
+BatchNorm& Network::batch_norm_of(const std::string& layer) {
+  Layer& l = find_layer(layer);
+  DSSTNE_REQUIRE(l.bn, "layer '", layer, "' does not use BatchNormalization");
+  return *l.bn;
+}
+
+void Network::get_batch_norm(const std::string& layer, float* scale, float* bias, float* mean, float* variance) {
+  BatchNorm& bn = batch_norm_of(layer);
+  bn.scale.download(scale);
+  bn.bias.download(bias);
+  bn.running_mean.download(mean);
+  bn.running_variance.download(variance);
+}
+
+void Network::set_batch_norm(const std::string& layer, const float* scale, const float* bias, const float* mean,
+                             const float* variance) {
+  BatchNorm& bn = batch_norm_of(layer);
+  const size_t n = bn.scale.size();
+  for (size_t i = 0; i < n; ++i) {
+    DSSTNE_REQUIRE(std::isfinite(scale[i]) && std::isfinite(bias[i]) && std::isfinite(mean[i]) &&
+                       std::isfinite(variance[i]),
+                   "batch-norm state of layer '", layer, "' unit ", i, " is not finite");
+    DSSTNE_REQUIRE(variance[i] >= 0.0f, "batch-norm running variance of layer '", layer, "' unit ", i,
+                   " is negative");
+  }
+  bn.scale.upload(scale);
+  bn.bias.upload(bias);
+  bn.running_mean.upload(mean);
+  bn.running_variance.upload(variance);
+}
+
+void Network::get_batch_norm_gradients(const std::string& layer, float* scale, float* bias) {
+  BatchNorm& bn = batch_norm_of(layer);
+  bn.gscale.download(scale);
+  bn.gbias.download(bias);
+}
+
+void Network::get_batch_norm_state(const std::string& layer, int which, float* scale, float* bias) {
+  BatchNorm& bn = batch_norm_of(layer);
+  Buffer<float>& ss = which == 0 ? bn.vscale : bn.vscale2;
+  Buffer<float>& sb = which == 0 ? bn.vbias : bn.vbias2;
+  DSSTNE_REQUIRE(!ss.empty(), "layer '", layer, "' has no batch-norm optimiser state ", which);
+  ss.download(scale);
+  sb.download(bias);
+}
+
+void Network::set_batch_norm_state(const std::string& layer, int which, const float* scale, const float* bias) {
+  DSSTNE_REQUIRE(which == 0 || which == 1, "optimiser state ", which, " does not exist (0 or 1)");
+  BatchNorm& bn = batch_norm_of(layer);
+  Buffer<float>& ss = which == 0 ? bn.vscale : bn.vscale2;
+  Buffer<float>& sb = which == 0 ? bn.vbias : bn.vbias2;
+  if (ss.empty()) {
+    ss = Buffer<float>(ctx_->backend, bn.scale.size());
+    sb = Buffer<float>(ctx_->backend, bn.bias.size());
+  }
+  ss.upload(scale);
+  sb.upload(bias);
 }
 
 void Network::get_units(const std::string& layer, float* out) {

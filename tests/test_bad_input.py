@@ -110,10 +110,6 @@ def test_unknown_layer_and_connection(sets):
 
 
 def test_not_supported_features_say_so(sets):
-    cfg = network_config()
-    cfg["Layers"][1]["BatchNormalization"] = True
-    with pytest.raises(dsstne.NotSupportedError, match="not supported yet: BatchNormalization"):
-        dsstne.Network.from_json(cfg, sets, device="cpu")
     with pytest.raises(dsstne.NotSupportedError, match="SoftMax output layer 'Output'"):
         dsstne.Network.from_json(network_config(error="L1", output_activation="SoftMax"), sets, device="cpu")
     with pytest.raises(dsstne.NotSupportedError, match="needs a Sigmoid or SoftMax output"):

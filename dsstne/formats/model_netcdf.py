@@ -95,7 +95,8 @@ class ModelFile:
     ``biases`` maps every connection, shared ones included, to its bias vector. ``input_sparse`` overrides
     the Sparse attribute written for Input layers (the original writes the bound dataset's sparseness).
     ``optimizer`` holds per-connection optimiser arrays (e.g. velocities) under free names; ``locked``
-    lists the connections the original's ``LockWeights`` froze (``bLocked``).
+    lists the connections the original's ``LockWeights`` froze (``bLocked``). ``batch_norm_optimizer`` holds
+    the optimiser arrays of BatchNormalization layers' scale and bias, per layer, under free names.
     """
 
     descriptor: NetworkDescriptor
@@ -111,6 +112,7 @@ class ModelFile:
     checkpoint_interval: int = 0
     checkpoint_epochs: int = 0
     optimizer: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
+    batch_norm_optimizer: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     input_sparse: dict[str, bool] = field(default_factory=dict)
     locked: set[tuple[str, str]] = field(default_factory=set)
     written_by_dsstne: bool = True  # False for files without the dsstne_* extras (the original's)
@@ -317,6 +319,13 @@ def _write_layer(nc: Any, i: int, ly: LayerDescriptor, model: ModelFile) -> None
         for name, a in zip(("scaleBN", "biasBN", "runningMeanBN", "runningVarianceBN"), arrays, strict=True):
             var = nc.createVariable(p + name, "f4", (p + "bnDim",), fill_value=False)
             var[:] = a
+        # dsstne extra (the original saves no optimiser state): layer<i>_dsstne_<name>BN, one per unit.
+        for name, a in sorted(model.batch_norm_optimizer.get(ly.name, {}).items()):
+            a = np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
+            if a.shape[0] != arrays[0].shape[0]:
+                raise DataError(f"batch-norm optimiser state '{name}' of layer '{ly.name}' has {a.shape[0]} values")
+            var = nc.createVariable(f"{p}dsstne_{name}BN", "f4", (p + "bnDim",), fill_value=False)
+            var[:] = a
 
 
 def _write_weight(
@@ -438,6 +447,7 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
         raise r.fail(f"attribute 'layers' is {n_layers}: the network has no layers")
     layers: list[LayerDescriptor] = []
     batch_norm: dict[str, BatchNormState] = {}
+    batch_norm_optimizer: dict[str, dict[str, np.ndarray]] = {}
     input_sparse: dict[str, bool] = {}
     for i in range(n_layers):
         layer, bn = _read_layer(r, i, penalty_on)
@@ -447,6 +457,14 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
         layers.append(layer)
         if bn is not None:
             batch_norm[layer.name] = bn
+            extra = {
+                name[len(f"layer{i}_dsstne_") : -len("BN")]: r.var(name, f"batch-norm optimiser state of layer{i}")
+                .astype(np.float32)
+                for name in nc.variables
+                if name.startswith(f"layer{i}_dsstne_") and name.endswith("BN")
+            }
+            if extra:
+                batch_norm_optimizer[layer.name] = extra
     names = [ly.name for ly in layers]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -486,6 +504,7 @@ def _read(nc: Any, r: _Reader, path: str) -> ModelFile:
     model = ModelFile(
         descriptor=desc,
         batch_norm=batch_norm,
+        batch_norm_optimizer=batch_norm_optimizer,
         checkpoint_name=checkpoint[0],
         checkpoint_interval=checkpoint[1],
         checkpoint_epochs=checkpoint[2],
@@ -669,7 +688,7 @@ def save_network(
     *,
     checkpoint: tuple[str, int, int] | None = None,
 ) -> None:
-    """Save a :class:`~dsstne.Network` (descriptor, weights, counters, batch, seed) atomically.
+    """Save a :class:`~dsstne.Network` (descriptor, weights, batch-norm state, counters, batch, seed) atomically.
 
     `checkpoint` is (name, interval, epochs since the last checkpoint) as the original records them.
     """
@@ -680,6 +699,8 @@ def save_network(
         batches=network.batches_done,
         optimizer_steps=network.optimizer_steps,
         optimizer=network.optimizer_state(),
+        batch_norm={layer: network.batch_norm_state(layer) for layer in network.batch_norm_layers},
+        batch_norm_optimizer=network.batch_norm_optimizer_state(),
         locked=network.locked_connections,
         batch=network.batch,
         seed=network.seed,
@@ -705,6 +726,7 @@ def load_network(
     batch: int | None = None,
     device: str = "auto",
     seed: int | None = None,
+    batch_norm_momentum: float = 1.0,
 ) -> Network:
     """Build a :class:`~dsstne.Network` from a model file: its descriptor, then its weights and counters.
 
@@ -721,6 +743,7 @@ def load_network(
         batch=batch if batch is not None else (model.batch or 512),
         device=device,
         seed=seed if seed is not None else (model.seed if model.seed is not None else DEFAULT_SEED),
+        batch_norm_momentum=batch_norm_momentum,
     )
     for (src, dst), matrix in model.weights.items():
         net.set_weights(src, dst, matrix, model.biases[(src, dst)])
@@ -732,6 +755,9 @@ def load_network(
         net.lock_weights(*key)
     net.set_counters(model.epochs, model.batches, model.optimizer_steps)
     net.set_optimizer_state(model.optimizer)
+    for layer, bn in model.batch_norm.items():
+        net.set_batch_norm_state(layer, bn)
+    net.set_batch_norm_optimizer_state(model.batch_norm_optimizer)
     return net
 
 

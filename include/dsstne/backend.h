@@ -10,27 +10,29 @@
 
 // One line per op: X(method name, argument struct). Both backends declare their overrides from this list,
 // so an op missing from a target fails to compile there.
-#define DSSTNE_OPS(X)                     \
-  X(gemm, GemmArgs)                       \
-  X(set_bias, BiasArgs)                   \
-  X(load_dense, LoadDenseArgs)            \
-  X(load_sparse, LoadSparseArgs)          \
-  X(sparse_forward, SparseForwardArgs)    \
-  X(sparse_gradient, SparseGradientArgs)  \
-  X(clear_rows, ClearRowsArgs)            \
-  X(activate, ActivateArgs)               \
-  X(dropout, DropoutArgs)                 \
-  X(output_delta, OutputDeltaArgs)        \
-  X(sparseness_penalty, SparsenessArgs)   \
-  X(hadamard, HadamardArgs)               \
-  X(column_sum, ColumnSumArgs)            \
-  X(regularization, RegularizationArgs)   \
-  X(update, UpdateArgs)                   \
-  X(topk, TopKArgs)                       \
-  X(add_units, AddArgs)                   \
-  X(normalize_weights, WeightNormArgs)    \
-  X(normalize_deltas, DeltaNormArgs)      \
-  X(alpha_dropout, AlphaDropoutArgs)
+#define DSSTNE_OPS(X)                            \
+  X(gemm, GemmArgs)                              \
+  X(set_bias, BiasArgs)                          \
+  X(load_dense, LoadDenseArgs)                   \
+  X(load_sparse, LoadSparseArgs)                 \
+  X(sparse_forward, SparseForwardArgs)           \
+  X(sparse_gradient, SparseGradientArgs)         \
+  X(clear_rows, ClearRowsArgs)                   \
+  X(activate, ActivateArgs)                      \
+  X(dropout, DropoutArgs)                        \
+  X(output_delta, OutputDeltaArgs)               \
+  X(sparseness_penalty, SparsenessArgs)          \
+  X(hadamard, HadamardArgs)                      \
+  X(column_sum, ColumnSumArgs)                   \
+  X(regularization, RegularizationArgs)          \
+  X(update, UpdateArgs)                          \
+  X(topk, TopKArgs)                              \
+  X(add_units, AddArgs)                          \
+  X(normalize_weights, WeightNormArgs)           \
+  X(normalize_deltas, DeltaNormArgs)             \
+  X(alpha_dropout, AlphaDropoutArgs)             \
+  X(batch_norm_forward, BatchNormForwardArgs)    \
+  X(batch_norm_backward, BatchNormBackwardArgs)
 
 #define DSSTNE_DECLARE_OP(name, Args) void name(const Args& args) override;
 

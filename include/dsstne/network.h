@@ -17,6 +17,17 @@ namespace dsstne {
 
 struct Weight;
 
+// BatchNormalization state of one layer (inventory 1.12): per unit gamma (scale) and beta (bias) with their
+// gradients (descent directions, as the weights') and optimiser state, the running statistics used for
+// inference, and what the training forward keeps for the backward pass.
+struct BatchNorm {
+  Buffer<float> scale, bias, running_mean, running_variance;
+  Buffer<float> gscale, gbias;
+  Buffer<float> vscale, vbias, vscale2, vbias2;  // optimiser state (modes other than SGD)
+  Buffer<float> xhat;           // [batch][stride] normalised units of the last training minibatch
+  Buffer<float> mean, inv_std;  // [stride] that minibatch's statistics
+};
+
 struct Layer {
   LayerSpec spec;
   LayerKind kind = LayerKind::Hidden;
@@ -32,6 +43,7 @@ struct Layer {
   std::shared_ptr<DataSet> data;  // Input and Output layers
   bool sparse_input = false;      // Input fed by a sparse dataset (density <= 0.1): gather-sum forward
   bool delta_written = false;     // this minibatch
+  std::unique_ptr<BatchNorm> bn;  // BatchNormalization layers only
 };
 
 struct Weight {
@@ -100,6 +112,17 @@ class Network {
   // all of its users (the update itself uses the original's 1/sharingCount scaling).
   void get_gradients(const std::string& input, const std::string& output, float* w, float* b);
 
+  // BatchNormalization state of `layer`, [stride] each: gamma, beta, running mean, running variance.
+  bool has_batch_norm(const std::string& layer) const { return find_layer(layer).bn != nullptr; }
+  void get_batch_norm(const std::string& layer, float* scale, float* bias, float* mean, float* variance);
+  void set_batch_norm(const std::string& layer, const float* scale, const float* bias, const float* mean,
+                      const float* variance);
+  // After batch_gradients: -(1/rows) dE/dgamma and -(1/rows) dE/dbeta (descent directions, as get_gradients).
+  void get_batch_norm_gradients(const std::string& layer, float* scale, float* bias);
+  // Optimiser state of a layer's gamma and beta: which = 0 or 1, as get_state.
+  void get_batch_norm_state(const std::string& layer, int which, float* scale, float* bias);
+  void set_batch_norm_state(const std::string& layer, int which, const float* scale, const float* bias);
+
   // LockWeights: a locked connection keeps its weights and bias (no gradient, no update).
   void lock_weights(const std::string& input, const std::string& output, bool locked);
   bool weights_locked(const std::string& input, const std::string& output);
@@ -122,8 +145,11 @@ class Network {
   uint32_t bound_examples() const;
 
   Denoise denoise(const Layer& input, bool training) const;
-  void forward(const BatchRows& rows, bool training);
-  void forward_layer(Layer& layer, const BatchRows& rows, bool training);
+  // update_running_stats: a training forward moves BatchNormalization running statistics (not so for
+  // batch_gradients, which must leave the network as it was).
+  void forward(const BatchRows& rows, bool training, bool update_running_stats = true);
+  void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats);
+  BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
   void backward(const BatchRows& rows, long long* penalty_error = nullptr);
   void update(const TrainParams& params, const BatchRows& rows, float alpha_scale = 1.0f);

@@ -8,6 +8,7 @@
 
 #include "dsstne/enums.h"
 #include "dsstne/math/activation.h"
+#include "dsstne/math/batch_norm.h"
 #include "dsstne/math/loss.h"
 #include "dsstne/math/norm.h"
 #include "dsstne/math/update.h"
@@ -203,6 +204,42 @@ struct AlphaDropoutArgs {
   uint32_t rows = 0, stride = 0;
   float p = 0.0f, a = 1.0f, b = 0.0f, dropped = 0.0f;
   uint64_t key = 0;
+};
+
+// [batch_norm] Batch normalisation forward, in place on unit [rows][stride] (inventory 1.12):
+// unit = scale * xhat + bias. Training: xhat = (z - mean) / sqrt(var + epsilon) with each unit's mean and
+// biased variance over the rows (two passes, each summed in a fixed order per target, so every target is
+// bitwise reproducible); xhat, mean and inv_std are kept for the backward op, and when running_mean is set
+// the running statistics move by `factor` (math::bn_running; the variance stored unbiased). Inference
+// (training false): xhat from the running mean and variance; xhat/mean/inv_std are not written.
+struct BatchNormForwardArgs {
+  float* unit = nullptr;
+  uint32_t rows = 0, stride = 0;
+  const float* scale = nullptr;  // [stride] gamma
+  const float* bias = nullptr;   // [stride] beta
+  float* running_mean = nullptr;      // [stride]; training: nullptr leaves the running statistics alone
+  float* running_variance = nullptr;  // [stride]
+  float epsilon = math::kBatchNormEpsilon;
+  float factor = 1.0f;  // exponential average factor of the running statistics
+  bool training = false;
+  float* xhat = nullptr;     // [rows][stride], training only
+  float* mean = nullptr;     // [stride], training only: the batch mean
+  float* inv_std = nullptr;  // [stride], training only: 1 / sqrt(biased batch variance + epsilon)
+};
+
+// [batch_norm] Batch normalisation backward, in place on delta: dE/dy in, dE/dz out
+// (math::bn_input_gradient), from the training forward's xhat and inv_std. The parameter gradients are
+// written as descent directions like the weights': scale_gradient = gradient_scale * sum_r dy xhat and
+// bias_gradient = gradient_scale * sum_r dy (gradient_scale = -1/rows). Sums run in a fixed order per target.
+struct BatchNormBackwardArgs {
+  float* delta = nullptr;
+  const float* xhat = nullptr;
+  uint32_t rows = 0, stride = 0;
+  const float* scale = nullptr;
+  const float* inv_std = nullptr;
+  float gradient_scale = 0.0f;
+  float* scale_gradient = nullptr;  // [stride]
+  float* bias_gradient = nullptr;   // [stride]
 };
 
 // [topk] The k largest scores of each row among the first `width` columns, descending; ties keep the

@@ -24,6 +24,7 @@ struct LayerSpec {
   float p_dropout = 0.0f;
   float sparseness_p = 0.0f, sparseness_beta = 0.0f;  // effective values; beta 0 = off
   float delta_norm = 0.0f;  // DeltaNorm: max L2 norm of each example's delta (0 = off)
+  bool batch_norm = false;  // BatchNormalization: between the linear sum (+ skips) and the activation
 };
 
 struct WeightSpec {
@@ -51,6 +52,10 @@ struct NetworkSpec {
   // The original's Tanh hidden-layer derivative under dropout, s(1 - (a/s)^2) with s = 1/(1 - pDropout)
   // (true); false uses 1 - a^2.
   bool tanh_dropout_scale = true;
+  // BatchNormalization running statistics: new = (1 - m) old + m batch (cuDNN's exponential average factor,
+  // PyTorch's momentum). 1 is the original's behaviour: its factor 1/(bnCalls + 1) sees bnCalls reset every
+  // minibatch, so the running statistics are always the last training minibatch's.
+  float bn_momentum = 1.0f;
 };
 
 // Hyper-parameters of one Train() call.
