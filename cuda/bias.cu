@@ -1,4 +1,4 @@
-// Bias broadcast twin on the GPU: one block per row, threads over columns.
+// Bias broadcast twin on the GPU: a 2-D grid of rows by column chunks.
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "launch.cuh"
@@ -7,9 +7,10 @@ namespace dsstne {
 namespace {
 
 __global__ void bias_kernel(BiasArgs a) {
-  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+  for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     float* row = a.unit + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) row[j] = a.accumulate ? row[j] + a.bias[j] : a.bias[j];
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x)
+      row[j] = a.accumulate ? row[j] + a.bias[j] : a.bias[j];
   }
 }
 
@@ -18,7 +19,7 @@ __global__ void bias_kernel(BiasArgs a) {
 void CudaBackend::set_bias(const BiasArgs& a) {
   if (a.rows == 0 || a.stride == 0) return;
   bind();
-  bias_kernel<<<gpu::row_grid(a.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
+  bias_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

@@ -25,6 +25,13 @@ inline unsigned warp_row_grid(uint64_t rows, unsigned threads = kThreads) {
   return static_cast<unsigned>(std::clamp<uint64_t>((rows + warps - 1) / warps, 1, kMaxBlocks));
 }
 
+// A 2-D grid for [rows][stride] element-wise kernels: y over rows, x over column chunks, so a batch of a
+// few hundred wide rows still fills the device (one block per row left most multiprocessors idle).
+inline dim3 row_column_grid(uint64_t rows, uint64_t stride, unsigned threads = kThreads) {
+  const uint64_t chunks = std::clamp<uint64_t>((stride + threads - 1) / threads, 1, 64);
+  return dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(std::clamp<uint64_t>(rows, 1, 65535)));
+}
+
 // Threads of a block looping over `stride` columns: enough warps to cover narrow rows, at most kThreads.
 inline unsigned column_threads(uint32_t stride) {
   const uint64_t warps = (static_cast<uint64_t>(stride) + 31) / 32;

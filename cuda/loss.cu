@@ -14,13 +14,13 @@ namespace {
 __global__ void dense_loss_kernel(OutputDeltaArgs a) {
   const DenseData& t = a.targets.dense;
   long long total = 0;
-  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+  for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     const uint32_t example = example_of(a.batch, r);
     const float w = weight_of(t.weight, example);
     const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
     const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
     float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) {
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
       const ElementLoss e = math::dense_loss(a.loss, unit[j], target[j], w);
       delta[j] = e.delta;
       total += fixed::from_float(e.error);
@@ -31,11 +31,11 @@ __global__ void dense_loss_kernel(OutputDeltaArgs a) {
 
 __global__ void sparse_raw_kernel(OutputDeltaArgs a) {
   long long total = 0;
-  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+  for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
     const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
     float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) {
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
       if (a.targets.ignore_zero) {
         delta[j] = 0.0f;
       } else {
@@ -110,19 +110,18 @@ __global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
 void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   if (a.rows == 0 || a.stride == 0) return;
   bind();
-  const unsigned rows = gpu::row_grid(a.rows), threads = gpu::column_threads(a.stride);
   if (!a.targets.sparse) {
-    dense_loss_kernel<<<rows, threads, 0, stream()>>>(a);
+    dense_loss_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
     DSSTNE_LAUNCH_CHECK();
     return;
   }
-  sparse_raw_kernel<<<rows, threads, 0, stream()>>>(a);
+  sparse_raw_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
   if (a.targets.repeats) {
     // Two warps a block: rows spread over more multiprocessors.
     sparse_listed_kernel<<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
   } else {
-    sparse_listed_unique_kernel<<<rows, gpu::kThreads, 0, stream()>>>(a);
+    sparse_listed_unique_kernel<<<gpu::row_grid(a.rows), gpu::kThreads, 0, stream()>>>(a);
   }
   DSSTNE_LAUNCH_CHECK();
 }

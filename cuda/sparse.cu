@@ -293,26 +293,6 @@ __global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, con
   }
 }
 
-// ---- clear_rows -----------------------------------------------------------------------------------
-
-// One block per batch row; its warps share out the row's datapoints in chunks of 32 (indices loaded a chunk
-// at a time) and zero each named matrix row (a row named twice is zeroed twice: same value, no conflict).
-__global__ void __launch_bounds__(32 * kRowWarps) clear_rows_kernel(ClearRowsArgs a) {
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
-    const SparseRow s = sparse_row(a.data, a.batch, r);
-    for (uint64_t c = s.begin + 32ull * warp; c < s.end; c += 32ull * kRowWarps) {
-      const uint32_t mine = c + lane < s.end ? a.data.index[c + lane] : 0u;
-      const unsigned n = static_cast<unsigned>(min(uint64_t{32}, s.end - c));
-#pragma unroll 8
-      for (unsigned k = 0; k < n; ++k) {
-        float* row = a.matrix + static_cast<uint64_t>(__shfl_sync(gpu::kFullMask, mine, k)) * a.stride;
-        for (uint32_t j = lane; j < a.stride; j += 32) row[j] = 0.0f;
-      }
-    }
-  }
-}
-
 }  // namespace
 
 void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
@@ -378,13 +358,6 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
       std::clamp<uint64_t>(most_runs, 1, static_cast<uint64_t>(props_.multiProcessorCount) * 8));
   run_gradient_kernel<<<run_blocks, gpu::column_threads(a.stride), 0, s>>>(
       g, keys.Current(), ordinals.Current(), a.delta, a.gradient, a.stride, a.scale);
-  DSSTNE_LAUNCH_CHECK();
-}
-
-void CudaBackend::clear_rows(const ClearRowsArgs& a) {
-  if (a.batch.rows == 0 || a.stride == 0) return;
-  bind();
-  clear_rows_kernel<<<gpu::row_grid(a.batch.rows), 32 * kRowWarps, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

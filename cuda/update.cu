@@ -12,6 +12,7 @@ __global__ void update_kernel(UpdateArgs a) {
     float& v = a.velocity ? a.velocity[i] : unused;
     float& v2 = a.velocity2 ? a.velocity2[i] : unused;
     a.weights[i] = math::update(a.params, a.weights[i], a.gradient[i], v, v2);
+    if (a.clear_gradient) a.gradient[i] = 0.0f;
   }
 }
 

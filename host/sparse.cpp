@@ -138,38 +138,4 @@ void HostBackend::sparse_gradient(const SparseGradientArgs& a) {
   }
 }
 
-void HostBackend::clear_rows(const ClearRowsArgs& a) {
-  // Each thread owns blocks of 64 input units (block % threads) and clears the rows named in the batch
-  // once each, in address order: about half the rows of a 27K-unit input are named, so this is close to
-  // a stream, where a random order would pay a memory latency per row.
-#pragma omp parallel
-  {
-    const uint32_t threads = static_cast<uint32_t>(omp_get_num_threads());
-    const uint32_t t = static_cast<uint32_t>(omp_get_thread_num());
-    std::vector<uint64_t> named;  // bit u % 64 of word u / 64: unit u is named in the batch
-    for (uint32_t r = 0; r < a.batch.rows; ++r) {
-      const SparseRow s = sparse_row(a.data, a.batch, r);
-      for (uint64_t i = s.begin; i < s.end; ++i) {
-        const uint32_t u = a.data.index[i], word = u / 64;
-        if (word % threads != t) continue;
-        if (word >= named.size()) named.resize(word + 1, 0);
-        named[word] |= uint64_t{1} << (u % 64);
-      }
-    }
-    // The highest named unit, rounded up to 64, stands for the matrix's size (streaming is only a hint).
-    const bool streamed = named.size() * 64 * a.stride * sizeof(float) >= stream::kMinBytes;
-    for (uint32_t word = t; word < named.size(); word += threads) {
-      for (uint64_t bits = named[word]; bits != 0; bits &= bits - 1) {
-        const uint64_t u = word * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-        float* row = a.matrix + u * a.stride;
-        if (streamed)
-          stream::zero(row, a.stride);
-        else
-          std::memset(row, 0, sizeof(float) * a.stride);
-      }
-    }
-    stream::fence();
-  }
-}
-
 }  // namespace dsstne

@@ -1,5 +1,6 @@
 // Optimiser twin on the CPU: math::update over fixed chunks of parameters, each chunk one vectorised loop.
 #include <algorithm>
+#include <cstring>
 
 #include "dsstne/errors.h"
 #include "host_backend.h"
@@ -33,8 +34,10 @@ void HostBackend::update(const UpdateArgs& a) {
 #pragma omp parallel for schedule(dynamic, 2) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i = c * kChunk;
+    const size_t len = static_cast<size_t>(std::min(kChunk, n - i));
     update_range(a.params, a.weights + i, a.gradient + i, state > 0 ? a.velocity + i : nullptr,
-                 state > 1 ? a.velocity2 + i : nullptr, static_cast<size_t>(std::min(kChunk, n - i)));
+                 state > 1 ? a.velocity2 + i : nullptr, len);
+    if (a.clear_gradient) std::memset(a.gradient + i, 0, sizeof(float) * len);  // chunk still in cache
   }
 }
 

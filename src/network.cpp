@@ -649,7 +649,7 @@ void Network::prepare_optimizer(const TrainParams& params) {
   if (buffers > 0 && params.clear_velocity) optimizer_steps_ = 0;
 }
 
-void Network::update(const TrainParams& params, const BatchRows& rows, float alpha_scale) {
+void Network::update(const TrainParams& params, float alpha_scale) {
   Backend& be = backend();
   UpdateParams u;
   u.mode = static_cast<TrainingMode>(params.mode);
@@ -670,12 +670,10 @@ void Network::update(const TrainParams& params, const BatchRows& rows, float alp
     Weight& w = **it;
     if (w.locked) continue;
     if (!w.shared()) {  // a shared matrix is updated once, by its owner, from everyone's gradient
-      be.update({w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u});
+      be.update({w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u, w.in->sparse_input});
       if (w.spec.norm > 0.0f) be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
     }
     be.update({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
-    if (w.in->sparse_input)  // only the batch's rows were written: restore the all-zero gradient
-      be.clear_rows({w.gw.device(), w.out->stride, w.in->data->sparse_view(), rows});
   }
   // BatchNormalization gamma and beta after the weights, with the biases' formula (never regularised).
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
@@ -727,7 +725,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
       }
       backward(rows);
       ++batches_;
-      update(params, rows, alpha_scale);
+      update(params, alpha_scale);
     }
     error_.download();  // the epoch's one synchronisation
     ++epochs_;

@@ -17,7 +17,6 @@
   X(load_sparse, LoadSparseArgs)                 \
   X(sparse_forward, SparseForwardArgs)           \
   X(sparse_gradient, SparseGradientArgs)         \
-  X(clear_rows, ClearRowsArgs)                   \
   X(activate, ActivateArgs)                      \
   X(dropout, DropoutArgs)                        \
   X(output_delta, OutputDeltaArgs)               \

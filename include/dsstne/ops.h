@@ -84,14 +84,6 @@ struct SparseGradientArgs {
   void* scratch = nullptr;      // Backend::sparse_gradient_scratch_bytes(max_datapoints, input_units)
 };
 
-// [sparse] Zero the rows of a [input units][stride] matrix named by the batch's datapoints.
-struct ClearRowsArgs {
-  float* matrix = nullptr;
-  uint32_t stride = 0;
-  SparseData data;
-  BatchRows batch;
-};
-
 // [activation] unit = f(unit) in place; SoftMax normalises each row.
 struct ActivateArgs {
   float* unit = nullptr;
@@ -164,11 +156,14 @@ struct RegularizationArgs {
 // [update] Optimiser step over n parameters; velocity buffers are used by the modes that need them.
 struct UpdateArgs {
   float* weights = nullptr;
-  const float* gradient = nullptr;  // descent direction (negative mean gradient)
+  float* gradient = nullptr;  // descent direction (negative mean gradient)
   float* velocity = nullptr;
   float* velocity2 = nullptr;
   size_t n = 0;
   UpdateParams params;
+  // Zero the gradient once read: a sparse input layer's gradient is written only in the batch's rows, so
+  // it must be all zero before the next batch (cheaper here, streaming, than revisiting those rows).
+  bool clear_gradient = false;
 };
 
 // [skip] dst[i] += src[i] for i < n: skip connections add their source's units to a layer's
