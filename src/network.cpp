@@ -35,6 +35,26 @@ bool executable_activation(Activation a) {
   }
 }
 
+// Row-major C[m x n] = alpha op(A) op(B) + beta C; sizes are layer strides and row counts.
+GemmArgs gemm_args(bool trans_a, bool trans_b, uint32_t m, uint32_t n, uint32_t k, float alpha, const float* a,
+                   uint32_t lda, const float* b, uint32_t ldb, float beta, float* c, uint32_t ldc) {
+  GemmArgs g;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.m = static_cast<int>(m);
+  g.n = static_cast<int>(n);
+  g.k = static_cast<int>(k);
+  g.alpha = alpha;
+  g.a = a;
+  g.lda = static_cast<int>(lda);
+  g.b = b;
+  g.ldb = static_cast<int>(ldb);
+  g.beta = beta;
+  g.c = c;
+  g.ldc = static_cast<int>(ldc);
+  return g;
+}
+
 const char* activation_name(Activation a) {
   static const char* names[] = {"Sigmoid", "Tanh", "RectifiedLinear", "Linear", "ParametricRectifiedLinear",
                                 "SoftPlus", "SoftSign", "SoftMax", "RELUMax", "LinearMax", "ExponentialLinear",
@@ -377,20 +397,10 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
         a.accumulate = true;
         be.sparse_forward(a);
       } else {
-        GemmArgs g;
-        g.m = static_cast<int>(rows.rows);
-        g.n = static_cast<int>(layer.stride);
-        g.k = static_cast<int>(in.stride);
-        g.a = in.unit.device();
-        g.lda = static_cast<int>(in.stride);
-        g.b = w->matrix().w.device();
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
-        g.trans_b = w->transposed;
-        g.ldb = static_cast<int>(w->transposed ? in.stride : layer.stride);
-        g.beta = 1.0f;
-        g.c = layer.unit.device();
-        g.ldc = static_cast<int>(layer.stride);
-        be.gemm(g);
+        be.gemm(gemm_args(false, w->transposed, rows.rows, layer.stride, in.stride, 1.0f, in.unit.device(), in.stride,
+                          w->matrix().w.device(), w->transposed ? in.stride : layer.stride, 1.0f,
+                          layer.unit.device(), layer.stride));
       }
     }
     for (Layer* skip : layer.skips)
@@ -546,53 +556,24 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
           a.scratch = sparse_scratch_.device();
           be.sparse_gradient(a);
         } else if (w->transposed) {
-          GemmArgs g;  // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
-          g.trans_a = true;
-          g.m = static_cast<int>(layer.stride);
-          g.n = static_cast<int>(in.stride);
-          g.k = static_cast<int>(rows.rows);
-          g.alpha = scale;
-          g.a = layer.delta.device();
-          g.lda = static_cast<int>(layer.stride);
-          g.b = in.unit.device();
-          g.ldb = static_cast<int>(in.stride);
-          g.beta = m.gradient_written ? 1.0f : 0.0f;
-          g.c = m.gw.device();
-          g.ldc = static_cast<int>(in.stride);
-          be.gemm(g);
+          // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
+          be.gemm(gemm_args(true, false, layer.stride, in.stride, rows.rows, scale, layer.delta.device(),
+                            layer.stride, in.unit.device(), in.stride, m.gradient_written ? 1.0f : 0.0f,
+                            m.gw.device(), in.stride));
         } else {
-          GemmArgs g;  // gW (+)= scale X^T delta
-          g.trans_a = true;
-          g.m = static_cast<int>(in.stride);
-          g.n = static_cast<int>(layer.stride);
-          g.k = static_cast<int>(rows.rows);
-          g.alpha = scale;
-          g.a = in.unit.device();
-          g.lda = static_cast<int>(in.stride);
-          g.b = layer.delta.device();
-          g.ldb = static_cast<int>(layer.stride);
-          g.beta = m.gradient_written ? 1.0f : 0.0f;
-          g.c = m.gw.device();
-          g.ldc = static_cast<int>(layer.stride);
-          be.gemm(g);
+          // gW (+)= scale X^T delta
+          be.gemm(gemm_args(true, false, in.stride, layer.stride, rows.rows, scale, in.unit.device(), in.stride,
+                            layer.delta.device(), layer.stride, m.gradient_written ? 1.0f : 0.0f, m.gw.device(),
+                            layer.stride));
         }
         m.gradient_written = true;
       }
       if (!w->locked) be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
       if (in.kind != LayerKind::Input) {
-        GemmArgs g;  // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
-        g.trans_b = !w->transposed;
-        g.m = static_cast<int>(rows.rows);
-        g.n = static_cast<int>(in.stride);
-        g.k = static_cast<int>(layer.stride);
-        g.a = layer.delta.device();
-        g.lda = static_cast<int>(layer.stride);
-        g.b = m.w.device();
-        g.ldb = static_cast<int>(w->transposed ? in.stride : layer.stride);
-        g.beta = in.delta_written ? 1.0f : 0.0f;
-        g.c = in.delta.device();
-        g.ldc = static_cast<int>(in.stride);
-        be.gemm(g);
+        // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
+        be.gemm(gemm_args(false, !w->transposed, rows.rows, in.stride, layer.stride, 1.0f, layer.delta.device(),
+                          layer.stride, m.w.device(), w->transposed ? in.stride : layer.stride,
+                          in.delta_written ? 1.0f : 0.0f, in.delta.device(), in.stride));
         in.delta_written = true;
       }
     }
