@@ -10,7 +10,7 @@ import os as _os
 # 100x slower on 2 cores); passive waiting must be set before the engine loads the OpenMP runtime.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import cdl, datasets, formats, metrics, recommendations
+from . import cdl, convert, datasets, formats, metrics, recommendations
 from .config import parse_network
 from .dataset import DataSet
 from .device import build_info, cuda_available, cuda_device_count
@@ -31,6 +31,7 @@ __all__ = [
     "NotSupportedError",
     "build_info",
     "cdl",
+    "convert",
     "cuda_available",
     "cuda_device_count",
     "datasets",

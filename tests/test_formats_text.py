@@ -363,3 +363,16 @@ def test_movielens_layouts(tmp_path):
     (tmp_path / "short.csv").write_text("1,2,3,4\n1,2,3\n")
     with pytest.raises(dsstne.FormatError, match=r"short\.csv: line 2: expected 4 fields, found 3"):
         read_ratings(tmp_path / "short.csv")
+
+
+def test_convert_module_round_trip(tmp_path):
+    # dsstne.convert: the task-named entry points chain into the original's flow.
+    import scipy.sparse as sp
+
+    import dsstne
+
+    m = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0]], np.float32))
+    ds = dsstne.DataSet.from_scipy(m, "gl_input")
+    dsstne.convert.datasets_to_netcdf(tmp_path / "x.nc", [ds])
+    (back,) = dsstne.convert.netcdf_to_datasets(tmp_path / "x.nc")
+    assert back.name == "gl_input" and (back.to_scipy() != m).nnz == 0
