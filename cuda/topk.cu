@@ -1,7 +1,8 @@
 // Top-K twin on the GPU. Each row's scores become order-preserving integer keys (excluded columns get
-// key 0, below every score), CUB's segmented radix sort orders (key, column) pairs of every row
-// descending and stably (ties keep the lower column first, as on the CPU target), and the first k
-// positions are written out, padded past the row's candidates.
+// key 0, below every score). For k <= kSelectMax (recommendations: k = 10) a block per row finds the k-th
+// largest key by radix selection, gathers the k winners (ties at the threshold: the lowest columns) and
+// ranks them; larger k sorts whole rows with CUB's segmented radix sort. Both order descending with ties
+// on the lower column first, as on the CPU target, and pad past the row's candidates.
 #include <cub/cub.cuh>
 
 #include <algorithm>
@@ -113,6 +114,91 @@ __global__ void topk_emit_kernel(TopKArgs a, Pass p, const uint32_t* keys, const
   }
 }
 
+constexpr unsigned kSelectThreads = 256;
+constexpr uint32_t kSelectMax = 64;
+
+// One block per row. Radix selection: four passes of 8-bit digit histograms (integer counts: exact)
+// narrow down the k-th largest key; then one ordered pass takes every key above it and, of the keys
+// equal to it, the lowest columns (a block scan keeps column order), and the <= k winners are ranked
+// by (key descending, column ascending). Reads the row's keys five times instead of sorting the row.
+__global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a, Pass p) {
+  using Scan = cub::BlockScan<uint32_t, kSelectThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t hist[256];
+  __shared__ uint32_t picked_key[kSelectMax], picked_column[kSelectMax];
+  __shared__ uint32_t s_prefix, s_remaining, s_picked, s_equal_seen;
+  const uint32_t k = min(a.k, a.width);  // positions a row can fill
+  for (uint32_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+    const uint32_t* keys = p.keys + static_cast<uint64_t>(r) * a.width;
+    uint32_t prefix = 0, mask = 0, remaining = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      for (unsigned b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+      __syncthreads();
+      for (uint32_t j = threadIdx.x; j < a.width; j += blockDim.x) {
+        const uint32_t key = keys[j];
+        if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) {  // the digit holding the remaining-th largest key, counting from the top
+        uint32_t above = 0;
+        int digit = 0;
+        for (int b = 255; b >= 0; --b) {
+          if (above + hist[b] >= remaining) {
+            digit = b;
+            break;
+          }
+          above += hist[b];
+        }
+        s_prefix = prefix | (static_cast<uint32_t>(digit) << shift);
+        s_remaining = remaining - above;
+      }
+      __syncthreads();
+      prefix = s_prefix;
+      remaining = s_remaining;
+      mask |= 255u << shift;
+    }
+    // prefix is the k-th largest key; `remaining` of the keys equal to it belong to the top k.
+    if (threadIdx.x == 0) s_picked = s_equal_seen = 0;
+    __syncthreads();
+    for (uint32_t j0 = 0; j0 < a.width; j0 += blockDim.x) {
+      const uint32_t j = j0 + threadIdx.x;
+      const uint32_t key = j < a.width ? keys[j] : 0u;
+      const bool equal = j < a.width && key == prefix;
+      uint32_t before = 0, total = 0;
+      Scan(scan).ExclusiveSum(equal ? 1u : 0u, before, total);
+      if ((j < a.width && key > prefix) || (equal && s_equal_seen + before < remaining)) {
+        const uint32_t slot = atomicAdd(&s_picked, 1u);  // slot order does not matter: ranked below
+        picked_key[slot] = key;
+        picked_column[slot] = j;
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) s_equal_seen += total;
+      __syncthreads();
+    }
+    const uint32_t n = s_picked;
+    const uint64_t out = static_cast<uint64_t>(p.first + r) * a.k;
+    for (uint32_t t = threadIdx.x; t < a.k; t += blockDim.x) {
+      if (t < n) {
+        const uint32_t key = picked_key[t], column = picked_column[t];
+        uint32_t rank = 0;
+        for (uint32_t u = 0; u < n; ++u)
+          rank += picked_key[u] > key || (picked_key[u] == key && picked_column[u] < column);
+        if (key != kExcluded) {
+          a.out_scores[out + rank] = a.scores[static_cast<uint64_t>(p.first + r) * a.stride + column];
+          a.out_index[out + rank] = column;
+        } else {  // fewer candidates than k: excluded columns become padding
+          a.out_scores[out + rank] = -INFINITY;
+          a.out_index[out + rank] = 0xFFFFFFFFu;
+        }
+      } else {
+        a.out_scores[out + t] = -INFINITY;
+        a.out_index[out + t] = 0xFFFFFFFFu;
+      }
+    }
+    __syncthreads();  // the shared winners are rewritten by the next row
+  }
+}
+
 }  // namespace
 
 size_t CudaBackend::topk_scratch_bytes(uint32_t rows, uint32_t stride) const {
@@ -149,6 +235,11 @@ void CudaBackend::topk(const TopKArgs& a) {
     if (a.exclude.start) {
       topk_exclude_kernel<<<gpu::row_grid(rows), gpu::kThreads, 0, s>>>(a, p);
       DSSTNE_LAUNCH_CHECK();
+    }
+    if (a.k <= kSelectMax) {
+      topk_select_kernel<<<gpu::row_grid(rows), kSelectThreads, 0, s>>>(a, p);
+      DSSTNE_LAUNCH_CHECK();
+      continue;
     }
     cub::DoubleBuffer<uint32_t> keys(keys0, keys1), columns(columns0, columns1);
     size_t temp_bytes = L.temp_bytes;
