@@ -81,29 +81,37 @@ def check_gradients(net: dsstne.Network, rtol: float = 2e-2, atol: float = 2e-3,
             assert numeric == pytest.approx(gb[j], rel=rtol, abs=atol), (src, dst, "bias", j)
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+# Smooth hidden activations cross every loss; the piecewise-linear ones have their own test (small steps).
+SMOOTH_HIDDEN = [a for a in HIDDEN_ACTIVATIONS if a not in ("RectifiedLinear", "LeakyRectifiedLinear")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("error,output_activation", LOSSES)
+@pytest.mark.parametrize("hidden", SMOOTH_HIDDEN)
 @pytest.mark.parametrize("inputs", INPUTS)
 @pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
-def test_loss_gradients(error, output_activation, inputs, sparse_target):
+def test_loss_gradients(error, output_activation, hidden, inputs, sparse_target, device):
     inp, out = _data(inputs, sparse_target, output_activation, seed=11)
     sparse_input = inputs != "dense"
     # DSSTNE's SoftMax deltas are the gradient of its SMCE error only with equal scales.
     smce = SMCE_ALWAYS if output_activation != "SoftMax" else {**SMCE_ALWAYS, "oneScale": 1.0, "zeroScale": 1.0}
-    cfg = network_config(hidden=[(5, "Tanh")], output_activation=output_activation, error=error,
+    cfg = network_config(hidden=[(5, hidden)], output_activation=output_activation, error=error,
                          sparse_input=sparse_input, ScaledMarginalCrossEntropy=smce)
-    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=5)
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device=device, seed=5)
     check_gradients(net)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("inputs", INPUTS)
-def test_hidden_activation_gradients(activation, inputs):
+def test_hidden_activation_gradients(activation, inputs, device):
     inp, out = _data(inputs, True, "Sigmoid", seed=21)
     sparse_input = inputs != "dense"
     cfg = network_config(hidden=[(6, activation), (4, "Sigmoid")], error="L2", sparse_input=sparse_input,
                          RELUSlope=0.3)
     cfg["Layers"][1]["WeightInit"] = {"Scheme": "Gaussian", "Scale": 0.5, "Bias": 0.1}
-    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=7)
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device=device, seed=7)
     # Piecewise-linear units have kinks: a small step keeps the central difference on one side of them.
     kinked = activation in ("RectifiedLinear", "LeakyRectifiedLinear")
     check_gradients(net, eps=1e-4 if kinked else 1e-2, atol=3e-3)
@@ -181,7 +189,8 @@ def test_validate_catches_a_wrong_gradient():
 @pytest.mark.parametrize("error,output_activation", [("L2", "Sigmoid"), ("ScaledMarginalCrossEntropy", "Sigmoid"),
                                                      ("CrossEntropy", "SoftMax"), ("L1", "Sigmoid")])
 @pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
-def test_weighted_and_indexed_datasets(error, output_activation, sparse_target):
+@pytest.mark.parametrize("device", DEVICES)
+def test_weighted_and_indexed_datasets(error, output_activation, sparse_target, device):
     # Weighted: per-example weights scale input values and loss terms. Indexed: examples are rows of a
     # smaller table of unique examples.
     inp, out = _data("sparse", sparse_target, output_activation, seed=71)
@@ -195,9 +204,9 @@ def test_weighted_and_indexed_datasets(error, output_activation, sparse_target):
     cfg = network_config(hidden=[(5, "Tanh")], output_activation=output_activation, error=error,
                          ScaledMarginalCrossEntropy=SMCE_ALWAYS if output_activation != "SoftMax" else
                          {**SMCE_ALWAYS, "oneScale": 1.0, "zeroScale": 1.0})
-    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device="cpu", seed=5)
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device=device, seed=5)
     check_gradients(net)
     plain = dsstne.Network.from_json(cfg, [inp, dsstne.DataSet.from_scipy(out.to_scipy(), "output")]
                                      if sparse_target else [inp, dsstne.DataSet.from_numpy(out.to_numpy(), "output")],
-                                     batch=12, device="cpu", seed=5)
+                                     batch=12, device=device, seed=5)
     assert net.gradients(0)[0] != pytest.approx(plain.gradients(0)[0])  # the weights change the loss
