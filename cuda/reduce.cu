@@ -1,5 +1,4 @@
-// Reduction twins on the GPU: column sums over a fixed split of the rows, and the regularisation error
-// as a fixed-point integer sum.
+// Reduction twin on the GPU: column sums over a fixed split of the rows.
 #include <algorithm>
 #include <cmath>
 
@@ -36,30 +35,12 @@ __global__ void __launch_bounds__(32 * kGroups) column_sum_kernel(ColumnSumArgs 
   }
 }
 
-__global__ void regularization_kernel(RegularizationArgs a) {
-  long long total = 0;
-  for (uint64_t i = gpu::global_thread(); i < a.n; i += gpu::grid_threads()) {
-    const float w = a.weights[i];
-    total += fixed::from_float(0.5f * a.lambda * w * w + a.lambda1 * fabsf(w));
-  }
-  gpu::add_fixed(a.error, total);
-}
-
 }  // namespace
 
 void CudaBackend::column_sum(const ColumnSumArgs& a) {
   if (a.stride == 0) return;
   bind();
   column_sum_kernel<<<gpu::grid_for(a.stride, 32), 32 * kGroups, 0, stream()>>>(a);
-  DSSTNE_LAUNCH_CHECK();
-}
-
-void CudaBackend::regularization(const RegularizationArgs& a) {
-  if (a.n == 0 || !a.error) return;
-  bind();
-  // Few blocks looping: one integer atomic per block.
-  regularization_kernel<<<std::min(gpu::grid_for(a.n), 4u * props_.multiProcessorCount), gpu::kThreads, 0,
-                          stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

@@ -1,8 +1,6 @@
-// Reduction twins on the CPU: column sums in row order and the fixed-point regularisation error.
+// Reduction twin on the CPU: column sums in row order.
 #include <algorithm>
-#include <cmath>
 
-#include "dsstne/fixed_point.h"
 #include "host_backend.h"
 #include "vecmath.h"
 
@@ -26,27 +24,7 @@ DSSTNE_HOST_KERNEL void column_block_sum(const float* matrix, uint32_t rows, uin
   }
 }
 
-// Fixed-point sum of the regularisation terms of n weights (the op's expression). A term outside
-// vec::fixed's exact range (a weight far outside any sane range) sends the chunk to fixed::from_float.
-DSSTNE_HOST_KERNEL long long regularization_sum(const float* weights, size_t n, float lambda, float lambda1) {
-  long long total = 0;
-  int bad = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const float w = weights[i];
-    const float e = 0.5f * lambda * w * w + lambda1 * std::fabs(w);
-    total += vec::fixed(e);
-    bad |= !vec::fixed_ok(e);
-  }
-  if (bad) {
-    total = 0;
-    for (size_t i = 0; i < n; ++i)
-      total += fixed::from_float(0.5f * lambda * weights[i] * weights[i] + lambda1 * std::fabs(weights[i]));
-  }
-  return total;
-}
-
 constexpr int64_t kColumnChunk = 2048;  // columns per task
-constexpr int64_t kWeightChunk = 65536;  // weights per task
 
 }  // namespace
 
@@ -58,17 +36,6 @@ void HostBackend::column_sum(const ColumnSumArgs& a) {
     column_block_sum(a.matrix + j0, a.rows, a.stride, static_cast<uint32_t>(std::min(kColumnChunk, a.stride - j0)),
                      a.scale, a.out + j0);
   }
-}
-
-void HostBackend::regularization(const RegularizationArgs& a) {
-  const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kWeightChunk - 1) / kWeightChunk;
-  long long total = 0;  // integers: the sum is the same whatever the split between threads
-#pragma omp parallel for schedule(dynamic, 2) reduction(+ : total) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t i = c * kWeightChunk;
-    total += regularization_sum(a.weights + i, static_cast<size_t>(std::min(kWeightChunk, n - i)), a.lambda, a.lambda1);
-  }
-  *a.error += total;
 }
 
 }  // namespace dsstne

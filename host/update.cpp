@@ -1,8 +1,11 @@
-// Optimiser twin on the CPU: math::update over fixed chunks of parameters, each chunk one vectorised loop.
+// Optimiser twin on the CPU: math::update over fixed chunks of parameters, each chunk one vectorised loop
+// (the regularisation error of the chunk first, while it is in cache).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "dsstne/errors.h"
+#include "dsstne/fixed_point.h"
 #include "host_backend.h"
 #include "vecmath.h"
 
@@ -23,6 +26,25 @@ DSSTNE_HOST_KERNEL void update_range(const UpdateParams& params, float* w, const
   }
 }
 
+// Fixed-point sum of the regularisation terms of n weights (UpdateArgs::regularization). A term outside
+// vec::fixed's exact range (a weight far outside any sane range) sends the chunk to fixed::from_float.
+DSSTNE_HOST_KERNEL long long regularization_sum(const float* weights, size_t n, float lambda, float lambda1) {
+  long long total = 0;
+  int bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float w = weights[i];
+    const float e = 0.5f * lambda * w * w + lambda1 * std::fabs(w);
+    total += vec::fixed(e);
+    bad |= !vec::fixed_ok(e);
+  }
+  if (bad) {
+    total = 0;
+    for (size_t i = 0; i < n; ++i)
+      total += fixed::from_float(0.5f * lambda * weights[i] * weights[i] + lambda1 * std::fabs(weights[i]));
+  }
+  return total;
+}
+
 constexpr int64_t kChunk = 65536;  // parameters per task
 
 }  // namespace
@@ -31,14 +53,18 @@ void HostBackend::update(const UpdateArgs& a) {
   const int state = math::state_buffers(a.params.mode);
   DSSTNE_REQUIRE(state == 0 || (a.velocity && (state == 1 || a.velocity2)), "optimiser state buffers missing");
   const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(dynamic, 2) if (chunks > 1)
+  const float lambda = a.params.lambda * a.regularization_scale, lambda1 = a.params.lambda1 * a.regularization_scale;
+  long long regularization = 0;  // integers: the sum is the same whatever the split between threads
+#pragma omp parallel for schedule(dynamic, 2) reduction(+ : regularization) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i = c * kChunk;
     const size_t len = static_cast<size_t>(std::min(kChunk, n - i));
+    if (a.regularization) regularization += regularization_sum(a.weights + i, len, lambda, lambda1);
     update_range(a.params, a.weights + i, a.gradient + i, state > 0 ? a.velocity + i : nullptr,
                  state > 1 ? a.velocity2 + i : nullptr, len);
     if (a.clear_gradient) std::memset(a.gradient + i, 0, sizeof(float) * len);  // chunk still in cache
   }
+  if (a.regularization) *a.regularization += regularization;
 }
 
 }  // namespace dsstne

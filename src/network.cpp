@@ -630,7 +630,7 @@ void Network::prepare_optimizer(const TrainParams& params) {
   if (buffers > 0 && params.clear_velocity) optimizer_steps_ = 0;
 }
 
-void Network::update(const TrainParams& params, float alpha_scale) {
+void Network::update(const TrainParams& params, uint32_t rows, float alpha_scale) {
   Backend& be = backend();
   UpdateParams u;
   u.mode = static_cast<TrainingMode>(params.mode);
@@ -651,7 +651,12 @@ void Network::update(const TrainParams& params, float alpha_scale) {
     Weight& w = **it;
     if (w.locked) continue;
     if (!w.shared()) {  // a shared matrix is updated once, by its owner, from everyone's gradient
-      be.update({w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u, w.in->sparse_input});
+      UpdateArgs a{w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u, w.in->sparse_input};
+      if (params.lambda != 0.0f || params.lambda1 != 0.0f) {  // the regularisation error, per example
+        a.regularization = error_.device() + 1;
+        a.regularization_scale = static_cast<float>(rows);
+      }
+      be.update(a);
       if (w.spec.norm > 0.0f) be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
     }
     be.update({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
@@ -682,7 +687,6 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
   brake_batches_ = 0;
   brake_total_ = 0;
   std::vector<EpochReport> reports;
-  Backend& be = backend();
   for (uint32_t e = 0; e < epochs; ++e) {
     const auto t0 = std::chrono::steady_clock::now();
     upload_order(examples, spec_.shuffle);
@@ -694,11 +698,6 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
       for (auto& layer : layers_) layer->delta_written = false;
       forward(rows, true);
       output_deltas(rows);
-      if (params.lambda != 0.0f || params.lambda1 != 0.0f) {
-        for (auto& w : weights_)  // shared connections hold no matrix (size 0): counted once, at the owner
-          be.regularization({w->w.device(), w->w.size(), params.lambda * rows.rows, params.lambda1 * rows.rows,
-                             error_.device() + 1});
-      }
       float alpha_scale = 1.0f;
       if (params.divergence_brake && !brake_step(alpha_scale)) {
         ++batches_;  // the detecting minibatch is not learned from (draws still advance)
@@ -706,7 +705,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
       }
       backward(rows);
       ++batches_;
-      update(params, alpha_scale);
+      update(params, rows.rows, alpha_scale);
     }
     error_.download();  // the epoch's one synchronisation
     ++epochs_;

@@ -146,3 +146,16 @@ def test_cuda_optimizers_match_cpu(mode):
         n.train(20, lambda_=0.01, lambda1=0.001, optimizer=mode, **PARAMS[mode])
     np.testing.assert_allclose(gpu.weights("Input", "Output")[0], cpu.weights("Input", "Output")[0],
                                rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_regularization_error_is_reported_separately(device):
+    # One minibatch per epoch: the reported term is sum(0.5 lambda w^2 + lambda1 |w|) of the weights before the step.
+    net = _net(device=device)
+    w0, _ = net.weights("Input", "Output")
+    net.train(1, alpha=0.1, lambda_=0.01, lambda1=0.001)
+    expected = np.sum(0.5 * 0.01 * w0.astype(np.float64) ** 2 + 0.001 * np.abs(w0))
+    assert net.history[-1].regularization == pytest.approx(expected, rel=1e-5)
+    plain = _net(device=device)
+    plain.train(1, alpha=0.1, lambda_=0.0)
+    assert plain.history[-1].regularization == 0.0

@@ -23,7 +23,6 @@
   X(sparseness_penalty, SparsenessArgs)          \
   X(hadamard, HadamardArgs)                      \
   X(column_sum, ColumnSumArgs)                   \
-  X(regularization, RegularizationArgs)          \
   X(update, UpdateArgs)                          \
   X(topk, TopKArgs)                              \
   X(add_units, AddArgs)                          \

@@ -152,7 +152,7 @@ class Network {
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
   void backward(const BatchRows& rows, long long* penalty_error = nullptr);
-  void update(const TrainParams& params, float alpha_scale = 1.0f);
+  void update(const TrainParams& params, uint32_t rows, float alpha_scale = 1.0f);
   void prepare_optimizer(const TrainParams& params);
 
   std::shared_ptr<Context> ctx_;

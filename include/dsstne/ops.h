@@ -145,14 +145,6 @@ struct ColumnSumArgs {
   float* out = nullptr;
 };
 
-// [reduce] *error += fixed(0.5 lambda w^2 + lambda1 |w|) over n weights.
-struct RegularizationArgs {
-  const float* weights = nullptr;
-  size_t n = 0;
-  float lambda = 0.0f, lambda1 = 0.0f;
-  long long* error = nullptr;
-};
-
 // [update] Optimiser step over n parameters; velocity buffers are used by the modes that need them.
 struct UpdateArgs {
   float* weights = nullptr;
@@ -164,6 +156,10 @@ struct UpdateArgs {
   // Zero the gradient once read: a sparse input layer's gradient is written only in the batch's rows, so
   // it must be all zero before the next batch (cheaper here, streaming, than revisiting those rows).
   bool clear_gradient = false;
+  // When set, *regularization += fixed(scale * (0.5 lambda w^2 + lambda1 |w|)) over the weights before the
+  // step: the regularisation error, from the pass that reads every weight anyway.
+  long long* regularization = nullptr;
+  float regularization_scale = 1.0f;
 };
 
 // [skip] dst[i] += src[i] for i < n: skip connections add their source's units to a layer's
