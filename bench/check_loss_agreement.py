@@ -1,7 +1,7 @@
 """Our engine vs the PyTorch peer from the SAME initial weights: per-epoch mean errors must agree.
 
 Dropout, denoising and the sparseness penalty are switched off (their random streams differ), the optimizer
-is SGD (the only one our engine runs so far); the torch peer starts from our engine's initial weights
+is SGD; the torch peer starts from our engine's initial weights
 (``Network.weights``). Prints one JSON object.
 
     PYTHONPATH=. python bench/check_loss_agreement.py --net sample --device cpu
