@@ -151,6 +151,7 @@ cdef class EngineContext:
     """A target (CPU or one CUDA device) with its seed."""
 
     cdef shared_ptr[Context] ptr
+    cdef object __weakref__  # datasets cache their uploads per context without keeping it alive
 
     def __cinit__(self, str device, uint64_t seed, str plugin_path):
         self.ptr = make_context(device.encode(), seed, plugin_path.encode())

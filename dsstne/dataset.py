@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,8 @@ class DataSet:
     weights: np.ndarray | None = None
     indexed: np.ndarray | None = None
     ignore_zero: bool = False
-    _uploads: dict[int, Any] = field(default_factory=dict, repr=False)
+    # Engine copies per context; weak keys, so a network's device memory goes with the network.
+    _uploads: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -178,10 +180,9 @@ class DataSet:
         """Return the engine copy of this dataset on `context` (uploaded once per context)."""
         from ._engine import EngineDataSet
 
-        key = id(context)
-        cached = self._uploads.get(key)
-        if cached is not None and cached[0] is context:
-            return cached[1]
+        cached = self._uploads.get(context)
+        if cached is not None:
+            return cached
         attrs = int(self.attributes)
         if self.is_sparse:
             eng = EngineDataSet.sparse(context, self.name, attrs, self.dims, self.examples, self.start, self.end,
@@ -189,7 +190,7 @@ class DataSet:
         else:
             eng = EngineDataSet.dense(context, self.name, attrs, self.dims, self.examples, self.data,
                                       self.weights, self.indexed)
-        self._uploads[key] = (context, eng)
+        self._uploads[context] = eng
         return eng
 
 

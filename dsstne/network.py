@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -301,7 +302,7 @@ class Network:
         for name, ds in zip(names, sets):
             wanted = self.descriptor.layer(name).dataset
             if ds.name != wanted:  # the engine binds by dataset name
-                ds = DataSet(**{**ds.__dict__, "name": wanted, "_uploads": {}})
+                ds = DataSet(**{**ds.__dict__, "name": wanted, "_uploads": weakref.WeakKeyDictionary()})
             renamed.append(ds)
         examples = {d.examples for d in renamed}
         if len(examples) != 1:

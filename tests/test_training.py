@@ -144,3 +144,14 @@ def test_device_is_reported(small_sparse):
     net, _ = _net(small_sparse)
     assert net.device == "cpu" and "CPU" in net.device_description and "device=cpu" in repr(net)
     assert net.memory()["peak_bytes"] > 0
+
+
+def test_datasets_do_not_keep_a_dropped_network_device_alive(small_sparse):
+    import gc
+    import weakref
+
+    net, inp = _net(small_sparse)
+    context = weakref.ref(net._context)
+    del net
+    gc.collect()
+    assert context() is None and len(inp._uploads) == 0
