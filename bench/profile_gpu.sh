@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/dsstne-gpu}}
 mkdir -p "$out"
 cd /tmp
-ncu --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:-200}" \
+ncu --clock-control none --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:-200}" \
     --metrics gpu__time_duration.sum --csv --page raw \
     python3 "$repo/bench/bench_train.py" --workload "${WORKLOAD:-sample}" --device cuda --epochs 1 --peer none \
     >"$out/profile.csv" 2>"$out/profile.err"

@@ -1,8 +1,10 @@
 // Output delta and loss twin on the GPU, with the shared per-element formulas. Dense targets: one pass.
 // Sparse targets: a raw pass over every unit (target 0), then a pass over each row's listed units that
-// corrects the error and overwrites the delta. Errors are summed as fixed-point integers.
+// corrects the error and overwrites the delta. Errors are summed as fixed-point integers. With a bias,
+// the first pass also adds it and applies the activation (the listed pass then reads the result).
 #include "check.cuh"
 #include "cuda_backend.cuh"
+#include "dsstne/errors.h"
 #include "dsstne/fixed_point.h"
 #include "dsstne/math/sparse_row.h"
 #include "launch.cuh"
@@ -11,6 +13,15 @@
 namespace dsstne {
 namespace {
 
+// Unit j of a row as the loss sees it: the stored activation, or (with a bias) the activation of the
+// stored linear sum plus the bias, written back for the passes and readers that follow.
+__device__ __forceinline__ float output_unit(const OutputDeltaArgs& a, float* unit, uint32_t j) {
+  if (!a.bias) return unit[j];
+  const float y = math::activate(a.loss.activation, unit[j] + a.bias[j]);
+  unit[j] = y;
+  return y;
+}
+
 __global__ void dense_loss_kernel(OutputDeltaArgs a) {
   const DenseData& t = a.targets.dense;
   long long total = 0;
@@ -18,10 +29,10 @@ __global__ void dense_loss_kernel(OutputDeltaArgs a) {
     const uint32_t example = example_of(a.batch, r);
     const float w = weight_of(t.weight, example);
     const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
-    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
     float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
-      const ElementLoss e = math::dense_loss(a.loss, unit[j], target[j], w);
+      const ElementLoss e = math::dense_loss(a.loss, output_unit(a, unit, j), target[j], w);
       delta[j] = e.delta;
       total += fixed::from_float(e.error);
     }
@@ -33,13 +44,14 @@ __global__ void sparse_raw_kernel(OutputDeltaArgs a) {
   long long total = 0;
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
-    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
     float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
+      const float y = output_unit(a, unit, j);
       if (a.targets.ignore_zero) {
         delta[j] = 0.0f;
       } else {
-        const ElementLoss e = math::sparse_raw(a.loss, unit[j], w);
+        const ElementLoss e = math::sparse_raw(a.loss, y, w);
         delta[j] = e.delta;
         total += fixed::from_float(e.error);
       }
@@ -109,6 +121,8 @@ __global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
 
 void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   if (a.rows == 0 || a.stride == 0) return;
+  DSSTNE_REQUIRE(!a.bias || a.loss.activation.kind != Activation::SoftMax,
+                 "output_delta: the bias is applied only before an element-wise activation");
   bind();
   if (!a.targets.sparse) {
     dense_loss_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);

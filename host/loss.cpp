@@ -7,6 +7,7 @@
 // (a logf per unit was most of the op's time). Every other case uses the math:: functions directly.
 #include <cmath>
 
+#include "dsstne/errors.h"
 #include "dsstne/fixed_point.h"
 #include "dsstne/math/sparse_row.h"
 #include "host_backend.h"
@@ -126,6 +127,12 @@ long long generic_row(const OutputDeltaArgs& a, int64_t r) {
 }  // namespace
 
 void HostBackend::output_delta(const OutputDeltaArgs& a) {
+  if (a.bias) {  // the linear sum's bias and activation first, with the ops that apply them elsewhere
+    DSSTNE_REQUIRE(a.loss.activation.kind != Activation::SoftMax,
+                   "output_delta: the bias is applied only before an element-wise activation");
+    set_bias(BiasArgs{a.unit, a.bias, a.rows, a.stride, true});
+    activate(ActivateArgs{a.unit, a.rows, a.stride, a.loss.activation});
+  }
   const Targets& t = a.targets;
   const bool fast = t.sparse && !t.ignore_zero && a.loss.activation.kind == Activation::Sigmoid &&
                     (a.loss.function == ErrorFunction::CrossEntropy ||

@@ -379,10 +379,14 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
     }
   } else {
+    // Deferred: the loss op adds the bias and applies the activation (output_deltas).
+    const bool deferred = training && defers_activation(layer);
     bool first = true;
-    for (Weight* w : layer.incoming) {
-      be.set_bias({layer.unit.device(), w->b.device(), rows.rows, layer.stride, !first});
-      first = false;
+    if (!deferred) {
+      for (Weight* w : layer.incoming) {
+        be.set_bias({layer.unit.device(), w->b.device(), rows.rows, layer.stride, !first});
+        first = false;
+      }
     }
     for (Weight* w : layer.incoming) {
       Layer& in = *w->in;
@@ -394,14 +398,15 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
         a.data = in.data->sparse_view();
         a.batch = rows;
         a.denoise = denoise(in, training);
-        a.accumulate = true;
+        a.accumulate = !first;
         be.sparse_forward(a);
       } else {
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
         be.gemm(gemm_args(false, w->transposed, rows.rows, layer.stride, in.stride, 1.0f, in.unit.device(), in.stride,
-                          w->matrix().w.device(), w->transposed ? in.stride : layer.stride, 1.0f,
+                          w->matrix().w.device(), w->transposed ? in.stride : layer.stride, first ? 0.0f : 1.0f,
                           layer.unit.device(), layer.stride));
       }
+      first = false;
     }
     for (Layer* skip : layer.skips)
       be.add_units({layer.unit.device(), skip->unit.device(), static_cast<size_t>(rows.rows) * layer.stride});
@@ -424,7 +429,7 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       a.inv_std = bn.inv_std.device();
       be.batch_norm_forward(a);
     }
-    be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation});
+    if (!deferred) be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation});
   }
   const float p = layer.spec.p_dropout;
   if (training && p > 0.0f && !layer.sparse_input) {
@@ -462,6 +467,12 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
   }
 }
 
+bool Network::defers_activation(const Layer& layer) const {
+  // One incoming connection and nothing between the linear sum and the activation or after it.
+  return layer.kind == LayerKind::Output && layer.incoming.size() == 1 && layer.skips.empty() && !layer.bn &&
+         layer.spec.p_dropout <= 0.0f && layer.activation.kind != Activation::SoftMax;
+}
+
 void Network::forward(const BatchRows& rows, bool training, bool update_running_stats) {
   for (Layer* layer : forward_order_) forward_layer(*layer, rows, training, update_running_stats);
 }
@@ -484,6 +495,7 @@ void Network::output_deltas(const BatchRows& rows) {
     a.batch = rows;
     a.loss = loss_;
     a.loss.activation = layer->activation;
+    if (defers_activation(*layer)) a.bias = layer->incoming.front()->b.device();
     a.error = error_.device();
     backend().output_delta(a);
     layer->delta_written = true;

@@ -148,6 +148,9 @@ class Network {
   // update_running_stats: a training forward moves BatchNormalization running statistics (not so for
   // batch_gradients, which must leave the network as it was).
   void forward(const BatchRows& rows, bool training, bool update_running_stats = true);
+  // In training, an output layer whose bias and activation the loss op applies (one pass over the
+  // widest matrix instead of three); forward leaves its linear sum for output_deltas.
+  bool defers_activation(const Layer& layer) const;
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);

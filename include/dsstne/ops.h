@@ -109,8 +109,12 @@ struct Targets {
 };
 
 // [loss] Output delta (dE/dz) of every unit and the minibatch error, added as fixed point to *error.
+// With `bias` set, unit holds the layer's linear sum without its bias: the op first makes it
+// loss.activation(unit + bias) (an element-wise kind) in the same pass, so training reads the widest
+// matrix once for the bias, the activation and the loss instead of three times.
 struct OutputDeltaArgs {
-  const float* unit = nullptr;
+  float* unit = nullptr;
+  const float* bias = nullptr;
   float* delta = nullptr;
   uint32_t rows = 0, stride = 0;
   Targets targets;
