@@ -2,6 +2,8 @@
 // Sparse targets: a raw pass over every unit (target 0), then a pass over each row's listed units that
 // corrects the error and overwrites the delta. Errors are summed as fixed-point integers. With a bias,
 // the first pass also adds it and applies the activation (the listed pass then reads the result).
+#include <algorithm>
+
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "dsstne/errors.h"
@@ -13,50 +15,81 @@
 namespace dsstne {
 namespace {
 
-// Unit j of a row as the loss sees it: the stored activation, or (with a bias) the activation of the
-// stored linear sum plus the bias, written back for the passes and readers that follow.
-__device__ __forceinline__ float output_unit(const OutputDeltaArgs& a, float* unit, uint32_t j) {
-  if (!a.bias) return unit[j];
-  const float y = math::activate(a.loss.activation, unit[j] + a.bias[j]);
-  unit[j] = y;
-  return y;
-}
+// The element-wise passes: rows over the grid's y, spans of kSpan columns over its x. A thread loads its
+// kUnroll units (and biases) before computing any, so those loads are in flight together, and a block
+// covers several rows: few blocks, hence few atomics on the error total. row_fn(r) returns the row's
+// element function f(j, y) -> fixed-point error, y the unit as the loss sees it: the stored activation,
+// or with a bias the activation of the stored linear sum plus the bias, written back for the passes and
+// readers that follow.
+constexpr unsigned kUnroll = 8;
+constexpr unsigned kSpan = gpu::kThreads * kUnroll;
+constexpr unsigned kRowBlocks = 64;
 
-__global__ void dense_loss_kernel(OutputDeltaArgs a) {
-  const DenseData& t = a.targets.dense;
+template <class RowFn>
+__device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, RowFn row_fn) {
   long long total = 0;
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
-    const uint32_t example = example_of(a.batch, r);
-    const float w = weight_of(t.weight, example);
-    const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
     float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
-      const ElementLoss e = math::dense_loss(a.loss, output_unit(a, unit, j), target[j], w);
-      delta[j] = e.delta;
-      total += fixed::from_float(e.error);
-    }
-  }
-  if (a.error) gpu::add_fixed(a.error, total);
-}
-
-__global__ void sparse_raw_kernel(OutputDeltaArgs a) {
-  long long total = 0;
-  for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
-    const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
-    float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
-      const float y = output_unit(a, unit, j);
-      if (a.targets.ignore_zero) {
-        delta[j] = 0.0f;
-      } else {
-        const ElementLoss e = math::sparse_raw(a.loss, y, w);
-        delta[j] = e.delta;
-        total += fixed::from_float(e.error);
+    const auto element = row_fn(r);
+    for (uint32_t j0 = blockIdx.x * kSpan + threadIdx.x; j0 < a.stride; j0 += gridDim.x * kSpan) {
+      float z[kUnroll], b[kUnroll];
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t j = j0 + u * gpu::kThreads;
+        z[u] = j < a.stride ? unit[j] : 0.0f;
+        b[u] = a.bias && j < a.stride ? a.bias[j] : 0.0f;
+      }
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t j = j0 + u * gpu::kThreads;
+        if (j >= a.stride) break;
+        float y = z[u];
+        if (a.bias) {
+          y = math::activate(a.loss.activation, z[u] + b[u]);
+          unit[j] = y;
+        }
+        total += element(j, y);
       }
     }
   }
+  return total;
+}
+
+dim3 output_grid(uint32_t rows, uint32_t stride) {
+  return dim3(static_cast<unsigned>(std::clamp<uint64_t>((uint64_t{stride} + kSpan - 1) / kSpan, 1, 65535)),
+              std::clamp<unsigned>(rows, 1, kRowBlocks));
+}
+
+__global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaArgs a) {
+  const DenseData& t = a.targets.dense;
+  const long long total = for_each_output(a, [&a, &t](uint32_t r) {
+    const uint32_t example = example_of(a.batch, r);
+    const float w = weight_of(t.weight, example);
+    const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
+    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
+    return [&a, w, target, delta](uint32_t j, float y) {
+      const ElementLoss e = math::dense_loss(a.loss, y, target[j], w);
+      delta[j] = e.delta;
+      return fixed::from_float(e.error);
+    };
+  });
+  if (a.error) gpu::add_fixed(a.error, total);
+}
+
+__global__ void __launch_bounds__(gpu::kThreads) sparse_raw_kernel(OutputDeltaArgs a) {
+  const long long total = for_each_output(a, [&a](uint32_t r) {
+    const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
+    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
+    return [&a, w, delta](uint32_t j, float y) -> long long {
+      if (a.targets.ignore_zero) {
+        delta[j] = 0.0f;
+        return 0;
+      }
+      const ElementLoss e = math::sparse_raw(a.loss, y, w);
+      delta[j] = e.delta;
+      return fixed::from_float(e.error);
+    };
+  });
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
@@ -125,11 +158,11 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
                  "output_delta: the bias is applied only before an element-wise activation");
   bind();
   if (!a.targets.sparse) {
-    dense_loss_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
+    dense_loss_kernel<<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
     DSSTNE_LAUNCH_CHECK();
     return;
   }
-  sparse_raw_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
+  sparse_raw_kernel<<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
   if (a.targets.repeats) {
     // Two warps a block: rows spread over more multiprocessors.

@@ -131,12 +131,17 @@ __global__ void __launch_bounds__(32 * kRowWarps) sparse_forward_kernel(SparseFo
         for (unsigned k = 0; k < n; ++k) {
           const float v = __shfl_sync(gpu::kFullMask, mine.value, k);
           const uint32_t unit = __shfl_sync(gpu::kFullMask, mine.index, k);
-          if (v == 0.0f) continue;  // zero inputs are never touched
-          const float* w = a.weights + static_cast<uint64_t>(unit) * a.stride + j0;
+          // A zero input adds nothing (its own row is not read: row 0 stands in). No branch around the
+          // loads, so the unrolled iterations' loads are all in flight at once.
+          const bool live = v != 0.0f;
+          const float* w = a.weights + static_cast<uint64_t>(live ? unit : 0u) * a.stride + j0;
 #pragma unroll
           for (unsigned q = 0; q < kColumnsPerLane; ++q) {
             const uint32_t j = lane + 32 * q;
-            if (j0 + j < a.stride) acc[q] += v * w[j];
+            if (j0 + j < a.stride) {
+              const float x = w[j];
+              acc[q] = live ? acc[q] + v * x : acc[q];
+            }
           }
         }
       }
@@ -281,10 +286,12 @@ __global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, con
         }
         __syncthreads();
         if (mine) {
+          // Branch-free (zero values add nothing), so the unrolled iterations' loads overlap.
+#pragma unroll 8
           for (uint32_t q = 0; q < n; ++q) {
             const float v = value[q];
-            if (v == 0.0f) continue;
-            sum += v * delta[static_cast<uint64_t>(row[q]) * stride + j];
+            const float d = delta[static_cast<uint64_t>(row[q]) * stride + j];
+            sum = v != 0.0f ? sum + v * d : sum;
           }
         }
       }

@@ -1,7 +1,8 @@
 // Top-K twin on the GPU. Each row's scores become order-preserving integer keys (excluded columns get
 // key 0, below every score). For k <= kSelectMax (recommendations: k = 10) a block per row finds the k-th
-// largest key by radix selection, gathers the k winners (ties at the threshold: the lowest columns) and
-// ranks them; larger k sorts whole rows with CUB's segmented radix sort. Both order descending with ties
+// largest key by radix selection, reading the keys straight from the scores, gathers the k winners (ties
+// at the threshold: the lowest columns) and ranks them; larger k (or an exclusion bitmap too wide for
+// shared memory) sorts whole rows with CUB's segmented radix sort. Both order descending with ties
 // on the lower column first, as on the CPU target, and pad past the row's candidates.
 #include <cub/cub.cuh>
 
@@ -116,27 +117,60 @@ __global__ void topk_emit_kernel(TopKArgs a, Pass p, const uint32_t* keys, const
 
 constexpr unsigned kSelectThreads = 256;
 constexpr uint32_t kSelectMax = 64;
+constexpr uint32_t kSelectBitmapBytes = 32 * 1024;  // exclusion bitmap in shared memory: rows to 262,144 columns
+
+// The keys of one row as the selection reads them: straight from the scores, with the row's excluded
+// columns (a bitmap in shared memory) given the excluded key; nothing is written to global memory.
+struct RowKeys {
+  const float* scores;
+  const uint32_t* excluded;  // nullptr: nothing excluded
+  __device__ __forceinline__ uint32_t operator()(uint32_t j) const {
+    if (excluded && (excluded[j >> 5] >> (j & 31u)) & 1u) return kExcluded;
+    return order_key(scores[j]);
+  }
+};
 
 // One block per row. Radix selection: four passes of 8-bit digit histograms (integer counts: exact)
 // narrow down the k-th largest key; then one ordered pass takes every key above it and, of the keys
 // equal to it, the lowest columns (a block scan keeps column order), and the <= k winners are ranked
-// by (key descending, column ascending). Reads the row's keys five times instead of sorting the row.
+// by (key descending, column ascending). Reads the row five times instead of sorting it. Scores of one
+// row share their leading digits, so the lanes of a warp that fall in one histogram bin add once.
 __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a, Pass p) {
   using Scan = cub::BlockScan<uint32_t, kSelectThreads>;
   __shared__ typename Scan::TempStorage scan;
   __shared__ uint32_t hist[256];
   __shared__ uint32_t picked_key[kSelectMax], picked_column[kSelectMax];
   __shared__ uint32_t s_prefix, s_remaining, s_picked, s_equal_seen;
+  extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
+  const unsigned lane = threadIdx.x & 31u;
   const uint32_t k = min(a.k, a.width);  // positions a row can fill
+  const uint32_t words = (a.width + 31) / 32;
   for (uint32_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
-    const uint32_t* keys = p.keys + static_cast<uint64_t>(r) * a.width;
+    const RowKeys key_of{a.scores + static_cast<uint64_t>(p.first + r) * a.stride,
+                         a.exclude.start ? excluded : nullptr};
+    if (a.exclude.start) {
+      for (uint32_t w = threadIdx.x; w < words; w += blockDim.x) excluded[w] = 0;
+      __syncthreads();
+      const SparseRow ex = sparse_row(a.exclude, a.batch, p.first + r);
+      for (uint64_t i = ex.begin + threadIdx.x; i < ex.end; i += blockDim.x) {
+        const uint32_t j = a.exclude.index[i];
+        if (j < a.width) atomicOr(&excluded[j >> 5], 1u << (j & 31u));
+      }
+      __syncthreads();
+    }
     uint32_t prefix = 0, mask = 0, remaining = k;
     for (int shift = 24; shift >= 0; shift -= 8) {
       for (unsigned b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
       __syncthreads();
-      for (uint32_t j = threadIdx.x; j < a.width; j += blockDim.x) {
-        const uint32_t key = keys[j];
-        if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
+      for (uint32_t j0 = 0; j0 < a.width; j0 += blockDim.x) {  // whole warps: the match below needs them
+        const uint32_t j = j0 + threadIdx.x;
+        uint32_t digit = 256;  // no bin
+        if (j < a.width) {
+          const uint32_t key = key_of(j);
+          if ((key & mask) == prefix) digit = (key >> shift) & 255u;
+        }
+        const unsigned peers = __match_any_sync(gpu::kFullMask, digit);
+        if (digit < 256 && static_cast<unsigned>(__ffs(peers) - 1) == lane) atomicAdd(&hist[digit], __popc(peers));
       }
       __syncthreads();
       if (threadIdx.x == 0) {  // the digit holding the remaining-th largest key, counting from the top
@@ -162,7 +196,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
     __syncthreads();
     for (uint32_t j0 = 0; j0 < a.width; j0 += blockDim.x) {
       const uint32_t j = j0 + threadIdx.x;
-      const uint32_t key = j < a.width ? keys[j] : 0u;
+      const uint32_t key = j < a.width ? key_of(j) : 0u;
       const bool equal = j < a.width && key == prefix;
       uint32_t before = 0, total = 0;
       Scan(scan).ExclusiveSum(equal ? 1u : 0u, before, total);
@@ -195,7 +229,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
         a.out_index[out + t] = 0xFFFFFFFFu;
       }
     }
-    __syncthreads();  // the shared winners are rewritten by the next row
+    __syncthreads();  // the shared winners and bitmap are rewritten by the next row
   }
 }
 
@@ -217,6 +251,13 @@ void CudaBackend::topk(const TopKArgs& a) {
     DSSTNE_LAUNCH_CHECK();
     return;
   }
+  const uint32_t bitmap_bytes = a.exclude.start ? (a.width + 31) / 32 * 4 : 0;
+  if (a.k <= kSelectMax && bitmap_bytes <= kSelectBitmapBytes) {  // selection straight from the scores
+    const Pass p{0, a.rows, nullptr, nullptr, nullptr};
+    topk_select_kernel<<<gpu::row_grid(a.rows), kSelectThreads, bitmap_bytes, s>>>(a, p);
+    DSSTNE_LAUNCH_CHECK();
+    return;
+  }
   const uint32_t pass_rows = gpu::topk_pass_rows(a.rows, a.width);
   const gpu::TopKLayout L = gpu::topk_layout(pass_rows, a.width);
   char* base = static_cast<char*>(a.scratch);
@@ -235,11 +276,6 @@ void CudaBackend::topk(const TopKArgs& a) {
     if (a.exclude.start) {
       topk_exclude_kernel<<<gpu::row_grid(rows), gpu::kThreads, 0, s>>>(a, p);
       DSSTNE_LAUNCH_CHECK();
-    }
-    if (a.k <= kSelectMax) {
-      topk_select_kernel<<<gpu::row_grid(rows), kSelectThreads, 0, s>>>(a, p);
-      DSSTNE_LAUNCH_CHECK();
-      continue;
     }
     cub::DoubleBuffer<uint32_t> keys(keys0, keys1), columns(columns0, columns1);
     size_t temp_bytes = L.temp_bytes;

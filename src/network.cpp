@@ -765,12 +765,20 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
                    " examples for ", examples, " inputs");
   }
   const uint32_t batch = spec_.batch;
-  topk_scores_.resize(static_cast<size_t>(batch) * k);
-  topk_index_.resize(static_cast<size_t>(batch) * k);
+  // Results of many batches stay on the device and come back together (up to kHeldResultBytes), so the
+  // host does not wait for the device after every batch.
+  constexpr uint64_t kHeldResultBytes = 64ull << 20;
+  const uint64_t batch_bytes = uint64_t{batch} * k * (sizeof(float) + sizeof(uint32_t));
+  const uint32_t batches = examples == 0 ? 1 : (examples + batch - 1) / batch;
+  const auto held = static_cast<uint32_t>(std::clamp<uint64_t>(kHeldResultBytes / batch_bytes, 1, batches));
+  topk_scores_.resize(static_cast<size_t>(held) * batch * k);
+  topk_index_.resize(static_cast<size_t>(held) * batch * k);
   topk_scratch_.resize(std::max<size_t>(1, backend().topk_scratch_bytes(batch, target.stride)));
   upload_order(examples, false);
   for (uint32_t pos = 0; pos < examples; pos += batch) {
     const BatchRows rows{order_.device(), pos, std::min(batch, examples - pos)};
+    const uint32_t slot = (pos / batch) % held;  // this batch's place among the held results
+    const size_t offset = static_cast<size_t>(slot) * batch * k;
     forward(rows, false);
     TopKArgs a;
     a.scores = target.unit.device();
@@ -780,12 +788,16 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
     a.k = k;
     if (exclude) a.exclude = exclude->sparse_view();
     a.batch = rows;
-    a.out_scores = topk_scores_.device();
-    a.out_index = topk_index_.device();
+    a.out_scores = topk_scores_.device() + offset;
+    a.out_index = topk_index_.device() + offset;
     a.scratch = topk_scratch_.device();
     backend().topk(a);
-    backend().to_host(out_scores + static_cast<size_t>(pos) * k, topk_scores_.device(), sizeof(float) * rows.rows * k);
-    backend().to_host(out_index + static_cast<size_t>(pos) * k, topk_index_.device(), sizeof(uint32_t) * rows.rows * k);
+    const uint32_t end = pos + rows.rows;
+    if (slot + 1 == held || end == examples) {  // the held results are full, or these are the last
+      const size_t first = static_cast<size_t>(pos - slot * batch) * k, n = static_cast<size_t>(end) * k - first;
+      backend().to_host(out_scores + first, topk_scores_.device(), sizeof(float) * n);
+      backend().to_host(out_index + first, topk_index_.device(), sizeof(uint32_t) * n);
+    }
   }
 }
 
