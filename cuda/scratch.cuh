@@ -30,6 +30,15 @@ struct GradientLayout {
 };
 GradientLayout gradient_layout(size_t capacity, uint32_t input_units);
 
+// sparse_forward: each row's datapoints in segments of `segment` (whole chunks of 32), one block per
+// segment; rows of more than one segment leave partial sums [rows][segments][stride] in the scratch for a
+// combining pass. A heavy-tailed row (thousands of items) is thus spread over many multiprocessors.
+struct ForwardSplit {
+  uint32_t segment = 0;   // datapoints per block
+  uint32_t segments = 1;  // blocks per row: enough for the longest row
+};
+ForwardSplit forward_split(uint64_t longest);
+
 // topk: (ordered score key, column) pairs of `rows` rows of `width` columns double-buffered for the
 // segmented sort, the segment offsets, CUB temp storage.
 struct TopKLayout {

@@ -94,40 +94,70 @@ GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
 
 // ---- sparse_forward -------------------------------------------------------------------------------
 
-// One block of kRowWarps warps per batch row. The row's datapoints go in chunks of 32: warp w takes chunks
-// w, w + kRowWarps, ... (a fixed assignment, so long rows are shared out and the sum order never changes).
-// A warp loads a chunk's 32 indices and values at once (one per lane) and then walks them, broadcasting
-// each, with lanes over the columns; the block adds the warps' partial sums in warp order. Heavy-tailed
-// rows (a user with thousands of items) thus cost a few dependent loads per 32 datapoints, not per one.
-constexpr unsigned kRowWarps = 32;  // a whole block: the longest row of a batch sets the time
+constexpr unsigned kForwardWarps = 8;
+constexpr uint32_t kMinSegment = 512;  // datapoints per block: short rows take one block
+constexpr uint32_t kMaxSegments = 32;  // blocks per row at most: longer segments beyond that
 constexpr unsigned kColumnsPerLane = 4;
 constexpr unsigned kTile = 32 * kColumnsPerLane;  // columns per pass
 
-// The chunk of 32 datapoints starting at c: lane k holds datapoint c + k's unit index and input value
-// (value 0 past the row's end).
+}  // namespace
+
+namespace gpu {
+
+ForwardSplit forward_split(uint64_t longest) {
+  const uint64_t quantum = 32ull * kForwardWarps;
+  const uint64_t wanted = (longest + kMaxSegments - 1) / kMaxSegments;
+  ForwardSplit f;
+  f.segment = static_cast<uint32_t>(std::max<uint64_t>(kMinSegment, (wanted + quantum - 1) / quantum * quantum));
+  f.segments = static_cast<uint32_t>(std::max<uint64_t>(1, (longest + f.segment - 1) / f.segment));
+  return f;
+}
+
+}  // namespace gpu
+
+namespace {
+
+// The chunk of 32 datapoints starting at c (ending at `end`): lane k holds datapoint c + k's unit index and
+// input value (value 0 past the end).
 struct Chunk {
   uint32_t index;
   float value;
 };
 __device__ __forceinline__ Chunk load_chunk(const SparseData& d, const Denoise& n, const SparseRow& s, uint64_t c,
-                                            unsigned lane) {
+                                            uint64_t end, unsigned lane) {
   const uint64_t i = c + lane;
-  if (i >= s.end) return {0u, 0.0f};
+  if (i >= end) return {0u, 0.0f};
   return {d.index[i], datapoint_value(d, n, s, i)};
 }
 
-__global__ void __launch_bounds__(32 * kRowWarps) sparse_forward_kernel(SparseForwardArgs a) {
-  __shared__ float partial[kRowWarps][kTile];
+// Segments of a row (0 for an empty row, whose block 0 still writes its sum).
+__device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t segment) {
+  return (s.end - s.begin + segment - 1) / segment;
+}
+
+// Block (x, y): segment x of batch row y. Warp w takes the segment's chunks w, w + kForwardWarps, ... (a
+// fixed assignment, so the sum order never changes); a warp loads a chunk's 32 indices and values at once
+// (one per lane), then walks them, broadcasting each, with lanes over the columns; the block adds the
+// warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
+// row go to the scratch for sparse_forward_combine_kernel.
+__global__ void __launch_bounds__(32 * kForwardWarps) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+  __shared__ float partial[kForwardWarps][kTile];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
+  for (uint32_t r = blockIdx.y; r < a.batch.rows; r += gridDim.y) {
     const SparseRow s = sparse_row(a.data, a.batch, r);
-    float* out = a.unit + static_cast<uint64_t>(r) * a.stride;
+    const uint64_t segments = row_segments(s, f.segment);
+    if (blockIdx.x > 0 && blockIdx.x >= segments) continue;  // the whole block: no barrier is skipped by part
+    const uint64_t begin = s.begin + static_cast<uint64_t>(blockIdx.x) * f.segment;
+    const uint64_t end = min(s.end, begin + f.segment);
+    const bool direct = segments <= 1;
+    float* out = direct ? a.unit + static_cast<uint64_t>(r) * a.stride
+                        : static_cast<float*>(a.scratch) + (static_cast<uint64_t>(r) * f.segments + blockIdx.x) * a.stride;
     for (uint32_t j0 = 0; j0 < a.stride; j0 += kTile) {
       float acc[kColumnsPerLane] = {};
-      for (uint64_t c = s.begin + 32ull * warp; c < s.end; c += 32ull * kRowWarps) {
-        const Chunk mine = load_chunk(a.data, a.denoise, s, c, lane);
-        const unsigned n = static_cast<unsigned>(min(uint64_t{32}, s.end - c));
-#pragma unroll 8
+      for (uint64_t c = begin + 32ull * warp; c < end; c += 32ull * kForwardWarps) {
+        const Chunk mine = load_chunk(a.data, a.denoise, s, c, end, lane);
+        const unsigned n = static_cast<unsigned>(min(uint64_t{32}, end - c));
+#pragma unroll 4  // (8 made ptxas spill)
         for (unsigned k = 0; k < n; ++k) {
           const float v = __shfl_sync(gpu::kFullMask, mine.value, k);
           const uint32_t unit = __shfl_sync(gpu::kFullMask, mine.index, k);
@@ -149,11 +179,26 @@ __global__ void __launch_bounds__(32 * kRowWarps) sparse_forward_kernel(SparseFo
       for (unsigned q = 0; q < kColumnsPerLane; ++q) partial[warp][lane + 32 * q] = acc[q];
       __syncthreads();
       for (uint32_t t = threadIdx.x; t < kTile && j0 + t < a.stride; t += blockDim.x) {
-        float sum = a.accumulate ? out[j0 + t] : 0.0f;
-        for (unsigned w = 0; w < kRowWarps; ++w) sum += partial[w][t];
+        float sum = direct && a.accumulate ? out[j0 + t] : 0.0f;
+        for (unsigned w = 0; w < kForwardWarps; ++w) sum += partial[w][t];
         out[j0 + t] = sum;
       }
       __syncthreads();  // partial[] is rewritten by the next tile
+    }
+  }
+}
+
+// Rows of several segments: their partial sums added in segment order.
+__global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+  for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
+    const uint64_t segments = row_segments(sparse_row(a.data, a.batch, r), f.segment);
+    if (segments <= 1) continue;
+    const float* part = static_cast<const float*>(a.scratch) + static_cast<uint64_t>(r) * f.segments * a.stride;
+    float* out = a.unit + static_cast<uint64_t>(r) * a.stride;
+    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) {
+      float sum = a.accumulate ? out[j] : 0.0f;
+      for (uint64_t g = 0; g < segments; ++g) sum += part[g * a.stride + j];
+      out[j] = sum;
     }
   }
 }
@@ -305,8 +350,20 @@ __global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, con
 void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
   if (a.batch.rows == 0 || a.stride == 0) return;
   bind();
-  sparse_forward_kernel<<<gpu::row_grid(a.batch.rows), 32 * kRowWarps, 0, stream()>>>(a);
+  const gpu::ForwardSplit f = gpu::forward_split(a.longest);
+  DSSTNE_REQUIRE(f.segments == 1 || a.scratch, "sparse_forward: no scratch for rows of ", a.longest, " datapoints");
+  const dim3 grid(f.segments, std::min<uint32_t>(a.batch.rows, 65535));
+  sparse_forward_kernel<<<grid, 32 * kForwardWarps, 0, stream()>>>(a, f);
   DSSTNE_LAUNCH_CHECK();
+  if (f.segments > 1) {
+    sparse_forward_combine_kernel<<<gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride), 0, stream()>>>(a, f);
+    DSSTNE_LAUNCH_CHECK();
+  }
+}
+
+size_t CudaBackend::sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const {
+  const gpu::ForwardSplit f = gpu::forward_split(longest);
+  return f.segments > 1 ? sizeof(float) * rows * f.segments * stride : 0;
 }
 
 size_t CudaBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const {

@@ -21,6 +21,7 @@ class HostBackend final : public Backend {
   void synchronize() override {}
   MemoryUsage memory() const override { return {current_.load(), peak_.load()}; }
   size_t sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const override;
+  size_t sparse_forward_scratch_bytes(uint32_t, uint32_t, uint64_t) const override { return 0; }  // row by row
   size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const override;
   void set_tf32(bool) override {}
 

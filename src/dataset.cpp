@@ -116,6 +116,16 @@ uint64_t DataSet::batch_datapoints(const std::vector<uint32_t>& order, uint32_t 
   return total;
 }
 
+uint64_t DataSet::longest_row() const {
+  return row_datapoints_.empty() ? 0 : *std::max_element(row_datapoints_.begin(), row_datapoints_.end());
+}
+
+uint64_t DataSet::batch_longest(const std::vector<uint32_t>& order, uint32_t position, uint32_t rows) const {
+  uint32_t longest = 0;
+  for (uint32_t r = 0; r < rows; ++r) longest = std::max(longest, row_datapoints_[order[position + r]]);
+  return longest;
+}
+
 SparseData DataSet::sparse_view() const {
   SparseData v;
   v.start = start_.device();

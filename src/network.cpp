@@ -213,6 +213,7 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   error_ = Buffer<long long>(ctx_->backend, 3, true);
   order_ = Buffer<uint32_t>(ctx_->backend, 0);
   sparse_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
+  forward_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
   topk_scores_ = Buffer<float>(ctx_->backend, 0);
   topk_index_ = Buffer<uint32_t>(ctx_->backend, 0);
   topk_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
@@ -322,6 +323,12 @@ void Network::allocate_batch_buffers() {
     sparse_scratch_.resize(backend().sparse_gradient_scratch_bytes(max_datapoints, max_sparse_units));
     max_batch_datapoints_ = max_datapoints;
   }
+  size_t forward_bytes = 1;  // one scratch serves every gather-sum (they run one after another)
+  for (auto& w : weights_)
+    if (w->in->sparse_input && w->in->data)
+      forward_bytes = std::max(forward_bytes, backend().sparse_forward_scratch_bytes(batch, w->out->stride,
+                                                                                     w->in->data->longest_row()));
+  if (forward_bytes > forward_scratch_.size()) forward_scratch_.resize(forward_bytes);
 }
 
 void Network::initialise_weights() {
@@ -399,6 +406,8 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
         a.batch = rows;
         a.denoise = denoise(in, training);
         a.accumulate = !first;
+        a.longest = in.data->batch_longest(host_order_, rows.position, rows.rows);
+        a.scratch = forward_scratch_.device();
         be.sparse_forward(a);
       } else {
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.

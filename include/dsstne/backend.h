@@ -61,6 +61,8 @@ class Backend {
 
   // Scratch sizes of the ops that need workspace.
   virtual size_t sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const = 0;
+  // Scratch of sparse_forward over `rows` rows of `stride` units whose longest row has `longest` datapoints.
+  virtual size_t sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const = 0;
   virtual size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const = 0;
 
   // Faster modes: TF32 tensor-core GEMMs (no effect on the CPU target).

@@ -50,6 +50,9 @@ class DataSet {
   uint64_t max_batch_datapoints(uint32_t batch) const;
   // Datapoints of the examples order[position, position + rows).
   uint64_t batch_datapoints(const std::vector<uint32_t>& order, uint32_t position, uint32_t rows) const;
+  // Datapoints of the longest example: of all, and of order[position, position + rows).
+  uint64_t longest_row() const;
+  uint64_t batch_longest(const std::vector<uint32_t>& order, uint32_t position, uint32_t rows) const;
 
   SparseData sparse_view() const;
   DenseData dense_view() const;

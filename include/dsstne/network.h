@@ -168,7 +168,7 @@ class Network {
   Buffer<uint32_t> order_;
   std::vector<uint32_t> host_order_;  // the same order on the host (batch sizes of sparse inputs)
   Buffer<long long> error_;  // [0] loss, [1] regularisation, [2] sparseness penalty; fixed point
-  Buffer<unsigned char> sparse_scratch_, topk_scratch_;
+  Buffer<unsigned char> sparse_scratch_, forward_scratch_, topk_scratch_;
   Buffer<float> topk_scores_;
   Buffer<uint32_t> topk_index_;
   uint64_t max_batch_datapoints_ = 0;  // sizing of sparse_scratch_

@@ -65,6 +65,8 @@ struct SparseForwardArgs {
   BatchRows batch;
   Denoise denoise;
   bool accumulate = false;
+  uint64_t longest = 0;    // datapoints of the batch's longest row, known on the host (sets the work split)
+  void* scratch = nullptr; // Backend::sparse_forward_scratch_bytes(rows, stride, longest of any batch)
 };
 
 // [sparse] gradient[i][j] = scale * sum over the batch rows r holding input i of w * value * delta[r][j],
