@@ -95,7 +95,7 @@ GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
 // ---- sparse_forward -------------------------------------------------------------------------------
 
 constexpr unsigned kForwardWarps = 8;
-constexpr uint32_t kMinSegment = 512;  // datapoints per block: short rows take one block
+constexpr uint32_t kMinSegment = 256;  // datapoints per block (one chunk per warp): short rows take one block
 constexpr uint32_t kMaxSegments = 32;  // blocks per row at most: longer segments beyond that
 constexpr unsigned kColumnsPerLane = 4;
 constexpr unsigned kTile = 32 * kColumnsPerLane;  // columns per pass

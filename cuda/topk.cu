@@ -117,6 +117,7 @@ __global__ void topk_emit_kernel(TopKArgs a, Pass p, const uint32_t* keys, const
 
 constexpr unsigned kSelectThreads = 256;
 constexpr uint32_t kSelectMax = 64;
+constexpr uint32_t kPickMax = 2 * kSelectMax;  // candidates the one-pass gather may hold
 constexpr uint32_t kSelectBitmapBytes = 32 * 1024;  // exclusion bitmap in shared memory: rows to 262,144 columns
 
 // The keys of one row as the selection reads them: straight from the scores, with the row's excluded
@@ -133,14 +134,16 @@ struct RowKeys {
 // One block per row. Radix selection: four passes of 8-bit digit histograms (integer counts: exact)
 // narrow down the k-th largest key; then one ordered pass takes every key above it and, of the keys
 // equal to it, the lowest columns (a block scan keeps column order), and the <= k winners are ranked
-// by (key descending, column ascending). Reads the row five times instead of sorting it. Scores of one
+// by (key descending, column ascending); with few ties at the threshold (the usual case) that pass is
+// unordered: every key at or above it is taken and the ranking keeps the first k. Reads the row five
+// times instead of sorting it. Scores of one
 // row share their leading digits, so the lanes of a warp that fall in one histogram bin add once.
 __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a, Pass p) {
   using Scan = cub::BlockScan<uint32_t, kSelectThreads>;
   __shared__ typename Scan::TempStorage scan;
   __shared__ uint32_t hist[256];
-  __shared__ uint32_t picked_key[kSelectMax], picked_column[kSelectMax];
-  __shared__ uint32_t s_prefix, s_remaining, s_picked, s_equal_seen;
+  __shared__ uint32_t picked_key[kPickMax], picked_column[kPickMax];
+  __shared__ uint32_t s_prefix, s_remaining, s_equal, s_picked, s_equal_seen;
   extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
   const unsigned lane = threadIdx.x & 31u;
   const uint32_t k = min(a.k, a.width);  // positions a row can fill
@@ -185,6 +188,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
         }
         s_prefix = prefix | (static_cast<uint32_t>(digit) << shift);
         s_remaining = remaining - above;
+        s_equal = hist[digit];  // after the last pass: the keys equal to the threshold
       }
       __syncthreads();
       prefix = s_prefix;
@@ -192,42 +196,58 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
       mask |= 255u << shift;
     }
     // prefix is the k-th largest key; `remaining` of the keys equal to it belong to the top k.
+    const uint32_t above = k - remaining, equal_total = s_equal;
     if (threadIdx.x == 0) s_picked = s_equal_seen = 0;
     __syncthreads();
-    for (uint32_t j0 = 0; j0 < a.width; j0 += blockDim.x) {
-      const uint32_t j = j0 + threadIdx.x;
-      const uint32_t key = j < a.width ? key_of(j) : 0u;
-      const bool equal = j < a.width && key == prefix;
-      uint32_t before = 0, total = 0;
-      Scan(scan).ExclusiveSum(equal ? 1u : 0u, before, total);
-      if ((j < a.width && key > prefix) || (equal && s_equal_seen + before < remaining)) {
-        const uint32_t slot = atomicAdd(&s_picked, 1u);  // slot order does not matter: ranked below
-        picked_key[slot] = key;
-        picked_column[slot] = j;
-      }
-      __syncthreads();
-      if (threadIdx.x == 0) s_equal_seen += total;
-      __syncthreads();
-    }
-    const uint32_t n = s_picked;
-    const uint64_t out = static_cast<uint64_t>(p.first + r) * a.k;
-    for (uint32_t t = threadIdx.x; t < a.k; t += blockDim.x) {
-      if (t < n) {
-        const uint32_t key = picked_key[t], column = picked_column[t];
-        uint32_t rank = 0;
-        for (uint32_t u = 0; u < n; ++u)
-          rank += picked_key[u] > key || (picked_key[u] == key && picked_column[u] < column);
-        if (key != kExcluded) {
-          a.out_scores[out + rank] = a.scores[static_cast<uint64_t>(p.first + r) * a.stride + column];
-          a.out_index[out + rank] = column;
-        } else {  // fewer candidates than k: excluded columns become padding
-          a.out_scores[out + rank] = -INFINITY;
-          a.out_index[out + rank] = 0xFFFFFFFFu;
+    if (above + equal_total <= kPickMax) {
+      // Few ties (the usual case): every key at or above the threshold is taken in one unordered pass; the
+      // ranking below keeps the first k by (key descending, column ascending).
+      for (uint32_t j = threadIdx.x; j < a.width; j += blockDim.x) {
+        const uint32_t key = key_of(j);
+        if (key >= prefix) {
+          const uint32_t slot = atomicAdd(&s_picked, 1u);
+          picked_key[slot] = key;
+          picked_column[slot] = j;
         }
-      } else {
-        a.out_scores[out + t] = -INFINITY;
-        a.out_index[out + t] = 0xFFFFFFFFu;
       }
+    } else {
+      // Many ties at the threshold: of the equal keys only the lowest `remaining` columns, in column order.
+      for (uint32_t j0 = 0; j0 < a.width; j0 += blockDim.x) {
+        const uint32_t j = j0 + threadIdx.x;
+        const uint32_t key = j < a.width ? key_of(j) : 0u;
+        const bool equal = j < a.width && key == prefix;
+        uint32_t before = 0, total = 0;
+        Scan(scan).ExclusiveSum(equal ? 1u : 0u, before, total);
+        if ((j < a.width && key > prefix) || (equal && s_equal_seen + before < remaining)) {
+          const uint32_t slot = atomicAdd(&s_picked, 1u);  // slot order does not matter: ranked below
+          picked_key[slot] = key;
+          picked_column[slot] = j;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) s_equal_seen += total;
+        __syncthreads();
+      }
+    }
+    __syncthreads();
+    const uint32_t n = s_picked, filled = min(n, k);
+    const uint64_t out = static_cast<uint64_t>(p.first + r) * a.k;
+    for (uint32_t t = threadIdx.x; t < n; t += blockDim.x) {
+      const uint32_t key = picked_key[t], column = picked_column[t];
+      uint32_t rank = 0;
+      for (uint32_t u = 0; u < n; ++u)
+        rank += picked_key[u] > key || (picked_key[u] == key && picked_column[u] < column);
+      if (rank >= filled) continue;
+      if (key != kExcluded) {
+        a.out_scores[out + rank] = a.scores[static_cast<uint64_t>(p.first + r) * a.stride + column];
+        a.out_index[out + rank] = column;
+      } else {  // fewer candidates than k: excluded columns become padding
+        a.out_scores[out + rank] = -INFINITY;
+        a.out_index[out + rank] = 0xFFFFFFFFu;
+      }
+    }
+    for (uint32_t t = filled + threadIdx.x; t < a.k; t += blockDim.x) {
+      a.out_scores[out + t] = -INFINITY;
+      a.out_index[out + t] = 0xFFFFFFFFu;
     }
     __syncthreads();  // the shared winners and bitmap are rewritten by the next row
   }
