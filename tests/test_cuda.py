@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from conftest import network_config, random_csr
 
 import dsstne
@@ -140,3 +141,26 @@ def test_targets_listing_a_unit_twice_match_cpu():
     e_gpu, _ = gpu.gradients(0)
     assert e_gpu == pytest.approx(e_cpu, rel=1e-5)
     np.testing.assert_allclose(gpu.deltas("Output"), cpu.deltas("Output"), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("k", [1, 10, 64])
+def test_recommend_ties_match_cpu(k):
+    # Scores from three values (heavy ties), and one input whose row is a single value (every column ties):
+    # both gather paths of the GPU selection, which must rank exactly as the CPU target (column order).
+    rng = np.random.default_rng(k)
+    n_in, n_out, examples = 50, 300, 120
+    w = rng.choice(np.float32([0.0, 0.5, 1.0]), size=(n_in, n_out))
+    w[0] = 0.25
+    x = sp.csr_matrix((np.ones(examples, np.float32), (np.arange(examples), np.arange(examples) % n_in)),
+                      shape=(examples, n_in))
+    history = random_csr(examples, n_out, 0.05, seed=k)
+    cfg = network_config(hidden=(), output_activation="Linear", error="L2")
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(history, "output")
+    results = []
+    for device in ("cpu", "cuda"):
+        net = dsstne.Network.from_json(cfg, [inp, out], batch=32, device=device, seed=1)
+        net.set_weights("Input", "Output", w, np.zeros(n_out, np.float32))
+        results.append(net.recommend(inp, k, exclude=history))
+    (i_cpu, s_cpu), (i_gpu, s_gpu) = results
+    np.testing.assert_array_equal(i_gpu, i_cpu)
+    np.testing.assert_array_equal(s_gpu, s_cpu)
