@@ -362,8 +362,10 @@ void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
 }
 
 size_t CudaBackend::sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const {
-  const gpu::ForwardSplit f = gpu::forward_split(longest);
-  return f.segments > 1 ? sizeof(float) * rows * f.segments * stride : 0;
+  // Any batch whose longest row is at most `longest` takes at most this many segments a row (the count is
+  // not monotone in the row length: a longer row may get longer, hence fewer, segments).
+  const uint64_t segments = std::min<uint64_t>(kMaxSegments, (longest + kMinSegment - 1) / kMinSegment);
+  return segments > 1 ? sizeof(float) * rows * segments * stride : 0;
 }
 
 size_t CudaBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const {

@@ -164,3 +164,23 @@ def test_recommend_ties_match_cpu(k):
     (i_cpu, s_cpu), (i_gpu, s_gpu) = results
     np.testing.assert_array_equal(i_gpu, i_cpu)
     np.testing.assert_array_equal(s_gpu, s_cpu)
+
+
+def test_long_sparse_rows_split_over_blocks_match_cpu():
+    # Rows of thousands of inputs are summed in segments over several blocks; a batch whose longest row is
+    # shorter than the dataset's (8,000 vs 8,200) can take more segments than the dataset's longest row.
+    lengths = [8000, 10, 8200, 7, 300, 5000]
+    rng = np.random.default_rng(4)
+    rows = [np.sort(rng.choice(10000, n, replace=False)) for n in lengths]
+    x = sp.csr_matrix((np.ones(sum(lengths), np.float32), np.concatenate(rows),
+                       np.concatenate([[0], np.cumsum(lengths)])), shape=(len(lengths), 10000))
+    y = random_csr(len(lengths), 40, 0.2, seed=5)
+    cfg = network_config(hidden=[(200, "Tanh")])
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=2, device=d, seed=3) for d in ("cpu", "cuda")]
+    np.testing.assert_allclose(gpu.predict(inp, layer="Hidden1"), cpu.predict(inp, layer="Hidden1"), rtol=1e-5,
+                               atol=1e-5)
+    for net in (cpu, gpu):
+        net.train(2, alpha=0.1)
+    for a, b in zip(gpu.weights("Input", "Hidden1"), cpu.weights("Input", "Hidden1")):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
