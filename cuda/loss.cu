@@ -3,6 +3,7 @@
 // corrects the error and overwrites the delta. Errors are summed as fixed-point integers. With a bias,
 // the first pass also adds it and applies the activation (the listed pass then reads the result).
 #include <algorithm>
+#include <type_traits>
 
 #include "check.cuh"
 #include "cuda_backend.cuh"
@@ -21,12 +22,30 @@ namespace {
 // element function f(j, y) -> fixed-point error, y the unit as the loss sees it: the stored activation,
 // or with a bias the activation of the stored linear sum plus the bias, written back for the passes and
 // readers that follow.
+// The common output layer's kinds (Sigmoid with CrossEntropy or SMCE) can be fixed at compile time: the
+// switches of the per-element formulas then fold away (most of the pass's instructions otherwise).
+struct AnyKind {};
+template <class Kinds>
+__device__ __forceinline__ LossParams pinned(LossParams L) {
+  if constexpr (!std::is_same_v<Kinds, AnyKind>) {
+    L.activation.kind = Kinds::activation;
+    L.function = Kinds::function;
+  }
+  return L;
+}
+template <Activation A, ErrorFunction E>
+struct Kinds {
+  static constexpr Activation activation = A;
+  static constexpr ErrorFunction function = E;
+};
+
 constexpr unsigned kUnroll = 8;
 constexpr unsigned kSpan = gpu::kThreads * kUnroll;
 constexpr unsigned kRowBlocks = 64;
 
 template <class RowFn>
-__device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, RowFn row_fn) {
+__device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, const ActivationParams& f,
+                                                     RowFn row_fn) {
   long long total = 0;
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
@@ -45,7 +64,7 @@ __device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, R
         if (j >= a.stride) break;
         float y = z[u];
         if (a.bias) {
-          y = math::activate(a.loss.activation, z[u] + b[u]);
+          y = math::activate(f, z[u] + b[u]);
           unit[j] = y;
         }
         total += element(j, y);
@@ -62,7 +81,7 @@ dim3 output_grid(uint32_t rows, uint32_t stride) {
 
 __global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaArgs a) {
   const DenseData& t = a.targets.dense;
-  const long long total = for_each_output(a, [&a, &t](uint32_t r) {
+  const long long total = for_each_output(a, a.loss.activation, [&a, &t](uint32_t r) {
     const uint32_t example = example_of(a.batch, r);
     const float w = weight_of(t.weight, example);
     const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
@@ -76,16 +95,18 @@ __global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaAr
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
+template <class K>
 __global__ void __launch_bounds__(gpu::kThreads) sparse_raw_kernel(OutputDeltaArgs a) {
-  const long long total = for_each_output(a, [&a](uint32_t r) {
+  const LossParams L = pinned<K>(a.loss);
+  const long long total = for_each_output(a, L.activation, [&a, &L](uint32_t r) {
     const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
     float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    return [&a, w, delta](uint32_t j, float y) -> long long {
+    return [&a, &L, w, delta](uint32_t j, float y) -> long long {
       if (a.targets.ignore_zero) {
         delta[j] = 0.0f;
         return 0;
       }
-      const ElementLoss e = math::sparse_raw(a.loss, y, w);
+      const ElementLoss e = math::sparse_raw(L, y, w);
       delta[j] = e.delta;
       return fixed::from_float(e.error);
     };
@@ -162,7 +183,15 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
     DSSTNE_LAUNCH_CHECK();
     return;
   }
-  sparse_raw_kernel<<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
+  const dim3 grid = output_grid(a.rows, a.stride);
+  const bool sigmoid = a.loss.activation.kind == Activation::Sigmoid;
+  if (sigmoid && a.loss.function == ErrorFunction::ScaledMarginalCrossEntropy)
+    sparse_raw_kernel<Kinds<Activation::Sigmoid, ErrorFunction::ScaledMarginalCrossEntropy>>
+        <<<grid, gpu::kThreads, 0, stream()>>>(a);
+  else if (sigmoid && a.loss.function == ErrorFunction::CrossEntropy)
+    sparse_raw_kernel<Kinds<Activation::Sigmoid, ErrorFunction::CrossEntropy>><<<grid, gpu::kThreads, 0, stream()>>>(a);
+  else
+    sparse_raw_kernel<AnyKind><<<grid, gpu::kThreads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
   if (a.targets.repeats) {
     // Two warps a block: rows spread over more multiprocessors.

@@ -135,10 +135,10 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
   return (s.end - s.begin + segment - 1) / segment;
 }
 
-// Block (x, y): segment x of batch row y. Warp w takes the segment's chunks w, w + kForwardWarps, ... (a
-// fixed assignment, so the sum order never changes); a warp loads a chunk's 32 indices and values at once
-// (one per lane), then walks them, broadcasting each, with lanes over the columns; the block adds the
-// warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
+// Block (x, y, z): segment x of batch row y, column tiles z, z + gridDim.z, ... Warp w takes the
+// segment's chunks w, w + kForwardWarps, ... (a fixed assignment, so the sum order never changes); a warp
+// loads a chunk's 32 indices and values at once (one per lane), then walks them, broadcasting each, with
+// lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
 // row go to the scratch for sparse_forward_combine_kernel.
 __global__ void __launch_bounds__(32 * kForwardWarps) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   __shared__ float partial[kForwardWarps][kTile];
@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(32 * kForwardWarps) sparse_forward_kernel(Spar
     const bool direct = segments <= 1;
     float* out = direct ? a.unit + static_cast<uint64_t>(r) * a.stride
                         : static_cast<float*>(a.scratch) + (static_cast<uint64_t>(r) * f.segments + blockIdx.x) * a.stride;
-    for (uint32_t j0 = 0; j0 < a.stride; j0 += kTile) {
+    for (uint32_t j0 = blockIdx.z * kTile; j0 < a.stride; j0 += gridDim.z * kTile) {
       float acc[kColumnsPerLane] = {};
       for (uint64_t c = begin + 32ull * warp; c < end; c += 32ull * kForwardWarps) {
         const Chunk mine = load_chunk(a.data, a.denoise, s, c, end, lane);
@@ -352,7 +352,8 @@ void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
   bind();
   const gpu::ForwardSplit f = gpu::forward_split(a.longest);
   DSSTNE_REQUIRE(f.segments == 1 || a.scratch, "sparse_forward: no scratch for rows of ", a.longest, " datapoints");
-  const dim3 grid(f.segments, std::min<uint32_t>(a.batch.rows, 65535));
+  const dim3 grid(f.segments, std::min<uint32_t>(a.batch.rows, 65535),
+                  std::clamp<uint32_t>((a.stride + kTile - 1) / kTile, 1, 64));
   sparse_forward_kernel<<<grid, 32 * kForwardWarps, 0, stream()>>>(a, f);
   DSSTNE_LAUNCH_CHECK();
   if (f.segments > 1) {
