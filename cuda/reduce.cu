@@ -11,25 +11,24 @@
 namespace dsstne {
 namespace {
 
-// A block covers 32 columns; its warp g sums rows g, g + groups, ... (each warp reads 32 consecutive
-// floats of a row: coalesced), then one thread per column adds the groups' sums in group order. Narrow
-// matrices (few blocks) take 32 groups a block, wide ones 8; the split depends only on the shape, so the
-// bits do not change from run to run.
-constexpr unsigned kMaxGroups = 32;
+// A block covers 32 columns; its warp g sums rows g, g + kGroups, ... (each warp reads 32 consecutive
+// floats of a row: coalesced), then one thread per column adds the groups' sums in group order. The split
+// is fixed, so the bits are too.
+constexpr unsigned kGroups = 8;
 
-__global__ void __launch_bounds__(32 * kMaxGroups) column_sum_kernel(ColumnSumArgs a) {
-  __shared__ float partial[kMaxGroups][32];
-  const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5, groups = blockDim.x >> 5;
+__global__ void __launch_bounds__(32 * kGroups) column_sum_kernel(ColumnSumArgs a) {
+  __shared__ float partial[kGroups][32];
+  const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5;
   for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
     const uint64_t j = j0 + lane;
     float sum = 0.0f;
     if (j < a.stride)
-      for (uint32_t r = group; r < a.rows; r += groups) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
+      for (uint32_t r = group; r < a.rows; r += kGroups) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
     partial[group][lane] = sum;
     __syncthreads();
     if (group == 0 && j < a.stride) {
       float total = 0.0f;
-      for (unsigned g = 0; g < groups; ++g) total += partial[g][lane];
+      for (unsigned g = 0; g < kGroups; ++g) total += partial[g][lane];
       a.out[j] = a.scale * total;
     }
     __syncthreads();
@@ -41,8 +40,7 @@ __global__ void __launch_bounds__(32 * kMaxGroups) column_sum_kernel(ColumnSumAr
 void CudaBackend::column_sum(const ColumnSumArgs& a) {
   if (a.stride == 0) return;
   bind();
-  const unsigned blocks = gpu::grid_for(a.stride, 32);
-  column_sum_kernel<<<blocks, blocks < 256 ? 32 * kMaxGroups : 256, 0, stream()>>>(a);
+  column_sum_kernel<<<gpu::grid_for(a.stride, 32), 32 * kGroups, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 
