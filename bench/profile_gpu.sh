@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Per-kernel GPU time of our engine's training steps (Nsight Compute), after bench/run_gpu.sh installed the
-# package: trains the sample workload for one epoch and profiles `COUNT` kernels after skipping `SKIP`
-# (past set-up and the first batches). Output: $1/profile.csv and a summary table on stdout.
+# package: trains the sample workload (WORKLOAD) for one epoch and profiles `COUNT` kernels after skipping
+# `SKIP` (past set-up and the first batches). SCRIPT=profile_recommend ARGS="--users 20000" profiles
+# recommendations instead. Output: $1/profile.csv and a summary table on stdout.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/dsstne-gpu}}
@@ -9,7 +10,7 @@ mkdir -p "$out"
 cd /tmp
 ncu --clock-control none --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:-200}" \
     --metrics gpu__time_duration.sum --csv --page raw \
-    python3 "$repo/bench/bench_train.py" --workload "${WORKLOAD:-sample}" --device cuda --epochs 1 --peer none \
+    python3 "$repo/bench/${SCRIPT:-bench_train}.py" ${ARGS:---workload ${WORKLOAD:-sample} --device cuda --epochs 1 --peer none} \
     >"$out/profile.csv" 2>"$out/profile.err"
 python3 - "$out/profile.csv" <<'PY'
 import csv, collections, sys

@@ -140,7 +140,8 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // loads a chunk's 32 indices and values at once (one per lane), then walks them, broadcasting each, with
 // lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
 // row go to the scratch for sparse_forward_combine_kernel.
-__global__ void __launch_bounds__(32 * kForwardWarps) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+// (A minimum of one block per multiprocessor lets ptxas keep the 8-deep unrolled loads in registers.)
+__global__ void __launch_bounds__(32 * kForwardWarps, 1) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   __shared__ float partial[kForwardWarps][kTile];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   for (uint32_t r = blockIdx.y; r < a.batch.rows; r += gridDim.y) {
@@ -157,7 +158,7 @@ __global__ void __launch_bounds__(32 * kForwardWarps) sparse_forward_kernel(Spar
       for (uint64_t c = begin + 32ull * warp; c < end; c += 32ull * kForwardWarps) {
         const Chunk mine = load_chunk(a.data, a.denoise, s, c, end, lane);
         const unsigned n = static_cast<unsigned>(min(uint64_t{32}, end - c));
-#pragma unroll 4  // (8 made ptxas spill)
+#pragma unroll 8
         for (unsigned k = 0; k < n; ++k) {
           const float v = __shfl_sync(gpu::kFullMask, mine.value, k);
           const uint32_t unit = __shfl_sync(gpu::kFullMask, mine.index, k);

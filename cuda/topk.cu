@@ -1,9 +1,9 @@
 // Top-K twin on the GPU. Each row's scores become order-preserving integer keys (excluded columns get
-// key 0, below every score). For k <= kSelectMax (recommendations: k = 10) a block per row finds the k-th
-// largest key by radix selection, reading the keys straight from the scores, gathers the k winners (ties
-// at the threshold: the lowest columns) and ranks them; larger k (or an exclusion bitmap too wide for
-// shared memory) sorts whole rows with CUB's segmented radix sort. Both order descending with ties
-// on the lower column first, as on the CPU target, and pad past the row's candidates.
+// key 0, below every score), read straight from the scores with the row's exclusions as a bitmap in shared
+// memory. Recommendations (k <= 32) keep per-warp sorted lists in registers over one read of the row;
+// k <= kSelectMax finds the k-th largest key by radix selection and gathers the winners; larger k (or an
+// exclusion bitmap too wide for shared memory) sorts whole rows with CUB's segmented radix sort. All order
+// descending with ties on the lower column first, as on the CPU target, and pad past the row's candidates.
 #include <cub/cub.cuh>
 
 #include <algorithm>
@@ -116,6 +116,7 @@ __global__ void topk_emit_kernel(TopKArgs a, Pass p, const uint32_t* keys, const
 }
 
 constexpr unsigned kSelectThreads = 256;
+constexpr uint32_t kWarpSelectMax = 32;  // k of the warp-list selection: one list entry per lane
 constexpr uint32_t kSelectMax = 64;
 constexpr uint32_t kPickMax = 2 * kSelectMax;  // candidates the one-pass gather may hold
 constexpr uint32_t kSelectBitmapBytes = 32 * 1024;  // exclusion bitmap in shared memory: rows to 262,144 columns
@@ -130,6 +131,96 @@ struct RowKeys {
     return order_key(scores[j]);
   }
 };
+
+// The row's excluded columns as a bitmap in shared memory (every thread of the block calls this).
+__device__ __forceinline__ void load_exclusions(const TopKArgs& a, uint32_t batch_row, uint32_t* excluded) {
+  const uint32_t words = (a.width + 31) / 32;
+  for (uint32_t w = threadIdx.x; w < words; w += blockDim.x) excluded[w] = 0;
+  __syncthreads();
+  const SparseRow ex = sparse_row(a.exclude, a.batch, batch_row);
+  for (uint64_t i = ex.begin + threadIdx.x; i < ex.end; i += blockDim.x) {
+    const uint32_t j = a.exclude.index[i];
+    if (j < a.width) atomicOr(&excluded[j >> 5], 1u << (j & 31u));
+  }
+  __syncthreads();
+}
+
+// (key, column) a before b: key descending, then column ascending (the CPU target's order).
+__device__ __forceinline__ bool before(uint32_t ka, uint32_t ca, uint32_t kb, uint32_t cb) {
+  return ka > kb || (ka == kb && ca < cb);
+}
+
+constexpr unsigned kWarpSelectWarps = 8;
+constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after every real entry)
+
+// k <= kWarpSelectMax, one block per row: each warp keeps the top k of its share of the row as a list sorted by
+// `before`, one entry per lane. Its lanes read 32 consecutive columns at a time; a column enters the list
+// only if it comes before the list's k-th entry (rare once the list fills), by one shuffle of the entries
+// below its place. The warps' lists are then ranked together. One read of the row, no block barrier in
+// the scan; excluded columns never enter a list.
+__global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel(TopKArgs a) {
+  __shared__ uint32_t list_key[kWarpSelectWarps][32], list_column[kWarpSelectWarps][32];
+  __shared__ uint32_t list_count[kWarpSelectWarps];
+  extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  const uint32_t k = a.k;
+  const uint32_t share = (a.width + 32 * kWarpSelectWarps - 1) / (32 * kWarpSelectWarps) * 32;  // columns per warp
+  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    if (a.exclude.start) load_exclusions(a, r, excluded);
+    const RowKeys key_of{a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
+    uint32_t my_key = 0, my_column = kNoColumn;  // this lane's entry of the warp's list
+    const uint32_t first = warp * share, last = min(a.width, first + share);
+    for (uint32_t j0 = first; j0 < last; j0 += 32) {
+      const uint32_t j = j0 + lane;
+      const uint32_t key = j < last ? key_of(j) : kExcluded;
+      const uint32_t kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
+      const uint32_t kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
+      unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j, kth_key, kth_column));
+      while (pending) {  // in column order; each insertion is exact, whatever came before
+        const int src = __ffs(pending) - 1;
+        pending &= pending - 1;
+        const uint32_t ck = __shfl_sync(gpu::kFullMask, key, src), cc = j0 + src;
+        const unsigned after = __ballot_sync(gpu::kFullMask, lane < k && before(ck, cc, my_key, my_column));
+        const uint32_t up_key = __shfl_up_sync(gpu::kFullMask, my_key, 1);
+        const uint32_t up_column = __shfl_up_sync(gpu::kFullMask, my_column, 1);
+        if (after) {  // entries from the candidate's place down move one lane up
+          const unsigned place = __ffs(after) - 1;
+          if (lane == place) {
+            my_key = ck;
+            my_column = cc;
+          } else if (lane > place) {
+            my_key = up_key;
+            my_column = up_column;
+          }
+        }
+      }
+    }
+    // The real entries of a list are its first lanes (empty slots come after every real entry).
+    list_key[warp][lane] = my_key;
+    list_column[warp][lane] = my_column;
+    const unsigned filled_lanes = __ballot_sync(gpu::kFullMask, lane < k && my_column != kNoColumn);
+    if (lane == 0) list_count[warp] = __popc(filled_lanes);
+    __syncthreads();
+    // Rank every entry among all the lists' (columns are unique, so ranks are too); the first k are output.
+    const uint64_t out = static_cast<uint64_t>(r) * a.k;
+    uint32_t real = 0;
+    for (unsigned w = 0; w < kWarpSelectWarps; ++w) real += list_count[w];
+    if (lane < list_count[warp]) {
+      uint32_t rank = 0;
+      for (unsigned w = 0; w < kWarpSelectWarps; ++w)
+        for (unsigned l = 0; l < list_count[w]; ++l) rank += before(list_key[w][l], list_column[w][l], my_key, my_column);
+      if (rank < k) {
+        a.out_scores[out + rank] = a.scores[static_cast<uint64_t>(r) * a.stride + my_column];
+        a.out_index[out + rank] = my_column;
+      }
+    }
+    for (uint32_t q = min(real, k) + threadIdx.x; q < a.k; q += blockDim.x) {  // fewer candidates than k
+      a.out_scores[out + q] = -INFINITY;
+      a.out_index[out + q] = kNoColumn;
+    }
+    __syncthreads();  // the lists and the bitmap are rewritten by the next row
+  }
+}
 
 // One block per row. Radix selection: four passes of 8-bit digit histograms (integer counts: exact)
 // narrow down the k-th largest key; then one ordered pass takes every key above it and, of the keys
@@ -147,20 +238,10 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
   extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
   const unsigned lane = threadIdx.x & 31u;
   const uint32_t k = min(a.k, a.width);  // positions a row can fill
-  const uint32_t words = (a.width + 31) / 32;
   for (uint32_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
     const RowKeys key_of{a.scores + static_cast<uint64_t>(p.first + r) * a.stride,
                          a.exclude.start ? excluded : nullptr};
-    if (a.exclude.start) {
-      for (uint32_t w = threadIdx.x; w < words; w += blockDim.x) excluded[w] = 0;
-      __syncthreads();
-      const SparseRow ex = sparse_row(a.exclude, a.batch, p.first + r);
-      for (uint64_t i = ex.begin + threadIdx.x; i < ex.end; i += blockDim.x) {
-        const uint32_t j = a.exclude.index[i];
-        if (j < a.width) atomicOr(&excluded[j >> 5], 1u << (j & 31u));
-      }
-      __syncthreads();
-    }
+    if (a.exclude.start) load_exclusions(a, p.first + r, excluded);
     uint32_t prefix = 0, mask = 0, remaining = k;
     for (int shift = 24; shift >= 0; shift -= 8) {
       for (unsigned b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
@@ -272,7 +353,12 @@ void CudaBackend::topk(const TopKArgs& a) {
     return;
   }
   const uint32_t bitmap_bytes = a.exclude.start ? (a.width + 31) / 32 * 4 : 0;
-  if (a.k <= kSelectMax && bitmap_bytes <= kSelectBitmapBytes) {  // selection straight from the scores
+  if (a.k <= kWarpSelectMax && bitmap_bytes <= kSelectBitmapBytes) {  // warp lists straight from the scores
+    topk_warp_select_kernel<<<gpu::row_grid(a.rows), 32 * kWarpSelectWarps, bitmap_bytes, s>>>(a);
+    DSSTNE_LAUNCH_CHECK();
+    return;
+  }
+  if (a.k <= kSelectMax && bitmap_bytes <= kSelectBitmapBytes) {  // radix selection straight from the scores
     const Pass p{0, a.rows, nullptr, nullptr, nullptr};
     topk_select_kernel<<<gpu::row_grid(a.rows), kSelectThreads, bitmap_bytes, s>>>(a, p);
     DSSTNE_LAUNCH_CHECK();
