@@ -13,13 +13,21 @@ namespace {
 
 constexpr unsigned kSoftMaxThreads = 256;
 
-__global__ void activate_kernel(float* unit, uint64_t n, ActivationParams p) {
-  for (uint64_t i = gpu::global_thread(); i < n; i += gpu::grid_threads()) unit[i] = math::activate(p, unit[i]);
+__global__ void activate_kernel(ActivateArgs a) {
+  for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
+    float* row = a.unit + static_cast<uint64_t>(r) * a.stride;
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x)
+      row[j] = math::activate(a.activation, a.bias ? row[j] + a.bias[j] : row[j]);
+  }
 }
 
-__global__ void softmax_kernel(float* unit, uint32_t rows, uint32_t stride) {
+__global__ void softmax_kernel(float* unit, uint32_t rows, uint32_t stride, const float* bias) {
   for (uint32_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float* row = unit + static_cast<uint64_t>(r) * stride;
+    if (bias) {
+      for (uint32_t j = threadIdx.x; j < stride; j += blockDim.x) row[j] += bias[j];
+      __syncthreads();
+    }
     float mx = -INFINITY;
     for (uint32_t j = threadIdx.x; j < stride; j += blockDim.x) mx = fmaxf(mx, row[j]);
     mx = gpu::block_reduce(mx, gpu::Max{}, -INFINITY);
@@ -38,14 +46,13 @@ __global__ void softmax_kernel(float* unit, uint32_t rows, uint32_t stride) {
 }  // namespace
 
 void CudaBackend::activate(const ActivateArgs& a) {
-  if (a.activation.kind == Activation::Linear) return;
-  const uint64_t n = static_cast<uint64_t>(a.rows) * a.stride;
-  if (n == 0) return;
+  if (a.activation.kind == Activation::Linear && !a.bias) return;
+  if (a.rows == 0 || a.stride == 0) return;
   bind();
   if (a.activation.kind == Activation::SoftMax) {
-    softmax_kernel<<<gpu::row_grid(a.rows), kSoftMaxThreads, 0, stream()>>>(a.unit, a.rows, a.stride);
+    softmax_kernel<<<gpu::row_grid(a.rows), kSoftMaxThreads, 0, stream()>>>(a.unit, a.rows, a.stride, a.bias);
   } else {
-    activate_kernel<<<gpu::grid_for(n), gpu::kThreads, 0, stream()>>>(a.unit, n, a.activation);
+    activate_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
   }
   DSSTNE_LAUNCH_CHECK();
 }

@@ -151,6 +151,7 @@ __device__ __forceinline__ bool before(uint32_t ka, uint32_t ca, uint32_t kb, ui
 }
 
 constexpr unsigned kWarpSelectWarps = 8;
+constexpr unsigned kWarpPrefetch = 8;  // chunks of 32 columns a warp loads before ranking them
 constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after every real entry)
 
 // k <= kWarpSelectMax, one block per row: each warp keeps the top k of its share of the row as a list sorted by
@@ -170,27 +171,35 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel
     const RowKeys key_of{a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
     uint32_t my_key = 0, my_column = kNoColumn;  // this lane's entry of the warp's list
     const uint32_t first = warp * share, last = min(a.width, first + share);
-    for (uint32_t j0 = first; j0 < last; j0 += 32) {
-      const uint32_t j = j0 + lane;
-      const uint32_t key = j < last ? key_of(j) : kExcluded;
-      const uint32_t kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
-      const uint32_t kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
-      unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j, kth_key, kth_column));
-      while (pending) {  // in column order; each insertion is exact, whatever came before
-        const int src = __ffs(pending) - 1;
-        pending &= pending - 1;
-        const uint32_t ck = __shfl_sync(gpu::kFullMask, key, src), cc = j0 + src;
-        const unsigned after = __ballot_sync(gpu::kFullMask, lane < k && before(ck, cc, my_key, my_column));
-        const uint32_t up_key = __shfl_up_sync(gpu::kFullMask, my_key, 1);
-        const uint32_t up_column = __shfl_up_sync(gpu::kFullMask, my_column, 1);
-        if (after) {  // entries from the candidate's place down move one lane up
-          const unsigned place = __ffs(after) - 1;
-          if (lane == place) {
-            my_key = ck;
-            my_column = cc;
-          } else if (lane > place) {
-            my_key = up_key;
-            my_column = up_column;
+    for (uint32_t j00 = first; j00 < last; j00 += 32 * kWarpPrefetch) {
+      uint32_t keys[kWarpPrefetch];  // loaded together: one memory latency per kWarpPrefetch chunks
+#pragma unroll
+      for (unsigned u = 0; u < kWarpPrefetch; ++u) {
+        const uint32_t j = j00 + 32 * u + lane;
+        keys[u] = j < last ? key_of(j) : kExcluded;
+      }
+#pragma unroll
+      for (unsigned u = 0; u < kWarpPrefetch; ++u) {
+        const uint32_t j0 = j00 + 32 * u, key = keys[u];
+        const uint32_t kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
+        const uint32_t kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
+        unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j0 + lane, kth_key, kth_column));
+        while (pending) {  // in column order; each insertion is exact, whatever came before
+          const int src = __ffs(pending) - 1;
+          pending &= pending - 1;
+          const uint32_t ck = __shfl_sync(gpu::kFullMask, key, src), cc = j0 + src;
+          const unsigned after = __ballot_sync(gpu::kFullMask, lane < k && before(ck, cc, my_key, my_column));
+          const uint32_t up_key = __shfl_up_sync(gpu::kFullMask, my_key, 1);
+          const uint32_t up_column = __shfl_up_sync(gpu::kFullMask, my_column, 1);
+          if (after) {  // entries from the candidate's place down move one lane up
+            const unsigned place = __ffs(after) - 1;
+            if (lane == place) {
+              my_key = ck;
+              my_column = cc;
+            } else if (lane > place) {
+              my_key = up_key;
+              my_column = up_column;
+            }
           }
         }
       }

@@ -37,6 +37,7 @@ constexpr int64_t kChunk = 16384;  // units per task: element-wise results do no
 }  // namespace
 
 void HostBackend::activate(const ActivateArgs& a) {
+  if (a.bias) set_bias(BiasArgs{a.unit, a.bias, a.rows, a.stride, true});
   if (a.activation.kind == Activation::Linear) return;
   if (a.activation.kind == Activation::SoftMax) {
 #pragma omp parallel for schedule(static)

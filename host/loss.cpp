@@ -127,11 +127,10 @@ long long generic_row(const OutputDeltaArgs& a, int64_t r) {
 }  // namespace
 
 void HostBackend::output_delta(const OutputDeltaArgs& a) {
-  if (a.bias) {  // the linear sum's bias and activation first, with the ops that apply them elsewhere
+  if (a.bias) {  // the linear sum's bias and activation first, with the op that applies them elsewhere
     DSSTNE_REQUIRE(a.loss.activation.kind != Activation::SoftMax,
                    "output_delta: the bias is applied only before an element-wise activation");
-    set_bias(BiasArgs{a.unit, a.bias, a.rows, a.stride, true});
-    activate(ActivateArgs{a.unit, a.rows, a.stride, a.loss.activation});
+    activate(ActivateArgs{a.unit, a.rows, a.stride, a.loss.activation, a.bias});
   }
   const Targets& t = a.targets;
   const bool fast = t.sparse && !t.ignore_zero && a.loss.activation.kind == Activation::Sigmoid &&

@@ -386,10 +386,12 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
     }
   } else {
-    // Deferred: the loss op adds the bias and applies the activation (output_deltas).
+    // One incoming connection and nothing between its sum and the activation: the bias is added by the
+    // activation op (or, deferred, by the loss op in output_deltas) instead of a pass of its own.
+    const bool folded = layer.incoming.size() == 1 && layer.skips.empty() && !layer.bn;
     const bool deferred = training && defers_activation(layer);
     bool first = true;
-    if (!deferred) {
+    if (!folded) {
       for (Weight* w : layer.incoming) {
         be.set_bias({layer.unit.device(), w->b.device(), rows.rows, layer.stride, !first});
         first = false;
@@ -438,7 +440,9 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       a.inv_std = bn.inv_std.device();
       be.batch_norm_forward(a);
     }
-    if (!deferred) be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation});
+    if (!deferred)
+      be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation,
+                   folded ? layer.incoming.front()->b.device() : nullptr});
   }
   const float p = layer.spec.p_dropout;
   if (training && p > 0.0f && !layer.sparse_input) {

@@ -86,11 +86,13 @@ struct SparseGradientArgs {
   void* scratch = nullptr;      // Backend::sparse_gradient_scratch_bytes(max_datapoints, input_units)
 };
 
-// [activation] unit = f(unit) in place; SoftMax normalises each row.
+// [activation] unit = f(unit) in place; SoftMax normalises each row. With `bias`, unit = f(unit + bias)
+// (bias added to every row): a layer's bias and activation in one pass.
 struct ActivateArgs {
   float* unit = nullptr;
   uint32_t rows = 0, stride = 0;
   ActivationParams activation;
+  const float* bias = nullptr;
 };
 
 // [dropout] Training-time dropout: a unit with uniform draw < p becomes target, others x scale.
