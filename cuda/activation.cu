@@ -1,6 +1,7 @@
 // Activation twin on the GPU. Element-wise kinds use the shared formula; SoftMax runs one block per row:
 // max, exponentials summed in double through a fixed reduction tree, normalise (clamped at 1, as on the
 // CPU target).
+#include <algorithm>
 #include <cmath>
 
 #include "check.cuh"
@@ -13,11 +14,27 @@ namespace {
 
 constexpr unsigned kSoftMaxThreads = 256;
 
-__global__ void activate_kernel(ActivateArgs a) {
+// Rows over the grid's y, spans of kSpan columns over its x; a thread loads its kUnroll units (and biases)
+// before computing any, so those loads are in flight together.
+constexpr unsigned kUnroll = 8;
+constexpr unsigned kSpan = gpu::kThreads * kUnroll;
+
+__global__ void __launch_bounds__(gpu::kThreads) activate_kernel(ActivateArgs a) {
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     float* row = a.unit + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x)
-      row[j] = math::activate(a.activation, a.bias ? row[j] + a.bias[j] : row[j]);
+    for (uint32_t j0 = blockIdx.x * kSpan + threadIdx.x; j0 < a.stride; j0 += gridDim.x * kSpan) {
+      float z[kUnroll];
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t j = j0 + u * gpu::kThreads;
+        z[u] = j < a.stride ? (a.bias ? row[j] + a.bias[j] : row[j]) : 0.0f;
+      }
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t j = j0 + u * gpu::kThreads;
+        if (j < a.stride) row[j] = math::activate(a.activation, z[u]);
+      }
+    }
   }
 }
 
@@ -52,7 +69,9 @@ void CudaBackend::activate(const ActivateArgs& a) {
   if (a.activation.kind == Activation::SoftMax) {
     softmax_kernel<<<gpu::row_grid(a.rows), kSoftMaxThreads, 0, stream()>>>(a.unit, a.rows, a.stride, a.bias);
   } else {
-    activate_kernel<<<gpu::row_column_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
+    const dim3 grid(static_cast<unsigned>(std::clamp<uint64_t>((uint64_t{a.stride} + kSpan - 1) / kSpan, 1, 65535)),
+                    std::min<uint32_t>(a.rows, 65535));
+    activate_kernel<<<grid, gpu::kThreads, 0, stream()>>>(a);
   }
   DSSTNE_LAUNCH_CHECK();
 }

@@ -150,7 +150,7 @@ __device__ __forceinline__ bool before(uint32_t ka, uint32_t ca, uint32_t kb, ui
   return ka > kb || (ka == kb && ca < cb);
 }
 
-constexpr unsigned kWarpSelectWarps = 8;
+constexpr unsigned kWarpSelectWarps = 16;  // a row's share per warp stays short: the scan is a chain of shuffles
 constexpr unsigned kWarpPrefetch = 8;  // chunks of 32 columns a warp loads before ranking them
 constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after every real entry)
 
