@@ -307,49 +307,41 @@ __global__ void run_starts_kernel(const uint32_t* keys, const uint32_t* flags, c
   }
 }
 
-// Step 8: one warp per run (looping over the runs, whose number only the device knows), lanes over the
-// columns kTile at a time: gradient[u][j] = scale * sum, in ordinal order, of value * delta[row][j]; sum
-// first, scale last, zero values skipped, as the CPU target. The warp loads 32 of the run's (row, value)
-// pairs at once (one per lane) and walks them by broadcast, so many runs (most are short) are in flight.
+// Step 8: one block per run (looping over the runs, whose number only the device knows), threads over
+// the columns: gradient[u][j] = scale * sum, in ordinal order, of value * delta[row][j]; sum first, scale
+// last, zero values skipped, as the CPU target.
 __global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, const uint32_t* ordinals,
                                     const float* delta, float* gradient, uint32_t stride, float scale) {
-  const unsigned lane = threadIdx.x & 31u;
+  __shared__ uint32_t row[gpu::kThreads];
+  __shared__ float value[gpu::kThreads];
   const uint32_t runs = *g.num_runs;
-  const uint64_t warps = gpu::grid_threads() >> 5;
-  for (uint64_t run = gpu::global_thread() >> 5; run < runs; run += warps) {
+  for (uint32_t run = blockIdx.x; run < runs; run += gridDim.x) {
     const uint32_t begin = g.run_start[run], end = g.run_start[run + 1];
     float* out = gradient + static_cast<uint64_t>(keys[begin]) * stride;
-    for (uint32_t j0 = 0; j0 < stride; j0 += kTile) {
-      float acc[kColumnsPerLane] = {};
-      for (uint32_t c = begin; c < end; c += 32) {
-        uint32_t my_row = 0;
-        float my_value = 0.0f;
-        if (c + lane < end) {
-          const uint32_t p = ordinals[c + lane];
-          my_row = g.row[p];
-          my_value = g.value[p];
+    for (uint32_t j0 = 0; j0 < stride; j0 += blockDim.x) {
+      const uint32_t j = j0 + threadIdx.x;
+      const bool mine = j < stride;
+      float sum = 0.0f;
+      for (uint32_t c = begin; c < end; c += blockDim.x) {
+        const uint32_t n = min(blockDim.x, end - c);
+        __syncthreads();  // the previous chunk has been consumed
+        if (threadIdx.x < n) {
+          const uint32_t p = ordinals[c + threadIdx.x];
+          row[threadIdx.x] = g.row[p];
+          value[threadIdx.x] = g.value[p];
         }
-        const unsigned n = min(32u, end - c);
+        __syncthreads();
+        if (mine) {
+          // Branch-free (zero values add nothing), so the unrolled iterations' loads overlap.
 #pragma unroll 8
-        for (unsigned q = 0; q < n; ++q) {
-          const float v = __shfl_sync(gpu::kFullMask, my_value, q);
-          const uint32_t row = __shfl_sync(gpu::kFullMask, my_row, q);
-          const float* d = delta + static_cast<uint64_t>(row) * stride + j0;
-#pragma unroll
-          for (unsigned cq = 0; cq < kColumnsPerLane; ++cq) {
-            const uint32_t j = lane + 32 * cq;
-            if (j0 + j < stride) {
-              const float x = d[j];  // branch-free (zero values add nothing): the loads overlap
-              acc[cq] = v != 0.0f ? acc[cq] + v * x : acc[cq];
-            }
+          for (uint32_t q = 0; q < n; ++q) {
+            const float v = value[q];
+            const float d = delta[static_cast<uint64_t>(row[q]) * stride + j];
+            sum = v != 0.0f ? sum + v * d : sum;
           }
         }
       }
-#pragma unroll
-      for (unsigned cq = 0; cq < kColumnsPerLane; ++cq) {
-        const uint32_t j = lane + 32 * cq;
-        if (j0 + j < stride) out[j0 + j] = acc[cq] * scale;
-      }
+      if (mine) out[j] = sum * scale;
     }
   }
 }
@@ -428,10 +420,11 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
                                                                   g.run_start, g.num_runs);
   DSSTNE_LAUNCH_CHECK();
 
-  // One warp per run, as many warps as keep the device busy (runs <= min(capacity, units)).
+  // One block per run, as many blocks as keep the device busy (runs <= min(capacity, units)).
   const uint64_t most_runs = std::min<uint64_t>(cap, a.input_units);
-  const uint64_t run_warps = std::clamp<uint64_t>(most_runs, 1, static_cast<uint64_t>(props_.multiProcessorCount) * 64);
-  run_gradient_kernel<<<static_cast<unsigned>((run_warps + 7) / 8), 256, 0, s>>>(
+  const auto run_blocks = static_cast<unsigned>(
+      std::clamp<uint64_t>(most_runs, 1, static_cast<uint64_t>(props_.multiProcessorCount) * 8));
+  run_gradient_kernel<<<run_blocks, gpu::column_threads(a.stride), 0, s>>>(
       g, keys.Current(), ordinals.Current(), a.delta, a.gradient, a.stride, a.scale);
   DSSTNE_LAUNCH_CHECK();
 }
