@@ -66,6 +66,12 @@ __device__ __forceinline__ uint32_t order_key(float x) {
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 
+// Score j of a row as ranked and returned: stored, or (with a bias) the activation of the stored linear sum
+// plus the bias.
+__device__ __forceinline__ float score_of(const TopKArgs& a, const float* row, uint32_t j) {
+  return a.bias ? math::activate(a.activation, row[j] + a.bias[j]) : row[j];
+}
+
 struct Pass {
   uint32_t first, rows;  // batch rows [first, first + rows)
   uint32_t* keys;
@@ -79,7 +85,7 @@ __global__ void topk_keys_kernel(TopKArgs a, Pass p) {
   for (uint64_t q = gpu::global_thread(); q < n; q += gpu::grid_threads()) {
     if (q < items) {
       const uint64_t r = q / a.width, j = q % a.width;
-      p.keys[q] = order_key(a.scores[(p.first + r) * a.stride + j]);
+      p.keys[q] = order_key(score_of(a, a.scores + (p.first + r) * a.stride, static_cast<uint32_t>(j)));
       p.columns[q] = static_cast<uint32_t>(j);
     }
     if (q <= p.rows) p.offsets[q] = static_cast<int>(q * a.width);
@@ -106,7 +112,7 @@ __global__ void topk_emit_kernel(TopKArgs a, Pass p, const uint32_t* keys, const
     const uint64_t out = (p.first + r) * a.k + i;
     if (i < a.width && keys[sorted] != kExcluded) {
       const uint32_t column = columns[sorted];
-      a.out_scores[out] = a.scores[(p.first + r) * a.stride + column];
+      a.out_scores[out] = score_of(a, a.scores + (p.first + r) * a.stride, column);
       a.out_index[out] = column;
     } else {
       a.out_scores[out] = -INFINITY;
@@ -124,11 +130,12 @@ constexpr uint32_t kSelectBitmapBytes = 32 * 1024;  // exclusion bitmap in share
 // The keys of one row as the selection reads them: straight from the scores, with the row's excluded
 // columns (a bitmap in shared memory) given the excluded key; nothing is written to global memory.
 struct RowKeys {
-  const float* scores;
+  const TopKArgs& a;
+  const float* row;
   const uint32_t* excluded;  // nullptr: nothing excluded
   __device__ __forceinline__ uint32_t operator()(uint32_t j) const {
     if (excluded && (excluded[j >> 5] >> (j & 31u)) & 1u) return kExcluded;
-    return order_key(scores[j]);
+    return order_key(score_of(a, row, j));
   }
 };
 
@@ -168,7 +175,7 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel
   const uint32_t share = (a.width + 32 * kWarpSelectWarps - 1) / (32 * kWarpSelectWarps) * 32;  // columns per warp
   for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
     if (a.exclude.start) load_exclusions(a, r, excluded);
-    const RowKeys key_of{a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
+    const RowKeys key_of{a, a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
     uint32_t my_key = 0, my_column = kNoColumn;  // this lane's entry of the warp's list
     const uint32_t first = warp * share, last = min(a.width, first + share);
     for (uint32_t j00 = first; j00 < last; j00 += 32 * kWarpPrefetch) {
@@ -219,7 +226,7 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel
       for (unsigned w = 0; w < kWarpSelectWarps; ++w)
         for (unsigned l = 0; l < list_count[w]; ++l) rank += before(list_key[w][l], list_column[w][l], my_key, my_column);
       if (rank < k) {
-        a.out_scores[out + rank] = a.scores[static_cast<uint64_t>(r) * a.stride + my_column];
+        a.out_scores[out + rank] = score_of(a, key_of.row, my_column);
         a.out_index[out + rank] = my_column;
       }
     }
@@ -248,7 +255,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
   const unsigned lane = threadIdx.x & 31u;
   const uint32_t k = min(a.k, a.width);  // positions a row can fill
   for (uint32_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
-    const RowKeys key_of{a.scores + static_cast<uint64_t>(p.first + r) * a.stride,
+    const RowKeys key_of{a, a.scores + static_cast<uint64_t>(p.first + r) * a.stride,
                          a.exclude.start ? excluded : nullptr};
     if (a.exclude.start) load_exclusions(a, p.first + r, excluded);
     uint32_t prefix = 0, mask = 0, remaining = k;
@@ -328,7 +335,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_select_kernel(TopKArgs a,
         rank += picked_key[u] > key || (picked_key[u] == key && picked_column[u] < column);
       if (rank >= filled) continue;
       if (key != kExcluded) {
-        a.out_scores[out + rank] = a.scores[static_cast<uint64_t>(p.first + r) * a.stride + column];
+        a.out_scores[out + rank] = score_of(a, key_of.row, column);
         a.out_index[out + rank] = column;
       } else {  // fewer candidates than k: excluded columns become padding
         a.out_scores[out + rank] = -INFINITY;

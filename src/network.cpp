@@ -370,7 +370,8 @@ Denoise Network::denoise(const Layer& input, bool training) const {
   return {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
 }
 
-void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats) {
+void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats,
+                            bool deferred) {
   Backend& be = backend();
   if (layer.kind == LayerKind::Input) {
     if (layer.sparse_input) return;  // consumed by the gather-sum of the next layer
@@ -386,10 +387,8 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
     }
   } else {
-    // One incoming connection and nothing between its sum and the activation: the bias is added by the
-    // activation op (or, deferred, by the loss op in output_deltas) instead of a pass of its own.
-    const bool folded = layer.incoming.size() == 1 && layer.skips.empty() && !layer.bn;
-    const bool deferred = training && defers_activation(layer);
+    // Folded: the bias comes with the activation op, or with the loss or top-k op when deferred.
+    const bool folded = folds_bias(layer);
     bool first = true;
     if (!folded) {
       for (Weight* w : layer.incoming) {
@@ -480,14 +479,25 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
   }
 }
 
-bool Network::defers_activation(const Layer& layer) const {
-  // One incoming connection and nothing between the linear sum and the activation or after it.
-  return layer.kind == LayerKind::Output && layer.incoming.size() == 1 && layer.skips.empty() && !layer.bn &&
-         layer.spec.p_dropout <= 0.0f && layer.activation.kind != Activation::SoftMax;
+bool Network::folds_bias(const Layer& layer) {
+  return layer.incoming.size() == 1 && layer.skips.empty() && !layer.bn;
 }
 
-void Network::forward(const BatchRows& rows, bool training, bool update_running_stats) {
-  for (Layer* layer : forward_order_) forward_layer(*layer, rows, training, update_running_stats);
+bool Network::defers_activation(const Layer& layer) const {
+  // Nothing after the activation either (dropout), and an element-wise activation.
+  return layer.kind == LayerKind::Output && folds_bias(layer) && layer.spec.p_dropout <= 0.0f &&
+         layer.activation.kind != Activation::SoftMax;
+}
+
+bool Network::ranks_linear_sums(const Layer& layer) {
+  return folds_bias(layer) && layer.outgoing.empty() && !layer.needs_units &&
+         layer.activation.kind != Activation::SoftMax;
+}
+
+void Network::forward(const BatchRows& rows, bool training, bool update_running_stats, const Layer* ranked) {
+  for (Layer* layer : forward_order_)
+    forward_layer(*layer, rows, training, update_running_stats,
+                  (training && defers_activation(*layer)) || layer == ranked);
 }
 
 void Network::output_deltas(const BatchRows& rows) {
@@ -788,13 +798,18 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
   topk_index_.resize(static_cast<size_t>(held) * batch * k);
   topk_scratch_.resize(std::max<size_t>(1, backend().topk_scratch_bytes(batch, target.stride)));
   upload_order(examples, false);
+  const bool raw = ranks_linear_sums(target);  // top-k applies the bias and activation
   for (uint32_t pos = 0; pos < examples; pos += batch) {
     const BatchRows rows{order_.device(), pos, std::min(batch, examples - pos)};
     const uint32_t slot = (pos / batch) % held;  // this batch's place among the held results
     const size_t offset = static_cast<size_t>(slot) * batch * k;
-    forward(rows, false);
+    forward(rows, false, true, raw ? &target : nullptr);
     TopKArgs a;
     a.scores = target.unit.device();
+    if (raw) {
+      a.bias = target.incoming.front()->b.device();
+      a.activation = target.activation;
+    }
     a.rows = rows.rows;
     a.stride = target.stride;
     a.width = target.stride;

@@ -147,11 +147,17 @@ class Network {
   Denoise denoise(const Layer& input, bool training) const;
   // update_running_stats: a training forward moves BatchNormalization running statistics (not so for
   // batch_gradients, which must leave the network as it was).
-  void forward(const BatchRows& rows, bool training, bool update_running_stats = true);
+  // `ranked`: a layer whose bias and activation the top-k op applies (forward leaves its linear sum).
+  void forward(const BatchRows& rows, bool training, bool update_running_stats = true, const Layer* ranked = nullptr);
+  // One incoming connection and nothing between its sum and the activation: the bias is added by the
+  // activation op (or a deferring op) instead of a pass of its own.
+  static bool folds_bias(const Layer& layer);
   // In training, an output layer whose bias and activation the loss op applies (one pass over the
   // widest matrix instead of three); forward leaves its linear sum for output_deltas.
   bool defers_activation(const Layer& layer) const;
-  void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats);
+  // A layer whose bias and activation top-k can apply: nothing reads its units but the ranking.
+  static bool ranks_linear_sums(const Layer& layer);
+  void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
   void backward(const BatchRows& rows, long long* penalty_error = nullptr);

@@ -246,6 +246,10 @@ struct BatchNormBackwardArgs {
 // candidates are padded with index 0xFFFFFFFF and score -inf.
 struct TopKArgs {
   const float* scores = nullptr;  // [rows][stride]
+  // With `bias`, scores hold a layer's linear sums: the op ranks (and returns) activation(score + bias[j]),
+  // an element-wise activation, so the layer's activation pass is not needed.
+  const float* bias = nullptr;
+  ActivationParams activation;
   uint32_t rows = 0, stride = 0, width = 0, k = 0;
   SparseData exclude;  // start == nullptr: nothing excluded
   BatchRows batch;     // rows of `exclude` used for this batch
