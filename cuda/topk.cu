@@ -133,10 +133,12 @@ struct RowKeys {
   const TopKArgs& a;
   const float* row;
   const uint32_t* excluded;  // nullptr: nothing excluded
-  __device__ __forceinline__ uint32_t operator()(uint32_t j) const {
+  // Column j's key, given its score.
+  __device__ __forceinline__ uint32_t of(uint32_t j, float score) const {
     if (excluded && (excluded[j >> 5] >> (j & 31u)) & 1u) return kExcluded;
-    return order_key(score_of(a, row, j));
+    return order_key(score);
   }
+  __device__ __forceinline__ uint32_t operator()(uint32_t j) const { return of(j, score_of(a, row, j)); }
 };
 
 // The row's excluded columns as a bitmap in shared memory (every thread of the block calls this).
@@ -166,7 +168,8 @@ constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after e
 // only if it comes before the list's k-th entry (rare once the list fills), by one shuffle of the entries
 // below its place. The warps' lists are then ranked together. One read of the row, no block barrier in
 // the scan; excluded columns never enter a list.
-__global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel(TopKArgs a) {
+// (Two blocks a multiprocessor at least: registers for the prefetched chunks.)
+__global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_kernel(TopKArgs a) {
   __shared__ uint32_t list_key[kWarpSelectWarps][32], list_column[kWarpSelectWarps][32];
   __shared__ uint32_t list_count[kWarpSelectWarps];
   extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
@@ -177,19 +180,22 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel
     if (a.exclude.start) load_exclusions(a, r, excluded);
     const RowKeys key_of{a, a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
     uint32_t my_key = 0, my_column = kNoColumn;  // this lane's entry of the warp's list
+    uint32_t kth_key = 0, kth_column = kNoColumn;  // the list's k-th entry, the bar to enter it
     const uint32_t first = warp * share, last = min(a.width, first + share);
     for (uint32_t j00 = first; j00 < last; j00 += 32 * kWarpPrefetch) {
-      uint32_t keys[kWarpPrefetch];  // loaded together: one memory latency per kWarpPrefetch chunks
+      // The chunks' scores (and biases) are all loaded before any is used: one memory latency per
+      // kWarpPrefetch chunks.
+      float z[kWarpPrefetch], bias[kWarpPrefetch];
 #pragma unroll
       for (unsigned u = 0; u < kWarpPrefetch; ++u) {
-        const uint32_t j = j00 + 32 * u + lane;
-        keys[u] = j < last ? key_of(j) : kExcluded;
+        const uint32_t j = min(j00 + 32 * u + lane, last - 1);
+        z[u] = key_of.row[j];
+        bias[u] = a.bias ? a.bias[j] : 0.0f;
       }
 #pragma unroll
       for (unsigned u = 0; u < kWarpPrefetch; ++u) {
-        const uint32_t j0 = j00 + 32 * u, key = keys[u];
-        const uint32_t kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
-        const uint32_t kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
+        const uint32_t j0 = j00 + 32 * u, j = j0 + lane;
+        const uint32_t key = j >= last ? kExcluded : key_of.of(j, a.bias ? math::activate(a.activation, z[u] + bias[u]) : z[u]);
         unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j0 + lane, kth_key, kth_column));
         while (pending) {  // in column order; each insertion is exact, whatever came before
           const int src = __ffs(pending) - 1;
@@ -207,6 +213,8 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel
               my_key = up_key;
               my_column = up_column;
             }
+            kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
+            kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
           }
         }
       }
