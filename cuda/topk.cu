@@ -168,13 +168,18 @@ constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after e
 // only if it comes before the list's k-th entry (rare once the list fills), by one shuffle of the entries
 // below its place. The warps' lists are then ranked together. One read of the row, no block barrier in
 // the scan; excluded columns never enter a list.
-// (Two blocks a multiprocessor at least: registers for the prefetched chunks.)
+// kSigmoid: the activation applied to linear sums is fixed at compile time (the usual output layer), so
+// its formula's switch folds away. (Two blocks a multiprocessor at least: registers for the prefetched
+// chunks.)
+template <bool kSigmoid>
 __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_kernel(TopKArgs a) {
-  __shared__ uint32_t list_key[kWarpSelectWarps][32], list_column[kWarpSelectWarps][32];
+  __shared__ uint32_t all_key[kWarpSelectWarps * kWarpSelectMax], all_column[kWarpSelectWarps * kWarpSelectMax];
   __shared__ uint32_t list_count[kWarpSelectWarps];
   extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const uint32_t k = a.k;
+  ActivationParams f = a.activation;
+  if constexpr (kSigmoid) f.kind = Activation::Sigmoid;
   const uint32_t share = (a.width + 32 * kWarpSelectWarps - 1) / (32 * kWarpSelectWarps) * 32;  // columns per warp
   for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
     if (a.exclude.start) load_exclusions(a, r, excluded);
@@ -195,7 +200,7 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_ker
 #pragma unroll
       for (unsigned u = 0; u < kWarpPrefetch; ++u) {
         const uint32_t j0 = j00 + 32 * u, j = j0 + lane;
-        const uint32_t key = j >= last ? kExcluded : key_of.of(j, a.bias ? math::activate(a.activation, z[u] + bias[u]) : z[u]);
+        const uint32_t key = j >= last ? kExcluded : key_of.of(j, a.bias ? math::activate(f, z[u] + bias[u]) : z[u]);
         unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j0 + lane, kth_key, kth_column));
         while (pending) {  // in column order; each insertion is exact, whatever came before
           const int src = __ffs(pending) - 1;
@@ -219,23 +224,30 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_ker
         }
       }
     }
-    // The real entries of a list are its first lanes (empty slots come after every real entry).
-    list_key[warp][lane] = my_key;
-    list_column[warp][lane] = my_column;
+    // The real entries of a list are its first lanes (empty slots come after every real entry): the
+    // lists are packed in warp order, then each entry is ranked among all (columns are unique, so ranks
+    // are too) by one thread, and the first k are output.
     const unsigned filled_lanes = __ballot_sync(gpu::kFullMask, lane < k && my_column != kNoColumn);
     if (lane == 0) list_count[warp] = __popc(filled_lanes);
     __syncthreads();
-    // Rank every entry among all the lists' (columns are unique, so ranks are too); the first k are output.
-    const uint64_t out = static_cast<uint64_t>(r) * a.k;
-    uint32_t real = 0;
-    for (unsigned w = 0; w < kWarpSelectWarps; ++w) real += list_count[w];
+    uint32_t offset = 0, real = 0;
+    for (unsigned w = 0; w < kWarpSelectWarps; ++w) {
+      offset += w < warp ? list_count[w] : 0;
+      real += list_count[w];
+    }
     if (lane < list_count[warp]) {
+      all_key[offset + lane] = my_key;
+      all_column[offset + lane] = my_column;
+    }
+    __syncthreads();
+    const uint64_t out = static_cast<uint64_t>(r) * a.k;
+    for (uint32_t t = threadIdx.x; t < real; t += blockDim.x) {
+      const uint32_t tk = all_key[t], tc = all_column[t];
       uint32_t rank = 0;
-      for (unsigned w = 0; w < kWarpSelectWarps; ++w)
-        for (unsigned l = 0; l < list_count[w]; ++l) rank += before(list_key[w][l], list_column[w][l], my_key, my_column);
+      for (uint32_t u = 0; u < real; ++u) rank += before(all_key[u], all_column[u], tk, tc);
       if (rank < k) {
-        a.out_scores[out + rank] = score_of(a, key_of.row, my_column);
-        a.out_index[out + rank] = my_column;
+        a.out_scores[out + rank] = score_of(a, key_of.row, tc);
+        a.out_index[out + rank] = tc;
       }
     }
     for (uint32_t q = min(real, k) + threadIdx.x; q < a.k; q += blockDim.x) {  // fewer candidates than k
@@ -378,7 +390,10 @@ void CudaBackend::topk(const TopKArgs& a) {
   }
   const uint32_t bitmap_bytes = a.exclude.start ? (a.width + 31) / 32 * 4 : 0;
   if (a.k <= kWarpSelectMax && bitmap_bytes <= kSelectBitmapBytes) {  // warp lists straight from the scores
-    topk_warp_select_kernel<<<gpu::row_grid(a.rows), 32 * kWarpSelectWarps, bitmap_bytes, s>>>(a);
+    if (a.bias && a.activation.kind == Activation::Sigmoid)
+      topk_warp_select_kernel<true><<<gpu::row_grid(a.rows), 32 * kWarpSelectWarps, bitmap_bytes, s>>>(a);
+    else
+      topk_warp_select_kernel<false><<<gpu::row_grid(a.rows), 32 * kWarpSelectWarps, bitmap_bytes, s>>>(a);
     DSSTNE_LAUNCH_CHECK();
     return;
   }
