@@ -429,7 +429,11 @@ class Network:
                                 seed=seed, echo=echo)
 
     def units(self, layer: str) -> np.ndarray:
-        """Activations of `layer` for the last minibatch run, [batch, units]."""
+        """Activations of `layer` for the last minibatch run, [batch, units].
+
+        After :meth:`recommend`, the ranked output layer holds its linear sums (before bias and activation):
+        the ranking applies those itself.
+        """
         return self._net.units(layer)
 
     def deltas(self, layer: str) -> np.ndarray:
