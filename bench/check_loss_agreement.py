@@ -2,7 +2,8 @@
 
 Dropout, denoising and the sparseness penalty are switched off (their random streams differ), the optimizer
 is SGD; the torch peer starts from our engine's initial weights
-(``Network.weights``). Prints one JSON object.
+(``Network.weights``). Prints one JSON object. ``--against cpu`` compares with our own engine on the CPU
+target instead (same maths, other summation orders): how far rounding alone moves a trajectory.
 
     PYTHONPATH=. python bench/check_loss_agreement.py --net sample --device cpu
 """
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lambda", dest="lambda_", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference to pass")
+    ap.add_argument("--against", choices=["torch", "cpu"], default="torch",
+                    help="the reference: the PyTorch peer, or our engine on the CPU target")
     args = ap.parse_args(argv)
 
     base = peer.WORKLOADS[args.net]
@@ -58,30 +61,39 @@ def main(argv: list[str] | None = None) -> int:
     pairs = list(zip(names[:-1], names[1:], strict=True))
     initial = [net.weights(src, dst) for src, dst in pairs]
 
-    dev = torch.device(args.device)
-    peer.set_tf32(False)
-    trainer = peer.PeerTrainer(peer.PeerData.from_csr(train, args.batch, dev), wl, dev, batch=args.batch,
-                               seed=args.seed)
-    trainer.load_dsstne_weights(initial)
-
     ours = net.train(args.epochs, alpha=args.alpha, lambda_=args.lambda_)
-    theirs = trainer.train(args.epochs)
+    if args.against == "cpu":
+        ref = dsstne.Network.from_json(cfg, [ds_in, ds_out], batch=args.batch, device="cpu", seed=args.seed)
+        for (src, dst), (w0, b0) in zip(pairs, initial, strict=True):
+            ref.set_weights(src, dst, w0, b0)
+        theirs = ref.train(args.epochs, alpha=args.alpha, lambda_=args.lambda_)
+        final = [ref.weights(src, dst) for src, dst in pairs]
+    else:
+        dev = torch.device(args.device)
+        peer.set_tf32(False)
+        trainer = peer.PeerTrainer(peer.PeerData.from_csr(train, args.batch, dev), wl, dev, batch=args.batch,
+                                   seed=args.seed)
+        trainer.load_dsstne_weights(initial)
+        theirs = trainer.train(args.epochs)
+        final = []
+        for tw, tb in trainer.model.layer_params():
+            tw_np = tw.detach().cpu().numpy()
+            final.append((tw_np if tw is trainer.model.inp.weight else tw_np.T, tb.detach().cpu().numpy()))
     rel = [abs(a - b) / max(abs(a), abs(b), 1e-30) for a, b in zip(ours, theirs, strict=True)]
 
     weight_diff = {}
-    for (src, dst), (tw, tb) in zip(pairs, trainer.model.layer_params(), strict=True):
+    for (src, dst), (tw_np, tb_np) in zip(pairs, final, strict=True):
         w, b = net.weights(src, dst)
-        tw_np = tw.detach().cpu().numpy()
-        tw_np = tw_np if tw is trainer.model.inp.weight else tw_np.T
         scale = max(float(np.abs(w).max()), 1e-30)
         weight_diff[f"{src}->{dst}"] = {
             "w_max_abs_diff": float(np.abs(w - tw_np).max()), "w_max_abs": scale,
-            "b_max_abs_diff": float(np.abs(b - tb.detach().cpu().numpy()).max()),
+            "b_max_abs_diff": float(np.abs(b - tb_np).max()),
         }
     result = {
-        "check": "loss_agreement", "net": args.net, "device": args.device, "users": train.shape[0],
+        "check": "loss_agreement", "against": args.against, "net": args.net, "device": args.device,
+        "users": train.shape[0],
         "items": train.shape[1], "ratings": int(train.nnz), "batch": args.batch, "alpha": args.alpha,
-        "lambda": args.lambda_, "dsstne_epoch_errors": ours, "torch_epoch_errors": theirs,
+        "lambda": args.lambda_, "dsstne_epoch_errors": ours, "reference_epoch_errors": theirs,
         "rel_diff": rel, "max_rel_diff": max(rel) if rel else None, "tolerance": args.tolerance,
         "ok": bool(rel) and max(rel) <= args.tolerance, "final_weights": weight_diff,
     }
