@@ -3,7 +3,8 @@
 Dropout, denoising and the sparseness penalty are switched off (their random streams differ), the optimizer
 is SGD; the torch peer starts from our engine's initial weights
 (``Network.weights``). Prints one JSON object. ``--against cpu`` compares with our own engine on the CPU
-target instead (same maths, other summation orders): how far rounding alone moves a trajectory.
+target instead (same maths, other summation orders), ``--against nudged`` with our own engine on the same
+device from initial weights moved by one float step each: how far rounding alone moves a trajectory.
 
     PYTHONPATH=. python bench/check_loss_agreement.py --net sample --device cpu
 """
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lambda", dest="lambda_", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference to pass")
-    ap.add_argument("--against", choices=["torch", "cpu"], default="torch",
-                    help="the reference: the PyTorch peer, or our engine on the CPU target")
+    ap.add_argument("--against", choices=["torch", "cpu", "nudged"], default="torch",
+                    help="the reference: the PyTorch peer, our engine on the CPU target, or our engine from "
+                         "initial weights one float step away")
     args = ap.parse_args(argv)
 
     base = peer.WORKLOADS[args.net]
@@ -62,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     initial = [net.weights(src, dst) for src, dst in pairs]
 
     ours = net.train(args.epochs, alpha=args.alpha, lambda_=args.lambda_)
-    if args.against == "cpu":
-        ref = dsstne.Network.from_json(cfg, [ds_in, ds_out], batch=args.batch, device="cpu", seed=args.seed)
+    if args.against in ("cpu", "nudged"):
+        device = "cpu" if args.against == "cpu" else args.device
+        ref = dsstne.Network.from_json(cfg, [ds_in, ds_out], batch=args.batch, device=device, seed=args.seed)
         for (src, dst), (w0, b0) in zip(pairs, initial, strict=True):
+            if args.against == "nudged":
+                w0 = np.nextafter(w0, np.float32(np.inf))
             ref.set_weights(src, dst, w0, b0)
         theirs = ref.train(args.epochs, alpha=args.alpha, lambda_=args.lambda_)
         final = [ref.weights(src, dst) for src, dst in pairs]
