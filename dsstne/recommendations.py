@@ -34,7 +34,7 @@ from .dataset import DataSet
 from .errors import DataError, FormatError
 from .formats.atomic import atomic_path
 from .formats.movielens import read_ratings
-from .formats.text_format import list_input_files, load_index, read_samples, round_up_width
+from .formats.text_format import list_input_files, load_index, read_samples, round_up_width, text_lines
 
 if TYPE_CHECKING:
     from .network import Network
@@ -204,37 +204,28 @@ def read_recommendations(path: str | os.PathLike[str]) -> Recommendations:
     """
     path = os.fspath(path)
     out = Recommendations()
-    try:
-        f = open(path, encoding="utf-8", newline="\n")
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read recommendations: {e.strerror or e}") from e
-    with f:
-        try:
-            for lineno, raw in enumerate(f, 1):
-                line = raw.rstrip("\n").rstrip("\r")
-                if not line:
-                    continue
-                label, tab, rest = line.partition("\t")
-                if not tab:
-                    raise FormatError(f"{path}: line {lineno}: no TAB after the sample label")
-                items: list[str] = []
-                scores: list[float] = []
-                for token in rest.split(":"):
-                    if not token:
-                        continue
-                    name, comma, score = token.rpartition(",")
-                    if not comma or not name:
-                        raise FormatError(f"{path}: line {lineno}: item {token!r} is not 'feature,score'")
-                    try:
-                        scores.append(float(score))
-                    except ValueError:
-                        raise FormatError(f"{path}: line {lineno}: score {score!r} is not a number") from None
-                    items.append(name)
-                out.samples.append(label)
-                out.items.append(items)
-                out.scores.append(scores)
-        except UnicodeDecodeError as e:
-            raise FormatError(f"{path}: not a UTF-8 text file ({e})") from e
+    for lineno, line in text_lines(path, "recommendations file"):
+        if not line:
+            continue
+        label, tab, rest = line.partition("\t")
+        if not tab:
+            raise FormatError(f"{path}: line {lineno}: no TAB after the sample label")
+        items: list[str] = []
+        scores: list[float] = []
+        for token in rest.split(":"):
+            if not token:
+                continue
+            name, comma, score = token.rpartition(",")
+            if not comma or not name:
+                raise FormatError(f"{path}: line {lineno}: item {token!r} is not 'feature,score'")
+            try:
+                scores.append(float(score))
+            except ValueError:
+                raise FormatError(f"{path}: line {lineno}: score {score!r} is not a number") from None
+            items.append(name)
+        out.samples.append(label)
+        out.items.append(items)
+        out.scores.append(scores)
     return out
 
 

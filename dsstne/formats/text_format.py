@@ -28,7 +28,7 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +76,23 @@ def _split(s: str, sep: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def text_lines(path: str, what: str) -> Iterator[tuple[int, str]]:
+    """Yield (line number from 1, line without its end) of a UTF-8 text file.
+
+    An unreadable file or a bad encoding raises FormatError naming the file and `what` it was read as.
+    """
+    try:
+        f = open(path, encoding="utf-8", newline="\n")
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+    with f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                yield lineno, line.rstrip("\n").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise FormatError(f"{path}: not a UTF-8 text {what} ({e})") from e
+
+
 def load_index(path: str | os.PathLike[str], into: dict[str, int] | None = None) -> dict[str, int]:
     """Read an index file (``label<TAB>index`` lines) into `into` (a new dict by default).
 
@@ -87,38 +104,30 @@ def load_index(path: str | os.PathLike[str], into: dict[str, int] | None = None)
     path = os.fspath(path)
     index: dict[str, int] = {} if into is None else into
     first_line: dict[str, int] = {}
-    try:
-        f = open(path, encoding="utf-8", newline="\n")
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read index file: {e.strerror or e}") from e
-    with f:
+    for lineno, line in text_lines(path, "index file"):
+        parts = _split(line, "\t")
+        if len(parts) != 2 or not parts[0]:
+            raise FormatError(
+                f"{path}: line {lineno} contains invalid data (expected 'label<TAB>index')"
+            )
+        label, text = parts
         try:
-            for lineno, line in enumerate(f, 1):
-                parts = _split(line.rstrip("\n").rstrip("\r"), "\t")
-                if len(parts) != 2 or not parts[0]:
-                    raise FormatError(
-                        f"{path}: line {lineno} contains invalid data (expected 'label<TAB>index')"
-                    )
-                label, text = parts
-                try:
-                    value = int(text)
-                except ValueError:
-                    raise FormatError(
-                        f"{path}: line {lineno}: index {text!r} of label {label!r} is not an integer"
-                    ) from None
-                if not 0 <= value <= 0xFFFFFFFF:
-                    raise FormatError(
-                        f"{path}: line {lineno}: index {value} of label {label!r} is out of range"
-                    )
-                if label in first_line or (into is not None and label in index):
-                    where = f"line {first_line[label]}" if label in first_line else "an index loaded before"
-                    raise FormatError(
-                        f"{path}: line {lineno}: duplicate label {label!r} (already on {where})"
-                    )
-                first_line[label] = lineno
-                index[label] = value
-        except UnicodeDecodeError as e:
-            raise FormatError(f"{path}: not a UTF-8 text index file ({e})") from e
+            value = int(text)
+        except ValueError:
+            raise FormatError(
+                f"{path}: line {lineno}: index {text!r} of label {label!r} is not an integer"
+            ) from None
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise FormatError(
+                f"{path}: line {lineno}: index {value} of label {label!r} is out of range"
+            )
+        if label in first_line or (into is not None and label in index):
+            where = f"line {first_line[label]}" if label in first_line else "an index loaded before"
+            raise FormatError(
+                f"{path}: line {lineno}: duplicate label {label!r} (already on {where})"
+            )
+        first_line[label] = lineno
+        index[label] = value
     return index
 
 
