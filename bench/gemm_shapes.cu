@@ -1,13 +1,18 @@
 // Times the output layer's three GEMMs through cuBLAS, called as the engine calls them, by row pitch and
 // math mode. A 27,278-float row is not a multiple of 16 bytes, which can keep cuBLAS off its vectorised and
 // tensor-core kernels; padding the pitch (same logical size, larger leading dimension) shows what that costs.
+// Then, in FP32 at the engine's pitch, every cuBLASLt algorithm its heuristic offers for each shape
+// (deterministic reductions only), against the default: is any algorithm worth pinning?
 // Build and run on a GPU machine:
-//   nvcc -O2 -arch=sm_90 -o /tmp/gemm_shapes bench/gemm_shapes.cu -lcublas && /tmp/gemm_shapes [hidden] [units]
-// Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s.
+//   nvcc -O2 -arch=sm_90 -o /tmp/gemm_shapes bench/gemm_shapes.cu -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units]
+// Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s; then one per shape
+// with the default's and the best cuBLASLt algorithm's microseconds.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -105,5 +110,78 @@ int main(int argc, char** argv) {
     }
   }
   CHECK(cublasDestroy(h));
+
+  // cuBLASLt sweep, FP32, pitch = units. Column-major (m, n, k, transposes) as above.
+  cublasLtHandle_t lt;
+  CHECK(cublasLtCreate(&lt));
+  const size_t workspace_bytes = size_t{32} << 20;
+  void* workspace = nullptr;
+  CHECK(cudaMalloc(&workspace, workspace_bytes));
+  float* H = random_matrix(size_t(batch) * hidden, 1);
+  float* DH = random_matrix(size_t(batch) * hidden, 2);
+  float* W = random_matrix(size_t(hidden) * units, 3);
+  float* GW = random_matrix(size_t(hidden) * units, 4);
+  float* Z = random_matrix(size_t(batch) * units, 5);
+  float* D = random_matrix(size_t(batch) * units, 6);
+  struct LtShape {
+    const char* name;
+    cublasOperation_t ta, tb;
+    int m, n, k;
+    const float *A, *B;
+    int lda, ldb;
+    float* C;
+    int ldc;
+  } lt_shapes[3] = {
+      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, W, H, units, hidden, Z, units},
+      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, D, H, units, hidden, GW, units},
+      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, W, D, units, units, DH, hidden},
+  };
+  cublasHandle_t h2;
+  CHECK(cublasCreate(&h2));
+  for (const LtShape& s : lt_shapes) {
+    const float default_us = median_us([&] {
+      CHECK(cublasSgemm(h2, s.ta, s.tb, s.m, s.n, s.k, &one, s.A, s.lda, s.B, s.ldb, &zero, s.C, s.ldc));
+    });
+    cublasLtMatmulDesc_t op;
+    CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &s.ta, sizeof(s.ta)));
+    CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &s.tb, sizeof(s.tb)));
+    cublasLtMatrixLayout_t a, b, c;
+    CHECK(cublasLtMatrixLayoutCreate(&a, CUDA_R_32F, s.ta == CUBLAS_OP_N ? s.m : s.k,
+                                     s.ta == CUBLAS_OP_N ? s.k : s.m, s.lda));
+    CHECK(cublasLtMatrixLayoutCreate(&b, CUDA_R_32F, s.tb == CUBLAS_OP_N ? s.k : s.n,
+                                     s.tb == CUBLAS_OP_N ? s.n : s.k, s.ldb));
+    CHECK(cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, s.m, s.n, s.ldc));
+    cublasLtMatmulPreference_t pref;
+    CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                               sizeof(workspace_bytes)));
+    const uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
+                             CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;  // no in-place (atomic) reductions
+    CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
+                                               sizeof(schemes)));
+    cublasLtMatmulHeuristicResult_t results[32];
+    int found = 0;
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, c, c, pref, 32, results, &found));
+    float best = 1e30f;
+    int best_i = -1;
+    for (int i = 0; i < found; ++i) {
+      const float us = median_us([&] {
+        CHECK(cublasLtMatmul(lt, op, &one, s.A, a, s.B, b, &zero, s.C, c, s.C, c, &results[i].algo, workspace,
+                             workspace_bytes, nullptr));
+      });
+      if (us < best) best = us, best_i = i;
+    }
+    std::printf("{\"lt_sweep\": \"%s\", \"hidden\": %d, \"default_us\": %.1f, \"best_us\": %.1f, "
+                "\"best_rank\": %d, \"algorithms\": %d}\n",
+                s.name, hidden, default_us, best, best_i, found);
+    CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    for (cublasLtMatrixLayout_t l : {a, b, c}) CHECK(cublasLtMatrixLayoutDestroy(l));
+    CHECK(cublasLtMatmulDescDestroy(op));
+  }
+  for (float* p : {H, DH, W, GW, Z, D}) CHECK(cudaFree(p));
+  CHECK(cudaFree(workspace));
+  CHECK(cublasDestroy(h2));
+  CHECK(cublasLtDestroy(lt));
   return 0;
 }

@@ -2,13 +2,15 @@
 # Per-kernel GPU time of our engine's training steps (Nsight Compute), after bench/run_gpu.sh installed the
 # package: trains the sample workload (WORKLOAD) for one epoch and profiles `COUNT` kernels after skipping
 # `SKIP` (past set-up and the first batches). SCRIPT=profile_recommend ARGS="--users 20000" profiles
-# recommendations instead. Output: $1/profile.csv and a summary table on stdout.
+# recommendations instead. Caches are not flushed between kernels (a training step's small buffers stay
+# in L2 from one kernel to the next), and the clocks are the card's own. Output: $1/profile.csv and a
+# summary table on stdout.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/dsstne-gpu}}
 mkdir -p "$out"
 cd /tmp
-ncu --clock-control none --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:-200}" \
+ncu --clock-control none --cache-control none --target-processes all --launch-skip "${SKIP:-400}" --launch-count "${COUNT:-200}" \
     --metrics gpu__time_duration.sum --csv --page raw \
     python3 "$repo/bench/${SCRIPT:-bench_train}.py" ${ARGS:---workload ${WORKLOAD:-sample} --device cuda --epochs 1 --peer none} \
     >"$out/profile.csv" 2>"$out/profile.err"

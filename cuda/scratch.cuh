@@ -10,22 +10,22 @@ namespace dsstne::gpu {
 constexpr size_t kScratchAlign = 256;
 inline size_t align_scratch(size_t bytes) { return (bytes + kScratchAlign - 1) / kScratchAlign * kScratchAlign; }
 
-// Blocks enumerating a batch's datapoints: fixed, so their partial totals fit a fixed header.
-constexpr uint32_t kEnumBlocks = 1024;
-// Largest datapoint capacity: ordinals are uint32 and the pad key needs headroom.
+// Largest datapoint capacity: bucket slots are uint32.
 constexpr size_t kMaxGradientCapacity = size_t{1} << 31;
+// sparse_gradient's counters before the per-unit counts (one clear): present units, bucket cursor, large
+// buckets.
+constexpr size_t kGradientCounters = 3;
 
-// sparse_gradient: per batch datapoint ordinal p a (unit key, ordinal) pair double-buffered for the radix
-// sort, its batch row and input value; run starts; CUB temp storage shared by the sort and the scan.
+// sparse_gradient: per-unit counts (with the present and cursor counters before them: one clear), bucket
+// starts, the present units with their buckets, the bucketed datapoints and the ordered large buckets.
 struct GradientLayout {
-  size_t capacity = 0;   // datapoints per batch it holds
-  int key_bits = 0;      // radix bits of the unit keys (pad key = input_units)
-  size_t block_total = 0, block_base = 0;  // uint64 [kEnumBlocks]
-  size_t counters = 0;                     // uint32 [2]: datapoints enumerated (<= capacity), runs
-  size_t keys[2] = {0, 0}, ordinals[2] = {0, 0};  // uint32 [capacity]
-  size_t row = 0, value = 0;               // uint32 / float [capacity], by ordinal
-  size_t run_start = 0;                    // uint32 [capacity + 1]
-  size_t temp = 0, temp_bytes = 0;
+  size_t capacity = 0;  // datapoints per batch it holds
+  uint32_t units = 0;
+  size_t counters = 0;                      // uint32 [kGradientCounters + units]
+  size_t start = 0;                         // uint32 [units]
+  size_t present = 0, begin = 0, size = 0, large = 0;  // uint32 [min(capacity, units)]
+  size_t key = 0;                           // uint64 [capacity]
+  size_t value = 0, sorted_row = 0, sorted_value = 0;  // uint32 / float [capacity]
   size_t bytes = 0;
 };
 GradientLayout gradient_layout(size_t capacity, uint32_t input_units);

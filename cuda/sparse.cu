@@ -1,20 +1,18 @@
-// Sparse input layer twins on the GPU: gather-sum forward, deterministic transposed weight gradient,
-// clearing of the batch's gradient rows.
+// Sparse input layer twins on the GPU: gather-sum forward, deterministic transposed weight gradient.
 //
-// sparse_gradient without float atomics: the batch's datapoints are enumerated in batch-row order
-// (ordinal p), the (input unit, p) pairs are sorted with CUB's stable radix sort, and each run of one unit
-// is summed by one block in ordinal order: the CPU target's order. Nothing is allocated and nothing
-// waits for the device: the datapoint count and the number of runs live on the device, so every step is
-// sized by the scratch capacity and the unused tail is padded with a key past every unit.
-#include <cub/cub.cuh>
-
+// sparse_gradient without float atomics: a counting sort by input unit. Integer atomics count each unit's
+// non-zero datapoints and list the present units, give each unit a bucket and drop its datapoints in (in
+// any order, keyed by (batch row, position in the row)); then one block per present unit ranks its
+// bucket by key, which puts it in batch-row order, and sums value x delta rows in that order: the CPU
+// target's order. The bucket placement is not deterministic, the sums are. Nothing is allocated and
+// nothing waits for the device: the number of present units lives on the device and the kernels loop up
+// to it.
 #include <algorithm>
 
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "dsstne/math/sparse_row.h"
 #include "launch.cuh"
-#include "reduce.cuh"
 
 namespace dsstne {
 namespace gpu {
@@ -22,32 +20,24 @@ namespace gpu {
 GradientLayout gradient_layout(size_t capacity, uint32_t input_units) {
   GradientLayout L;
   L.capacity = capacity;
-  L.key_bits = 32 - __builtin_clz(std::max<uint32_t>(input_units, 1));  // keys 0..input_units (pad)
+  L.units = input_units;
   size_t at = 0;
   auto take = [&at](size_t bytes) {
     const size_t here = at;
     at = align_scratch(at + bytes);
     return here;
   };
-  L.block_total = take(sizeof(uint64_t) * kEnumBlocks);
-  L.block_base = take(sizeof(uint64_t) * kEnumBlocks);
-  L.counters = take(sizeof(uint32_t) * 2);
-  for (int b = 0; b < 2; ++b) {
-    L.keys[b] = take(sizeof(uint32_t) * capacity);
-    L.ordinals[b] = take(sizeof(uint32_t) * capacity);
-  }
-  L.row = take(sizeof(uint32_t) * capacity);
+  const size_t most_present = std::min<size_t>(capacity, input_units);
+  L.counters = take(sizeof(uint32_t) * (kGradientCounters + size_t{input_units}));
+  L.start = take(sizeof(uint32_t) * input_units);
+  L.present = take(sizeof(uint32_t) * most_present);
+  L.begin = take(sizeof(uint32_t) * most_present);
+  L.size = take(sizeof(uint32_t) * most_present);
+  L.large = take(sizeof(uint32_t) * most_present);
+  L.key = take(sizeof(uint64_t) * capacity);
   L.value = take(sizeof(float) * capacity);
-  L.run_start = take(sizeof(uint32_t) * (capacity + 1));
-  // CUB's own size queries (null temp storage: nothing runs); the sort and the scan share the space.
-  const auto items = static_cast<uint32_t>(capacity);
-  size_t sort_bytes = 0, scan_bytes = 0;
-  cub::DoubleBuffer<uint32_t> keys(nullptr, nullptr), ordinals(nullptr, nullptr);
-  DSSTNE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys, ordinals, items, 0, L.key_bits));
-  DSSTNE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<const uint32_t*>(nullptr),
-                                                   static_cast<uint32_t*>(nullptr), items));
-  L.temp_bytes = std::max<size_t>({sort_bytes, scan_bytes, 1});
-  L.temp = take(L.temp_bytes);
+  L.sorted_row = take(sizeof(uint32_t) * capacity);
+  L.sorted_value = take(sizeof(float) * capacity);
   L.bytes = at;
   return L;
 }
@@ -56,39 +46,39 @@ GradientLayout gradient_layout(size_t capacity, uint32_t input_units) {
 
 namespace {
 
-constexpr unsigned kEnumThreads = 256;
-constexpr unsigned kScanThreads = 1024;  // >= gpu::kEnumBlocks: one thread per enumerating block
-static_assert(kScanThreads >= gpu::kEnumBlocks, "one scan thread per enumerating block");
-
 // Where one sparse_gradient call finds its pieces inside the scratch buffer.
 struct GradientScratch {
-  uint64_t* block_total;
-  uint64_t* block_base;
-  uint32_t* used;      // datapoints enumerated, clamped to the capacity
-  uint32_t* num_runs;  // distinct input units in the batch
-  uint32_t* keys[2];
-  uint32_t* ordinals[2];
-  uint32_t* row;       // batch row of ordinal p
-  float* value;        // input value of ordinal p (weight, Boolean, denoising applied)
-  uint32_t* run_start; // [num_runs + 1]: sorted position where each run begins, then the end of the last
-  void* temp;
+  uint32_t* present_count;  // present units of the batch
+  uint32_t* cursor;         // bucket space handed out so far
+  uint32_t* large_count;    // buckets of more than kWarpBucket datapoints
+  uint32_t* count;          // [units] non-zero datapoints per unit; back to 0 once the buckets are filled
+  uint32_t* start;          // [units] first bucket slot of a present unit
+  uint32_t* present;        // [present units] unit, in no particular order
+  uint32_t* begin;          // [present units] first slot of its bucket
+  uint32_t* size;           // [present units] slots of its bucket
+  uint32_t* large;          // [large buckets] their present-unit indices
+  uint64_t* key;            // [capacity] bucketed datapoints: batch row << 32 | position in the row
+  float* value;             // [capacity] their input values (weight, Boolean, denoising applied)
+  uint32_t* sorted_row;     // [capacity] buckets of more than a block's datapoints, in key order
+  float* sorted_value;
 };
 
 GradientScratch carve(void* scratch, const gpu::GradientLayout& L) {
   char* base = static_cast<char*>(scratch);
   GradientScratch s;
-  s.block_total = reinterpret_cast<uint64_t*>(base + L.block_total);
-  s.block_base = reinterpret_cast<uint64_t*>(base + L.block_base);
-  s.used = reinterpret_cast<uint32_t*>(base + L.counters);
-  s.num_runs = s.used + 1;
-  for (int b = 0; b < 2; ++b) {
-    s.keys[b] = reinterpret_cast<uint32_t*>(base + L.keys[b]);
-    s.ordinals[b] = reinterpret_cast<uint32_t*>(base + L.ordinals[b]);
-  }
-  s.row = reinterpret_cast<uint32_t*>(base + L.row);
+  s.present_count = reinterpret_cast<uint32_t*>(base + L.counters);
+  s.cursor = s.present_count + 1;
+  s.large_count = s.present_count + 2;
+  s.count = s.present_count + gpu::kGradientCounters;
+  s.start = reinterpret_cast<uint32_t*>(base + L.start);
+  s.present = reinterpret_cast<uint32_t*>(base + L.present);
+  s.begin = reinterpret_cast<uint32_t*>(base + L.begin);
+  s.size = reinterpret_cast<uint32_t*>(base + L.size);
+  s.large = reinterpret_cast<uint32_t*>(base + L.large);
+  s.key = reinterpret_cast<uint64_t*>(base + L.key);
   s.value = reinterpret_cast<float*>(base + L.value);
-  s.run_start = reinterpret_cast<uint32_t*>(base + L.run_start);
-  s.temp = base + L.temp;
+  s.sorted_row = reinterpret_cast<uint32_t*>(base + L.sorted_row);
+  s.sorted_value = reinterpret_cast<float*>(base + L.sorted_value);
   return s;
 }
 
@@ -206,142 +196,185 @@ __global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardS
 
 // ---- sparse_gradient ------------------------------------------------------------------------------
 
-// Step 1: datapoints of each enumerating block's contiguous range of batch rows.
-__global__ void count_kernel(SparseData data, BatchRows batch, uint32_t rows_per_block, uint64_t* block_total) {
-  const uint32_t first = blockIdx.x * rows_per_block;
-  const auto last = static_cast<uint32_t>(min(static_cast<uint64_t>(batch.rows), uint64_t{first} + rows_per_block));
-  uint64_t count = 0;
-  for (uint32_t r = first + threadIdx.x; r < last; r += blockDim.x) {
-    const SparseRow s = sparse_row(data, batch, r);
-    count += s.end - s.begin;
-  }
-  count = gpu::block_reduce(count, gpu::Sum{}, uint64_t{0});
-  if (threadIdx.x == 0) block_total[blockIdx.x] = count;
-}
+constexpr unsigned kRowThreads = 128;  // datapoints of one row per block
+constexpr uint32_t kWarpBucket = 32;  // largest bucket one warp sums alone
 
-// Step 2 (one block): each enumerating block's first ordinal, and the datapoints to sort.
-__global__ void __launch_bounds__(kScanThreads) block_scan_kernel(const uint64_t* block_total, uint32_t blocks, uint64_t capacity,
-                                  uint64_t* block_base, uint32_t* used) {
-  using Scan = cub::BlockScan<uint64_t, kScanThreads>;
-  __shared__ typename Scan::TempStorage scan;
-  const uint64_t mine = threadIdx.x < blocks ? block_total[threadIdx.x] : 0;
-  uint64_t base = 0, total = 0;
-  Scan(scan).ExclusiveSum(mine, base, total);
-  if (threadIdx.x < blocks) block_base[threadIdx.x] = base;
-  // A batch beyond the capacity (a wrong max_datapoints) is cut short rather than overrunning scratch.
-  if (threadIdx.x == 0) *used = static_cast<uint32_t>(min(total, capacity));
-}
-
-// Step 3: every datapoint of the batch gets ordinal p in batch-row order, then stored order. A block walks
-// its rows 256 at a time: a block scan of their counts gives each row's first ordinal, then the block's
-// threads spread over the chunk's datapoints (a binary search finds each one's row). The tail past the
-// datapoints is padded with key input_units, which sorts after every unit.
-__global__ void enumerate_kernel(SparseData data, Denoise denoise, BatchRows batch, uint32_t rows_per_block,
-                                 uint32_t input_units, GradientScratch g, uint32_t capacity) {
-  using Scan = cub::BlockScan<uint64_t, kEnumThreads>;
-  __shared__ typename Scan::TempStorage scan;
-  __shared__ SparseRow chunk_rows[kEnumThreads];
-  __shared__ uint64_t chunk_first[kEnumThreads];
-  const uint32_t first = blockIdx.x * rows_per_block;
-  const auto last = static_cast<uint32_t>(min(static_cast<uint64_t>(batch.rows), uint64_t{first} + rows_per_block));
-  uint64_t carry = g.block_base[blockIdx.x];
-  for (uint32_t r0 = first; r0 < last; r0 += kEnumThreads) {
-    const uint32_t r = r0 + threadIdx.x;
-    uint64_t count = 0;
-    if (r < last) {
-      chunk_rows[threadIdx.x] = sparse_row(data, batch, r);
-      count = chunk_rows[threadIdx.x].end - chunk_rows[threadIdx.x].begin;
-    }
-    uint64_t offset = 0, chunk_total = 0;
-    Scan(scan).ExclusiveSum(count, offset, chunk_total);
-    chunk_first[threadIdx.x] = offset;
-    __syncthreads();
-    const uint32_t n_rows = min(kEnumThreads, last - r0);
-    for (uint64_t q = threadIdx.x; q < chunk_total; q += kEnumThreads) {
-      // Last chunk row whose first offset <= q: rows with no datapoints share the next row's offset and
-      // are skipped by taking the last such row.
-      uint32_t lo = 0, hi = n_rows;
-      while (hi - lo > 1) {
-        const uint32_t mid = (lo + hi) / 2;
-        if (chunk_first[mid] <= q) lo = mid; else hi = mid;
-      }
-      const uint64_t p = carry + q;
-      if (p >= capacity) break;
-      const SparseRow& s = chunk_rows[lo];
-      const uint64_t i = s.begin + (q - chunk_first[lo]);
-      const uint32_t unit = data.index[i];
-      g.keys[0][p] = unit < input_units ? unit : input_units;  // an out-of-range unit is dropped as padding
-      g.ordinals[0][p] = static_cast<uint32_t>(p);
-      g.row[p] = r0 + lo;
-      g.value[p] = datapoint_value(data, denoise, s, i);
-    }
-    carry += chunk_total;
-    __syncthreads();  // the chunk's shared rows are read before the next chunk overwrites them
-  }
-  const uint32_t used = *g.used;
-  for (uint64_t p = used + gpu::global_thread(); p < capacity; p += gpu::grid_threads()) {
-    g.keys[0][p] = input_units;
-    g.ordinals[0][p] = static_cast<uint32_t>(p);
-  }
-}
-
-// Step 5: flag the first sorted position of each unit's run (padding excluded).
-__global__ void flag_runs_kernel(const uint32_t* keys, uint32_t capacity, uint32_t pad, uint32_t* flags) {
-  for (uint64_t s = gpu::global_thread(); s < capacity; s += gpu::grid_threads()) {
-    const uint32_t k = keys[s];
-    flags[s] = (k != pad && (s == 0 || keys[s - 1] != k)) ? 1u : 0u;
-  }
-}
-
-// Step 7: run r begins at run_start[r]; run_start[num_runs] is the end of the last run (the first pad).
-__global__ void run_starts_kernel(const uint32_t* keys, const uint32_t* flags, const uint32_t* position,
-                                  uint32_t capacity, uint32_t pad, uint32_t* run_start, uint32_t* num_runs) {
-  for (uint64_t s = gpu::global_thread(); s < capacity; s += gpu::grid_threads()) {
-    const uint32_t k = keys[s];
-    if (flags[s] || (k == pad && (s == 0 || keys[s - 1] != pad))) run_start[position[s]] = static_cast<uint32_t>(s);
-    if (s == capacity - 1) {
-      const uint32_t runs = position[s] + flags[s];
-      *num_runs = runs;
-      if (k != pad) run_start[runs] = capacity;  // no padding: the last run ends at the capacity
+// Calls f(live, unit, row, position in the row, value) for every datapoint of the batch, live for an
+// in-range unit with a non-zero value (a zero adds nothing: its unit may stay absent). Block (x, y) takes
+// datapoints x * kRowThreads, + gridDim.x * kRowThreads, ... of rows y, y + gridDim.y, ...: a long row is
+// spread over blocks, so no thread waits on a chain of atomics. A warp's lanes always call f together
+// (dead lanes with live false), so f may use warp collectives.
+template <class F>
+__device__ __forceinline__ void for_each_datapoint(const SparseData& d, const Denoise& n, const BatchRows& b,
+                                                   uint32_t units, F f) {
+  const unsigned lane = threadIdx.x & 31u;
+  for (uint32_t r = blockIdx.y; r < b.rows; r += gridDim.y) {
+    const SparseRow s = sparse_row(d, b, r);
+    for (uint64_t i0 = s.begin + uint64_t{blockIdx.x} * blockDim.x + (threadIdx.x & ~31u); i0 < s.end;
+         i0 += uint64_t{gridDim.x} * blockDim.x) {
+      const uint64_t i = i0 + lane;
+      const uint32_t u = i < s.end ? d.index[i] : units;
+      const float v = u < units ? datapoint_value(d, n, s, i) : 0.0f;  // an out-of-range unit is dropped
+      f(v != 0.0f, u, r, i - s.begin, v);
     }
   }
 }
 
-// Step 8: one block per run (looping over the runs, whose number only the device knows), threads over
-// the columns: gradient[u][j] = scale * sum, in ordinal order, of value * delta[row][j]; sum first, scale
-// last, zero values skipped, as the CPU target.
-__global__ void run_gradient_kernel(GradientScratch g, const uint32_t* keys, const uint32_t* ordinals,
-                                    const float* delta, float* gradient, uint32_t stride, float scale) {
-  __shared__ uint32_t row[gpu::kThreads];
-  __shared__ float value[gpu::kThreads];
-  const uint32_t runs = *g.num_runs;
-  for (uint32_t run = blockIdx.x; run < runs; run += gridDim.x) {
-    const uint32_t begin = g.run_start[run], end = g.run_start[run + 1];
-    float* out = gradient + static_cast<uint64_t>(keys[begin]) * stride;
-    for (uint32_t j0 = 0; j0 < stride; j0 += blockDim.x) {
-      const uint32_t j = j0 + threadIdx.x;
-      const bool mine = j < stride;
-      float sum = 0.0f;
-      for (uint32_t c = begin; c < end; c += blockDim.x) {
-        const uint32_t n = min(blockDim.x, end - c);
-        __syncthreads();  // the previous chunk has been consumed
-        if (threadIdx.x < n) {
-          const uint32_t p = ordinals[c + threadIdx.x];
-          row[threadIdx.x] = g.row[p];
-          value[threadIdx.x] = g.value[p];
-        }
+// Step 1: datapoints per unit; the first to count a unit lists it as present (one atomic on the list's
+// length per warp).
+__global__ void __launch_bounds__(kRowThreads) count_kernel(SparseData d, Denoise n, BatchRows b, uint32_t units,
+                                                            GradientScratch g) {
+  const unsigned lane = threadIdx.x & 31u;
+  for_each_datapoint(d, n, b, units, [&g, lane](bool live, uint32_t u, uint32_t, uint64_t, float) {
+    const bool first = live && atomicAdd(&g.count[u], 1u) == 0;
+    const unsigned firsts = __ballot_sync(gpu::kFullMask, first);
+    if (firsts == 0) return;
+    const unsigned leader = __ffs(firsts) - 1;
+    uint32_t at = 0;
+    if (lane == leader) at = atomicAdd(g.present_count, static_cast<uint32_t>(__popc(firsts)));
+    at = __shfl_sync(gpu::kFullMask, at, leader);
+    if (first) g.present[at + __popc(firsts & ((1u << lane) - 1u))] = u;
+  });
+}
+
+// Step 2: a bucket for each present unit, a warp's buckets side by side (one atomic on the cursor per
+// warp). The cursor never passes the capacity: the buckets hold exactly the batch's non-zero datapoints,
+// whose count the host checked against it.
+__global__ void allocate_kernel(GradientScratch g) {
+  const uint32_t present = *g.present_count;
+  const unsigned lane = threadIdx.x & 31u;
+  for (uint64_t p0 = gpu::global_thread() & ~uint64_t{31}; p0 < present; p0 += gpu::grid_threads()) {
+    const uint64_t p = p0 + lane;
+    const bool live = p < present;
+    const uint32_t u = live ? g.present[p] : 0u;
+    const uint32_t n = live ? g.count[u] : 0u;
+    uint32_t end = n;  // inclusive scan over the warp
+    for (unsigned o = 1; o < 32; o <<= 1) {
+      const uint32_t below = __shfl_up_sync(gpu::kFullMask, end, o);
+      if (lane >= o) end += below;
+    }
+    uint32_t at = 0;
+    if (lane == 31) at = atomicAdd(g.cursor, end);
+    at = __shfl_sync(gpu::kFullMask, at, 31) + end - n;
+    if (live) {
+      g.start[u] = at;
+      g.begin[p] = at;
+      g.size[p] = n;
+      if (n > kWarpBucket) g.large[atomicAdd(g.large_count, 1u)] = static_cast<uint32_t>(p);  // few
+    }
+  }
+}
+
+// Step 3: every datapoint into its unit's bucket, counting the unit back down to zero.
+__global__ void __launch_bounds__(kRowThreads) place_kernel(SparseData d, Denoise n, BatchRows b, uint32_t units,
+                                                            GradientScratch g) {
+  for_each_datapoint(d, n, b, units, [&g](bool live, uint32_t u, uint32_t r, uint64_t position, float v) {
+    if (!live) return;
+    const uint32_t slot = g.start[u] + atomicSub(&g.count[u], 1u) - 1u;
+    g.key[slot] = (static_cast<uint64_t>(r) << 32) | position;
+    g.value[slot] = v;
+  });
+}
+
+// Step 4: each present unit's gradient row, gradient[u][j] = scale * sum of value * delta[row][j] over
+// its bucket in batch-row order (sum first, scale last, as the CPU target). A datapoint's rank in its
+// bucket is the number of smaller keys. Most buckets are small: one warp each (ranked with shuffles);
+// the few of more than 32 datapoints (popular units) take a block each, its warps summing consecutive
+// slices of the bucket, added in slice order. Either way the order depends only on the data.
+constexpr unsigned kLaneColumns = 4;  // columns per lane and pass: j0 + lane + 32 q
+constexpr unsigned kPass = 32 * kLaneColumns;
+constexpr unsigned kSliceWarps = 8;   // warps of a large bucket's block
+
+// acc[q] += value[e] * delta[row[e]][j0 + lane + 32 q] for e in [lo, hi), in order.
+__device__ __forceinline__ void sum_slice(const uint32_t* row, const float* value, uint32_t lo, uint32_t hi,
+                                          const float* delta, uint32_t stride, uint32_t j0, unsigned lane,
+                                          float (&acc)[kLaneColumns]) {
+#pragma unroll 4
+  for (uint32_t e = lo; e < hi; ++e) {
+    const float v = value[e];
+    const float* d = delta + static_cast<uint64_t>(row[e]) * stride + j0 + lane;
+#pragma unroll
+    for (unsigned q = 0; q < kLaneColumns; ++q)
+      if (j0 + lane + 32 * q < stride) acc[q] += v * d[32 * q];
+  }
+}
+
+__global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScratch g, const float* delta,
+                                                                     float* gradient, uint32_t stride, float scale) {
+  __shared__ uint32_t rows[gpu::kThreads / 32][kWarpBucket];
+  __shared__ float values[gpu::kThreads / 32][kWarpBucket];
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  const uint32_t present = *g.present_count;
+  for (uint64_t p = gpu::global_thread() >> 5; p < present; p += gpu::grid_threads() >> 5) {
+    const uint32_t n = g.size[p];
+    if (n > kWarpBucket) continue;  // the large-bucket kernel's
+    const uint32_t base = g.begin[p];
+    const uint64_t key = lane < n ? g.key[base + lane] : ~0ull;
+    uint32_t rank = 0;
+    for (uint32_t q = 0; q < n; ++q) rank += __shfl_sync(gpu::kFullMask, key, q) < key ? 1u : 0u;
+    __syncwarp();  // the previous unit's rows are read
+    if (lane < n) {
+      rows[warp][rank] = static_cast<uint32_t>(key >> 32);
+      values[warp][rank] = g.value[base + lane];
+    }
+    __syncwarp();
+    float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
+    for (uint32_t j0 = 0; j0 < stride; j0 += kPass) {
+      float acc[kLaneColumns] = {};
+      sum_slice(rows[warp], values[warp], 0, n, delta, stride, j0, lane, acc);
+#pragma unroll
+      for (unsigned q = 0; q < kLaneColumns; ++q)
+        if (j0 + lane + 32 * q < stride) out[j0 + lane + 32 * q] = acc[q] * scale;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_kernel(GradientScratch g, const float* delta,
+                                                                        float* gradient, uint32_t stride,
+                                                                        float scale) {
+  constexpr unsigned kBlock = 32 * kSliceWarps;
+  __shared__ uint64_t keys[kBlock];
+  __shared__ float partial[kSliceWarps][kPass];
+  const unsigned t = threadIdx.x, lane = t & 31u, warp = t >> 5;
+  const uint32_t large = *g.large_count;
+  for (uint32_t i = blockIdx.x; i < large; i += gridDim.x) {
+    const uint32_t p = g.large[i], n = g.size[p];
+    const uint32_t base = g.begin[p];
+    uint32_t* row = g.sorted_row + base;
+    float* value = g.sorted_value + base;
+    // Rank against the bucket's keys a block at a time, then place in the scratch.
+    for (uint32_t e0 = 0; e0 < n; e0 += kBlock) {
+      const uint32_t e = e0 + t;
+      const uint64_t mine = e < n ? g.key[base + e] : ~0ull;
+      uint32_t rank = 0;
+      for (uint32_t c0 = 0; c0 < n; c0 += kBlock) {
+        __syncthreads();  // the previous keys are compared
+        if (c0 + t < n) keys[t] = g.key[base + c0 + t];
         __syncthreads();
-        if (mine) {
-          // Branch-free (zero values add nothing), so the unrolled iterations' loads overlap.
-#pragma unroll 8
-          for (uint32_t q = 0; q < n; ++q) {
-            const float v = value[q];
-            const float d = delta[static_cast<uint64_t>(row[q]) * stride + j];
-            sum = v != 0.0f ? sum + v * d : sum;
-          }
-        }
+        const uint32_t cn = min(kBlock, n - c0);
+        for (uint32_t q = 0; q < cn; ++q) rank += keys[q] < mine ? 1u : 0u;
       }
-      if (mine) out[j] = sum * scale;
+      if (e < n) {
+        row[rank] = static_cast<uint32_t>(mine >> 32);
+        value[rank] = g.value[base + e];
+      }
+    }
+    __syncthreads();  // the ordered bucket is visible to the whole block
+    const uint32_t lo = static_cast<uint32_t>(uint64_t{n} * warp / kSliceWarps);
+    const uint32_t hi = static_cast<uint32_t>(uint64_t{n} * (warp + 1) / kSliceWarps);
+    float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
+    for (uint32_t j0 = 0; j0 < stride; j0 += kPass) {
+      float acc[kLaneColumns] = {};
+      sum_slice(row, value, lo, hi, delta, stride, j0, lane, acc);
+#pragma unroll
+      for (unsigned q = 0; q < kLaneColumns; ++q) partial[warp][lane + 32 * q] = acc[q];
+      __syncthreads();
+      if (t < kPass && j0 + t < stride) {
+        float sum = 0.0f;
+        for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][t];
+        out[j0 + t] = sum * scale;
+      }
+      __syncthreads();  // partial[] is rewritten by the next pass
     }
   }
 }
@@ -374,58 +407,36 @@ size_t CudaBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_
   if (max_datapoints >= gpu::kMaxGradientCapacity)
     DSSTNE_RAISE(NotSupported, "not supported yet: more than ", gpu::kMaxGradientCapacity - 1,
                  " datapoints in one minibatch (", max_datapoints, ")");
-  bind();
   return gpu::gradient_layout(std::max<size_t>(max_datapoints, 1), input_units).bytes;
 }
 
 void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   const uint32_t rows = a.batch.rows;
-  if (rows == 0 || a.stride == 0 || a.input_units == 0) return;
+  if (rows == 0 || a.stride == 0 || a.input_units == 0 || a.datapoints == 0) return;
   bind();
   const gpu::GradientLayout L = gpu::gradient_layout(std::max<uint64_t>(a.max_datapoints, 1), a.input_units);
-  if (a.datapoints == 0) return;
   if (a.datapoints > L.capacity)
     DSSTNE_RAISE(Error, "sparse_gradient: ", a.datapoints, " datapoints in a batch sized for ", L.capacity);
-  GradientScratch g = carve(a.scratch, L);
-  // Only this batch's datapoints are enumerated, sorted and scanned; the layout is the largest batch's.
-  const auto cap = static_cast<uint32_t>(a.datapoints);
-  const uint32_t pad = a.input_units;
+  const GradientScratch g = carve(a.scratch, L);
   cudaStream_t s = stream();
-
-  // Enumerate: per-block totals, their scan, then ordinals in batch-row order.
-  const auto rows_per_block = static_cast<uint32_t>((uint64_t{rows} + gpu::kEnumBlocks - 1) / gpu::kEnumBlocks);
-  const auto blocks = static_cast<uint32_t>((uint64_t{rows} + rows_per_block - 1) / rows_per_block);
-  count_kernel<<<blocks, kEnumThreads, 0, s>>>(a.data, a.batch, rows_per_block, g.block_total);
+  DSSTNE_CUDA_CHECK(
+      cudaMemsetAsync(g.present_count, 0, sizeof(uint32_t) * (gpu::kGradientCounters + size_t{a.input_units}), s));
+  const dim3 datapoint_grid(static_cast<unsigned>(std::clamp<uint64_t>((a.longest + kRowThreads - 1) / kRowThreads, 1, 64)),
+                            std::min<uint32_t>(rows, 65535));
+  count_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
   DSSTNE_LAUNCH_CHECK();
-  block_scan_kernel<<<1, kScanThreads, 0, s>>>(g.block_total, blocks, cap, g.block_base, g.used);
+  const uint64_t most_present = std::min<uint64_t>(a.datapoints, a.input_units);
+  allocate_kernel<<<gpu::grid_for(most_present), gpu::kThreads, 0, s>>>(g);
   DSSTNE_LAUNCH_CHECK();
-  enumerate_kernel<<<blocks, kEnumThreads, 0, s>>>(a.data, a.denoise, a.batch, rows_per_block, a.input_units, g, cap);
+  place_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
   DSSTNE_LAUNCH_CHECK();
-
-  // Stable sort by unit: within a unit the ordinals stay ascending, i.e. in batch-row order.
-  cub::DoubleBuffer<uint32_t> keys(g.keys[0], g.keys[1]), ordinals(g.ordinals[0], g.ordinals[1]);
-  size_t temp_bytes = L.temp_bytes;
-  DSSTNE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(g.temp, temp_bytes, keys, ordinals, cap, 0, L.key_bits, s));
-
-  // Runs of equal unit: flags, their exclusive scan (run index of each head), the run starts. The free
-  // halves of the double buffers hold the flags and the scan.
-  uint32_t* flags = keys.Alternate();
-  uint32_t* position = ordinals.Alternate();
-  flag_runs_kernel<<<gpu::grid_for(cap), gpu::kThreads, 0, s>>>(keys.Current(), cap, pad, flags);
+  // Both loop over every present unit, each taking its own; as many blocks as keep the device busy.
+  const uint64_t busy = static_cast<uint64_t>(props_.multiProcessorCount) * 8;
+  small_bucket_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>((most_present + 7) / 8, 1, busy)), gpu::kThreads,
+                        0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
   DSSTNE_LAUNCH_CHECK();
-  temp_bytes = L.temp_bytes;
-  DSSTNE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(g.temp, temp_bytes, static_cast<const uint32_t*>(flags),
-                                                   position, cap, s));
-  run_starts_kernel<<<gpu::grid_for(cap), gpu::kThreads, 0, s>>>(keys.Current(), flags, position, cap, pad,
-                                                                  g.run_start, g.num_runs);
-  DSSTNE_LAUNCH_CHECK();
-
-  // One block per run, as many blocks as keep the device busy (runs <= min(capacity, units)).
-  const uint64_t most_runs = std::min<uint64_t>(cap, a.input_units);
-  const auto run_blocks = static_cast<unsigned>(
-      std::clamp<uint64_t>(most_runs, 1, static_cast<uint64_t>(props_.multiProcessorCount) * 8));
-  run_gradient_kernel<<<run_blocks, gpu::column_threads(a.stride), 0, s>>>(
-      g, keys.Current(), ordinals.Current(), a.delta, a.gradient, a.stride, a.scale);
+  large_bucket_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy)), 32 * kSliceWarps, 0, s>>>(
+      g, a.delta, a.gradient, a.stride, a.scale);
   DSSTNE_LAUNCH_CHECK();
 }
 

@@ -588,6 +588,7 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
           a.denoise = denoise(in, true);
           a.max_datapoints = max_batch_datapoints_;
           a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
+          a.longest = in.data->batch_longest(host_order_, rows.position, rows.rows);
           a.scratch = sparse_scratch_.device();
           be.sparse_gradient(a);
         } else if (w->transposed) {

@@ -108,7 +108,7 @@ def test_cuda_runs_are_bitwise_reproducible(case):
 
 
 def test_partial_batches_and_sparse_gradient_on_many_rows():
-    # 1000 examples, batch 384 (a partial last batch), 5000 inputs: the radix-sort path of the gradient.
+    # 1000 examples, batch 384 (a partial last batch), 5000 inputs: many small buckets of the gradient.
     x = random_csr(1000, 5000, 0.004, seed=8)
     cfg = network_config(hidden=[(48, "Sigmoid")])
     inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(x, "output")
@@ -117,6 +117,51 @@ def test_partial_batches_and_sparse_gradient_on_many_rows():
         net.train(2, alpha=0.3)
     for a, b in zip(gpu.weights("Input", "Hidden1"), cpu.weights("Input", "Hidden1")):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("error", ["ScaledMarginalCrossEntropy", "CrossEntropy"])
+def test_sigmoid_output_pass_over_several_spans_matches_cpu(error):
+    # The Sigmoid output's loss pass marks each row's listed units per span of columns: 5,000 outputs span
+    # three blocks' worth; analog targets, and rows listing units in every span.
+    x = random_csr(96, 300, 0.03, seed=12)
+    y = random_csr(96, 5000, 0.01, seed=13, values=True)
+    cfg = network_config(hidden=[(32, "Tanh")], error=error)
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=96, device=d, seed=6) for d in ("cpu", "cuda")]
+    e_cpu, g_cpu = cpu.gradients(0)
+    e_gpu, g_gpu = gpu.gradients(0)
+    assert e_gpu == pytest.approx(e_cpu, rel=1e-5)
+    np.testing.assert_allclose(gpu.deltas("Output"), cpu.deltas("Output"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gpu.units("Output"), cpu.units("Output"), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("hidden", [200, 1030])
+def test_sparse_gradient_buckets_of_every_size_match_cpu(hidden):
+    # Input units in every row (a bucket over several blocks' worth of keys), in 100, 33 and exactly 32
+    # rows (the two bucket kernels' border), listed twice in one row, and analog values with zeros (not
+    # bucketed). Hidden widths leave partial column passes.
+    rows, n_in = 600, 400
+    x = random_csr(rows, n_in, 0.02, seed=9, values=True).tolil()
+    rng = np.random.default_rng(9)
+    for unit, count in ((0, rows), (1, 100), (2, 33), (3, 32)):
+        for r in rng.choice(rows, count, replace=False):
+            x[r, unit] = float(rng.uniform(0.2, 1.0))
+    x = x.tocsr()
+    x.data[x.indptr[7]] = 0.0  # a stored zero
+    inp = dsstne.DataSet.from_scipy(x, "input")
+    first = inp.start[11]
+    inp.index[first + 1] = inp.index[first]  # row 11 lists a unit twice
+    out = dsstne.DataSet.from_scipy(random_csr(rows, 50, 0.1, seed=10), "output")
+    cfg = network_config(hidden=[(hidden, "Tanh")])
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=4) for d in ("cpu", "cuda")]
+    e_cpu, g_cpu = cpu.gradients(0)
+    e_gpu, g_gpu = gpu.gradients(0)
+    assert e_gpu == pytest.approx(e_cpu, rel=1e-4)
+    w_gpu, w_cpu = g_gpu[("Input", "Hidden1")][0], g_cpu[("Input", "Hidden1")][0]
+    assert np.abs(w_cpu[:4]).min(axis=1).max() > 0  # the crowded units do get gradients
+    np.testing.assert_allclose(w_gpu, w_cpu, rtol=1e-4, atol=1e-6 * np.abs(w_cpu).max())
+    absent = np.setdiff1d(np.arange(n_in), inp.index)
+    assert not w_gpu[absent].any()
 
 
 def test_out_of_memory_is_a_clean_error():

@@ -71,7 +71,8 @@ struct SparseForwardArgs {
 
 // [sparse] gradient[i][j] = scale * sum over the batch rows r holding input i of w * value * delta[r][j],
 // written only for inputs present in the batch (other rows of gradient are left as they are, zero).
-// Deterministic: each output element is summed by one thread in batch-row order.
+// Deterministic: each output element is a sum in batch-row order (on the GPU, an input held by many rows
+// is summed in fixed slices of those rows, added in slice order).
 struct SparseGradientArgs {
   float* gradient = nullptr;  // [input units][stride]
   const float* delta = nullptr;  // [rows][stride]
@@ -83,6 +84,7 @@ struct SparseGradientArgs {
   Denoise denoise;
   uint64_t max_datapoints = 0;  // the most datapoints a batch can hold: the scratch was sized for it
   uint64_t datapoints = 0;      // datapoints of this batch, known on the host (work scales with it)
+  uint64_t longest = 0;         // datapoints of the batch's longest row, known on the host (sets the work split)
   void* scratch = nullptr;      // Backend::sparse_gradient_scratch_bytes(max_datapoints, input_units)
 };
 
