@@ -115,42 +115,55 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_raw_kernel(OutputDeltaAr
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
-// The raw and listed passes in one, for rows that list no unit twice: before its elements, a block marks
-// the row's listed units that fall in its span of columns (a bitmap and their targets in shared memory),
-// then each element takes the raw formula, plus the listed correction where marked. The error terms and
-// the delta are those of the two passes, bit for bit. The grid covers the columns in one span a block.
+// The raw and listed passes in one, for rows that list no unit twice: a block marks the listed units of
+// its next kMarkRows rows that fall in its span of columns (bitmaps and targets in shared memory; the
+// rows' lists are read at once, a quarter of the block each), then each element takes the raw formula,
+// plus the listed correction where marked. The error terms and the delta are those of the two passes, bit
+// for bit. The grid covers the columns in one span a block.
+constexpr unsigned kMarkRows = 4;
+
 template <class K>
 __global__ void __launch_bounds__(gpu::kThreads) sparse_fused_kernel(OutputDeltaArgs a) {
-  __shared__ uint32_t listed_bits[kSpan / 32];
-  __shared__ float listed_targets[kSpan];
-  uint32_t* listed = listed_bits;  // (shared arrays cannot be captured; pointers to them can)
-  float* target = listed_targets;
+  __shared__ uint32_t listed_bits[kMarkRows][kSpan / 32];
+  __shared__ float listed_targets[kMarkRows][kSpan];
+  uint32_t(*listed)[kSpan / 32] = listed_bits;  // (shared arrays cannot be captured; pointers to them can)
+  float(*target)[kSpan] = listed_targets;
   const LossParams L = pinned<K>(a.loss);
   const SparseData& d = a.targets.sparse_data;
   const uint32_t lo = blockIdx.x * kSpan;
   const long long total = for_each_output(a, L.activation, [&a, &L, &d, lo, listed, target](uint32_t r) {
-    const SparseRow s = sparse_row(d, a.batch, r);
-    __syncthreads();  // the previous row's marks have been read
-    for (unsigned k = threadIdx.x; k < kSpan / 32; k += blockDim.x) listed[k] = 0u;
-    __syncthreads();
-    for (uint64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
-      const uint32_t c = d.index[i] - lo;  // wraps past kSpan for columns left of the span
-      if (c < kSpan) {
-        atomicOr(&listed[c >> 5], 1u << (c & 31u));
-        target[c] = d.value ? d.value[i] : 1.0f;
+    const unsigned slot = ((r - blockIdx.y) / gridDim.y) % kMarkRows;  // this block's rows, in turn
+    if (slot == 0) {
+      __syncthreads();  // the previous rows' marks have been read
+      for (unsigned k = threadIdx.x; k < kMarkRows * kSpan / 32; k += blockDim.x) listed[0][k] = 0u;
+      __syncthreads();
+      constexpr unsigned kPerRow = gpu::kThreads / kMarkRows;
+      const unsigned mine = threadIdx.x / kPerRow;
+      const uint64_t row = r + uint64_t{mine} * gridDim.y;
+      if (row < a.rows) {
+        const SparseRow s = sparse_row(d, a.batch, static_cast<uint32_t>(row));
+        for (uint64_t i = s.begin + threadIdx.x % kPerRow; i < s.end; i += kPerRow) {
+          const uint32_t c = d.index[i] - lo;  // wraps past kSpan for columns left of the span
+          if (c < kSpan) {
+            atomicOr(&listed[mine][c >> 5], 1u << (c & 31u));
+            target[mine][c] = d.value ? d.value[i] : 1.0f;
+          }
+        }
       }
+      __syncthreads();
     }
-    __syncthreads();
     float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    const float w = s.weight;
-    return [&L, listed, target, delta, lo, w](uint32_t j, float y) -> long long {
+    const float w = sparse_row(d, a.batch, r).weight;
+    const uint32_t* marks = listed[slot];
+    const float* t = target[slot];
+    return [&L, marks, t, delta, lo, w](uint32_t j, float y) -> long long {
       const ElementLoss raw = math::sparse_raw(L, y, w);
       const uint32_t c = j - lo;
-      if (((listed[c >> 5] >> (c & 31u)) & 1u) == 0u) {
+      if (((marks[c >> 5] >> (c & 31u)) & 1u) == 0u) {
         delta[j] = raw.delta;
         return fixed::from_float(raw.error);
       }
-      const ElementLoss e = math::sparse_listed(L, y, target[c], w);
+      const ElementLoss e = math::sparse_listed(L, y, t[c], w);
       delta[j] = e.delta;
       return fixed::from_float(raw.error) + fixed::from_float(e.error);
     };

@@ -122,12 +122,13 @@ def test_partial_batches_and_sparse_gradient_on_many_rows():
 @pytest.mark.parametrize("error", ["ScaledMarginalCrossEntropy", "CrossEntropy"])
 def test_sigmoid_output_pass_over_several_spans_matches_cpu(error):
     # The Sigmoid output's loss pass marks each row's listed units per span of columns: 5,000 outputs span
-    # three blocks' worth; analog targets, and rows listing units in every span.
-    x = random_csr(96, 300, 0.03, seed=12)
-    y = random_csr(96, 5000, 0.01, seed=13, values=True)
+    # three blocks' worth; analog targets, and rows listing units in every span. 300 rows: a block takes
+    # more rows than it marks at once.
+    x = random_csr(300, 300, 0.03, seed=12)
+    y = random_csr(300, 5000, 0.01, seed=13, values=True)
     cfg = network_config(hidden=[(32, "Tanh")], error=error)
     inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
-    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=96, device=d, seed=6) for d in ("cpu", "cuda")]
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=300, device=d, seed=6) for d in ("cpu", "cuda")]
     e_cpu, g_cpu = cpu.gradients(0)
     e_gpu, g_gpu = gpu.gradients(0)
     assert e_gpu == pytest.approx(e_cpu, rel=1e-5)
