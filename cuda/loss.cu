@@ -1,8 +1,7 @@
 // Output delta and loss twin on the GPU, with the shared per-element formulas. Dense targets: one pass.
 // Sparse targets: a raw pass over every unit (target 0), then a pass over each row's listed units that
-// corrects the error and overwrites the delta (for the common Sigmoid output, both in one pass). Errors
-// are summed as fixed-point integers. With a bias, the first pass also adds it and applies the activation
-// (the listed pass then reads the result).
+// corrects the error and overwrites the delta. Errors are summed as fixed-point integers. With a bias,
+// the first pass also adds it and applies the activation (the listed pass then reads the result).
 #include <algorithm>
 #include <type_traits>
 
@@ -115,62 +114,6 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_raw_kernel(OutputDeltaAr
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
-// The raw and listed passes in one, for rows that list no unit twice: a block marks the listed units of
-// its next kMarkRows rows that fall in its span of columns (bitmaps and targets in shared memory; the
-// rows' lists are read at once, a quarter of the block each), then each element takes the raw formula,
-// plus the listed correction where marked. The error terms and the delta are those of the two passes, bit
-// for bit. The grid covers the columns in one span a block.
-constexpr unsigned kMarkRows = 4;
-
-template <class K>
-__global__ void __launch_bounds__(gpu::kThreads) sparse_fused_kernel(OutputDeltaArgs a) {
-  __shared__ uint32_t listed_bits[kMarkRows][kSpan / 32];
-  __shared__ float listed_targets[kMarkRows][kSpan];
-  uint32_t(*listed)[kSpan / 32] = listed_bits;  // (shared arrays cannot be captured; pointers to them can)
-  float(*target)[kSpan] = listed_targets;
-  const LossParams L = pinned<K>(a.loss);
-  const SparseData& d = a.targets.sparse_data;
-  const uint32_t lo = blockIdx.x * kSpan;
-  const long long total = for_each_output(a, L.activation, [&a, &L, &d, lo, listed, target](uint32_t r) {
-    const unsigned slot = ((r - blockIdx.y) / gridDim.y) % kMarkRows;  // this block's rows, in turn
-    if (slot == 0) {
-      __syncthreads();  // the previous rows' marks have been read
-      for (unsigned k = threadIdx.x; k < kMarkRows * kSpan / 32; k += blockDim.x) listed[0][k] = 0u;
-      __syncthreads();
-      constexpr unsigned kPerRow = gpu::kThreads / kMarkRows;
-      const unsigned mine = threadIdx.x / kPerRow;
-      const uint64_t row = r + uint64_t{mine} * gridDim.y;
-      if (row < a.rows) {
-        const SparseRow s = sparse_row(d, a.batch, static_cast<uint32_t>(row));
-        for (uint64_t i = s.begin + threadIdx.x % kPerRow; i < s.end; i += kPerRow) {
-          const uint32_t c = d.index[i] - lo;  // wraps past kSpan for columns left of the span
-          if (c < kSpan) {
-            atomicOr(&listed[mine][c >> 5], 1u << (c & 31u));
-            target[mine][c] = d.value ? d.value[i] : 1.0f;
-          }
-        }
-      }
-      __syncthreads();
-    }
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    const float w = sparse_row(d, a.batch, r).weight;
-    const uint32_t* marks = listed[slot];
-    const float* t = target[slot];
-    return [&L, marks, t, delta, lo, w](uint32_t j, float y) -> long long {
-      const ElementLoss raw = math::sparse_raw(L, y, w);
-      const uint32_t c = j - lo;
-      if (((marks[c >> 5] >> (c & 31u)) & 1u) == 0u) {
-        delta[j] = raw.delta;
-        return fixed::from_float(raw.error);
-      }
-      const ElementLoss e = math::sparse_listed(L, y, t[c], w);
-      delta[j] = e.delta;
-      return fixed::from_float(raw.error) + fixed::from_float(e.error);
-    };
-  });
-  if (a.error) gpu::add_fixed(a.error, total);
-}
-
 // One warp per row over its listed units, 32 at a time in stored order. Every listed datapoint adds its
 // error; a column listed twice keeps the delta of its last listing, as the CPU target's sequential
 // writes do: of the lanes naming one column only the last writes, and chunks run one after another.
@@ -242,17 +185,6 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   }
   const dim3 grid = output_grid(a.rows, a.stride);
   const bool sigmoid = a.loss.activation.kind == Activation::Sigmoid;
-  const bool smce = a.loss.function == ErrorFunction::ScaledMarginalCrossEntropy;
-  if (sigmoid && (smce || a.loss.function == ErrorFunction::CrossEntropy) && !a.targets.repeats &&
-      !a.targets.ignore_zero && uint64_t{grid.x} * kSpan >= a.stride) {
-    if (smce)
-      sparse_fused_kernel<Kinds<Activation::Sigmoid, ErrorFunction::ScaledMarginalCrossEntropy>>
-          <<<grid, gpu::kThreads, 0, stream()>>>(a);
-    else
-      sparse_fused_kernel<Kinds<Activation::Sigmoid, ErrorFunction::CrossEntropy>><<<grid, gpu::kThreads, 0, stream()>>>(a);
-    DSSTNE_LAUNCH_CHECK();
-    return;
-  }
   if (sigmoid && a.loss.function == ErrorFunction::ScaledMarginalCrossEntropy)
     sparse_raw_kernel<Kinds<Activation::Sigmoid, ErrorFunction::ScaledMarginalCrossEntropy>>
         <<<grid, gpu::kThreads, 0, stream()>>>(a);

@@ -121,9 +121,8 @@ def test_partial_batches_and_sparse_gradient_on_many_rows():
 
 @pytest.mark.parametrize("error", ["ScaledMarginalCrossEntropy", "CrossEntropy"])
 def test_sigmoid_output_pass_over_several_spans_matches_cpu(error):
-    # The Sigmoid output's loss pass marks each row's listed units per span of columns: 5,000 outputs span
-    # three blocks' worth; analog targets, and rows listing units in every span. 300 rows: a block takes
-    # more rows than it marks at once.
+    # The Sigmoid output's loss passes (compiled for that activation and loss) over 5,000 outputs, wider
+    # than one block's span of columns, and 300 rows, more than the grid has rows of blocks; analog targets.
     x = random_csr(300, 300, 0.03, seed=12)
     y = random_csr(300, 5000, 0.01, seed=13, values=True)
     cfg = network_config(hidden=[(32, "Tanh")], error=error)
