@@ -281,24 +281,27 @@ __global__ void __launch_bounds__(kRowThreads) place_kernel(SparseData d, Denois
 // bucket is the number of smaller keys. Most buckets are small: one warp each (ranked with shuffles);
 // the few of more than 32 datapoints (popular units) take a block each, its warps summing consecutive
 // slices of the bucket, added in slice order. Either way the order depends only on the data.
-constexpr unsigned kLaneColumns = 4;  // columns per lane and pass: j0 + lane + 32 q
-constexpr unsigned kPass = 32 * kLaneColumns;
+// Columns per lane and pass (j0 + lane + 32 q): 4 for rows of up to 128 columns, 8 for wider ones (more
+// loads in flight, half the passes).
+constexpr unsigned kNarrowColumns = 4, kWideColumns = 8;
 constexpr unsigned kSliceWarps = 8;   // warps of a large bucket's block
 
 // acc[q] += value[e] * delta[row[e]][j0 + lane + 32 q] for e in [lo, hi), in order.
+template <unsigned Columns>
 __device__ __forceinline__ void sum_slice(const uint32_t* row, const float* value, uint32_t lo, uint32_t hi,
                                           const float* delta, uint32_t stride, uint32_t j0, unsigned lane,
-                                          float (&acc)[kLaneColumns]) {
+                                          float (&acc)[Columns]) {
 #pragma unroll 4
   for (uint32_t e = lo; e < hi; ++e) {
     const float v = value[e];
     const float* d = delta + static_cast<uint64_t>(row[e]) * stride + j0 + lane;
 #pragma unroll
-    for (unsigned q = 0; q < kLaneColumns; ++q)
+    for (unsigned q = 0; q < Columns; ++q)
       if (j0 + lane + 32 * q < stride) acc[q] += v * d[32 * q];
   }
 }
 
+template <unsigned Columns>
 __global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScratch g, const float* delta,
                                                                      float* gradient, uint32_t stride, float scale) {
   __shared__ uint32_t rows[gpu::kThreads / 32][kWarpBucket];
@@ -319,21 +322,23 @@ __global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScr
     }
     __syncwarp();
     float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
-    for (uint32_t j0 = 0; j0 < stride; j0 += kPass) {
-      float acc[kLaneColumns] = {};
+    for (uint32_t j0 = 0; j0 < stride; j0 += 32 * Columns) {
+      float acc[Columns] = {};
       sum_slice(rows[warp], values[warp], 0, n, delta, stride, j0, lane, acc);
 #pragma unroll
-      for (unsigned q = 0; q < kLaneColumns; ++q)
+      for (unsigned q = 0; q < Columns; ++q)
         if (j0 + lane + 32 * q < stride) out[j0 + lane + 32 * q] = acc[q] * scale;
     }
   }
 }
 
+template <unsigned Columns>
 __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_kernel(GradientScratch g, const float* delta,
                                                                         float* gradient, uint32_t stride,
                                                                         float scale) {
   constexpr unsigned kBlock = 32 * kSliceWarps;
   __shared__ uint64_t keys[kBlock];
+  constexpr unsigned kPass = 32 * Columns;
   __shared__ float partial[kSliceWarps][kPass];
   const unsigned t = threadIdx.x, lane = t & 31u, warp = t >> 5;
   const uint32_t large = *g.large_count;
@@ -364,15 +369,15 @@ __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_kernel(Gradient
     const uint32_t hi = static_cast<uint32_t>(uint64_t{n} * (warp + 1) / kSliceWarps);
     float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
     for (uint32_t j0 = 0; j0 < stride; j0 += kPass) {
-      float acc[kLaneColumns] = {};
+      float acc[Columns] = {};
       sum_slice(row, value, lo, hi, delta, stride, j0, lane, acc);
 #pragma unroll
-      for (unsigned q = 0; q < kLaneColumns; ++q) partial[warp][lane + 32 * q] = acc[q];
+      for (unsigned q = 0; q < Columns; ++q) partial[warp][lane + 32 * q] = acc[q];
       __syncthreads();
-      if (t < kPass && j0 + t < stride) {
+      for (unsigned c = t; c < kPass && j0 + c < stride; c += kBlock) {
         float sum = 0.0f;
-        for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][t];
-        out[j0 + t] = sum * scale;
+        for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][c];
+        out[j0 + c] = sum * scale;
       }
       __syncthreads();  // partial[] is rewritten by the next pass
     }
@@ -430,13 +435,22 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   DSSTNE_LAUNCH_CHECK();
   place_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
   DSSTNE_LAUNCH_CHECK();
-  // Both loop over every present unit, each taking its own; as many blocks as keep the device busy.
+  // Both loop over their buckets; as many blocks as keep the device busy.
   const uint64_t busy = static_cast<uint64_t>(props_.multiProcessorCount) * 8;
-  small_bucket_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>((most_present + 7) / 8, 1, busy)), gpu::kThreads,
-                        0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
-  DSSTNE_LAUNCH_CHECK();
-  large_bucket_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy)), 32 * kSliceWarps, 0, s>>>(
-      g, a.delta, a.gradient, a.stride, a.scale);
+  const auto small_blocks = static_cast<unsigned>(std::clamp<uint64_t>((most_present + 7) / 8, 1, busy));
+  const auto large_blocks = static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy));
+  if (a.stride > 32 * kNarrowColumns) {
+    small_bucket_kernel<kWideColumns><<<small_blocks, gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
+    DSSTNE_LAUNCH_CHECK();
+    large_bucket_kernel<kWideColumns><<<large_blocks, 32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride,
+                                                                               a.scale);
+  } else {
+    small_bucket_kernel<kNarrowColumns><<<small_blocks, gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride,
+                                                                              a.scale);
+    DSSTNE_LAUNCH_CHECK();
+    large_bucket_kernel<kNarrowColumns><<<large_blocks, 32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride,
+                                                                                 a.scale);
+  }
   DSSTNE_LAUNCH_CHECK();
 }
 
