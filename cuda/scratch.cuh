@@ -16,11 +16,10 @@ constexpr size_t kMaxGradientCapacity = size_t{1} << 31;
 // buckets.
 constexpr size_t kGradientCounters = 3;
 
-// sparse_gradient: per-unit counts (with the present and cursor counters before them: one clear), bucket
-// starts, the present units with their buckets, the bucketed datapoints and the ordered large buckets.
+// sparse_gradient: per-unit counts (after the counters: one clear), bucket starts, the present units with
+// their buckets and the list of large ones, the bucketed datapoints and the ordered large buckets.
 struct GradientLayout {
   size_t capacity = 0;  // datapoints per batch it holds
-  uint32_t units = 0;
   size_t counters = 0;                      // uint32 [kGradientCounters + units]
   size_t start = 0;                         // uint32 [units]
   size_t present = 0, begin = 0, size = 0, large = 0;  // uint32 [min(capacity, units)]

@@ -2,11 +2,11 @@
 //
 // sparse_gradient without float atomics: a counting sort by input unit. Integer atomics count each unit's
 // non-zero datapoints and list the present units, give each unit a bucket and drop its datapoints in (in
-// any order, keyed by (batch row, position in the row)); then one block per present unit ranks its
-// bucket by key, which puts it in batch-row order, and sums value x delta rows in that order: the CPU
-// target's order. The bucket placement is not deterministic, the sums are. Nothing is allocated and
-// nothing waits for the device: the number of present units lives on the device and the kernels loop up
-// to it.
+// any order, keyed by (batch row, position in the row)); then each bucket is ranked by key, which puts it
+// in batch-row order, and value x delta rows are summed in that order (a warp a bucket of up to 32, the
+// CPU target's order; a block a larger one, its warps summing fixed slices added in slice order). Where a
+// datapoint lands is not deterministic, the sums are. Nothing is allocated and nothing waits for the
+// device: the bucket counts live on the device and the kernels loop up to them.
 #include <algorithm>
 
 #include "check.cuh"
@@ -20,7 +20,6 @@ namespace gpu {
 GradientLayout gradient_layout(size_t capacity, uint32_t input_units) {
   GradientLayout L;
   L.capacity = capacity;
-  L.units = input_units;
   size_t at = 0;
   auto take = [&at](size_t bytes) {
     const size_t here = at;
