@@ -65,13 +65,101 @@ float median_us(F f) {
   return t[t.size() / 2];
 }
 
+// The six row-major matrices of the output layer at one row pitch: [batch][hidden] H and DH, [hidden][pitch]
+// W and GW, [batch][pitch] Z and D.
+struct Matrices {
+  float *H, *DH, *W, *GW, *Z, *D;
+  Matrices(int batch, int hidden, int pitch)
+      : H(random_matrix(size_t(batch) * hidden, 1)),
+        DH(random_matrix(size_t(batch) * hidden, 2)),
+        W(random_matrix(size_t(hidden) * pitch, 3)),
+        GW(random_matrix(size_t(hidden) * pitch, 4)),
+        Z(random_matrix(size_t(batch) * pitch, 5)),
+        D(random_matrix(size_t(batch) * pitch, 6)) {}
+  ~Matrices() {
+    for (float* p : {H, DH, W, GW, Z, D}) cudaFree(p);
+  }
+  Matrices(const Matrices&) = delete;
+  Matrices& operator=(const Matrices&) = delete;
+};
+
+// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices).
+struct Gemm {
+  const char* name;
+  cublasOperation_t ta, tb;
+  int m, n, k;
+  const float* A;
+  int lda;
+  const float* B;
+  int ldb;
+  float* C;
+  int ldc;
+};
+
+// The output layer's three GEMMs, as the engine calls them.
+std::vector<Gemm> output_layer_gemms(const Matrices& x, int batch, int hidden, int units, int pitch) {
+  return {
+      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch},
+      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch},
+      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden},
+  };
+}
+
+const float kOne = 1.0f, kZero = 0.0f;
+
+float time_gemm(cublasHandle_t h, const Gemm& g, cublasComputeType_t compute) {
+  return median_us([&] {
+    CHECK(cublasGemmEx(h, g.ta, g.tb, g.m, g.n, g.k, &kOne, g.A, CUDA_R_32F, g.lda, g.B, CUDA_R_32F, g.ldb, &kZero,
+                       g.C, CUDA_R_32F, g.ldc, compute, CUBLAS_GEMM_DEFAULT));
+  });
+}
+
+// The fastest of the algorithms cuBLASLt's heuristic offers for g in FP32 (deterministic reductions only):
+// {microseconds, heuristic rank, algorithms offered}.
+struct Sweep {
+  float us;
+  int rank, offered;
+};
+Sweep sweep_algorithms(cublasLtHandle_t lt, const Gemm& g, void* workspace, size_t workspace_bytes) {
+  cublasLtMatmulDesc_t op;
+  CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta, sizeof(g.ta)));
+  CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb, sizeof(g.tb)));
+  cublasLtMatrixLayout_t a, b, c;
+  const bool na = g.ta == CUBLAS_OP_N, nb = g.tb == CUBLAS_OP_N;
+  CHECK(cublasLtMatrixLayoutCreate(&a, CUDA_R_32F, na ? g.m : g.k, na ? g.k : g.m, g.lda));
+  CHECK(cublasLtMatrixLayoutCreate(&b, CUDA_R_32F, nb ? g.k : g.n, nb ? g.n : g.k, g.ldb));
+  CHECK(cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, g.m, g.n, g.ldc));
+  cublasLtMatmulPreference_t pref;
+  CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                             sizeof(workspace_bytes)));
+  const uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
+                           CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;  // no in-place (atomic) reductions
+  CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
+                                             sizeof(schemes)));
+  cublasLtMatmulHeuristicResult_t results[32];
+  Sweep best{1e30f, -1, 0};
+  CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, c, c, pref, 32, results, &best.offered));
+  for (int i = 0; i < best.offered; ++i) {
+    const float us = median_us([&] {
+      CHECK(cublasLtMatmul(lt, op, &kOne, g.A, a, g.B, b, &kZero, g.C, c, g.C, c, &results[i].algo, workspace,
+                           workspace_bytes, nullptr));
+    });
+    if (us < best.us) best.us = us, best.rank = i;
+  }
+  CHECK(cublasLtMatmulPreferenceDestroy(pref));
+  for (cublasLtMatrixLayout_t l : {a, b, c}) CHECK(cublasLtMatrixLayoutDestroy(l));
+  CHECK(cublasLtMatmulDescDestroy(op));
+  return best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int batch = 256, hidden = argc > 1 ? std::atoi(argv[1]) : 128, units = argc > 2 ? std::atoi(argv[2]) : 27278;
   cublasHandle_t h;
   CHECK(cublasCreate(&h));
-  const float one = 1.0f, zero = 0.0f;
   const double flops = 2.0 * batch * hidden * units;
   const int pitches[] = {units, (units + 3) / 4 * 4, (units + 127) / 128 * 128};
   const char* modes[] = {"fp32", "tf32", "tf32-fast-compute"};
@@ -79,109 +167,34 @@ int main(int argc, char** argv) {
     CHECK(cublasSetMathMode(h, mode == 1 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     const cublasComputeType_t compute = mode == 2 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     for (int pitch : pitches) {
-      // Row-major [batch][hidden] H and DH; [hidden][pitch] W and GW; [batch][pitch] Z and D.
-      float* H = random_matrix(size_t(batch) * hidden, 1);
-      float* DH = random_matrix(size_t(batch) * hidden, 2);
-      float* W = random_matrix(size_t(hidden) * pitch, 3);
-      float* GW = random_matrix(size_t(hidden) * pitch, 4);
-      float* Z = random_matrix(size_t(batch) * pitch, 5);
-      float* D = random_matrix(size_t(batch) * pitch, 6);
-      auto gemm = [&](cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* A, int lda,
-                      const float* B, int ldb, float* C, int ldc) {
-        CHECK(cublasGemmEx(h, ta, tb, m, n, k, &one, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, &zero, C, CUDA_R_32F,
-                           ldc, compute, CUBLAS_GEMM_DEFAULT));
-      };
-      struct Shape {
-        const char* name;
-        float us;
-      } shapes[3] = {
-          // Column-major views of the row-major matrices (the engine's gemm.cu convention).
-          {"forward Z=H.W", median_us([&] { gemm(CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, W, pitch, H, hidden,
-                                                 Z, pitch); })},
-          {"weight grad GW=Ht.D", median_us([&] { gemm(CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, D, pitch, H,
-                                                       hidden, GW, pitch); })},
-          {"delta DH=D.Wt", median_us([&] { gemm(CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, W, pitch, D, pitch,
-                                                 DH, hidden); })},
-      };
-      for (const Shape& s : shapes)
+      const Matrices x(batch, hidden, pitch);
+      for (const Gemm& g : output_layer_gemms(x, batch, hidden, units, pitch)) {
+        const float us = time_gemm(h, g, compute);
         std::printf("{\"mode\": \"%s\", \"hidden\": %d, \"pitch\": %d, \"shape\": \"%s\", \"us\": %.1f, \"tflops\": %.1f}\n",
-                    modes[mode], hidden, pitch, s.name, s.us, flops / s.us / 1e6);
-      for (float* p : {H, DH, W, GW, Z, D}) CHECK(cudaFree(p));
+                    modes[mode], hidden, pitch, g.name, us, flops / us / 1e6);
+      }
     }
   }
-  CHECK(cublasDestroy(h));
 
-  // cuBLASLt sweep, FP32, pitch = units. Column-major (m, n, k, transposes) as above.
+  // cuBLASLt sweep, FP32, at the engine's pitch.
+  CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
   cublasLtHandle_t lt;
   CHECK(cublasLtCreate(&lt));
   const size_t workspace_bytes = size_t{32} << 20;
   void* workspace = nullptr;
   CHECK(cudaMalloc(&workspace, workspace_bytes));
-  float* H = random_matrix(size_t(batch) * hidden, 1);
-  float* DH = random_matrix(size_t(batch) * hidden, 2);
-  float* W = random_matrix(size_t(hidden) * units, 3);
-  float* GW = random_matrix(size_t(hidden) * units, 4);
-  float* Z = random_matrix(size_t(batch) * units, 5);
-  float* D = random_matrix(size_t(batch) * units, 6);
-  struct LtShape {
-    const char* name;
-    cublasOperation_t ta, tb;
-    int m, n, k;
-    const float *A, *B;
-    int lda, ldb;
-    float* C;
-    int ldc;
-  } lt_shapes[3] = {
-      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, W, H, units, hidden, Z, units},
-      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, D, H, units, hidden, GW, units},
-      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, W, D, units, units, DH, hidden},
-  };
-  cublasHandle_t h2;
-  CHECK(cublasCreate(&h2));
-  for (const LtShape& s : lt_shapes) {
-    const float default_us = median_us([&] {
-      CHECK(cublasSgemm(h2, s.ta, s.tb, s.m, s.n, s.k, &one, s.A, s.lda, s.B, s.ldb, &zero, s.C, s.ldc));
-    });
-    cublasLtMatmulDesc_t op;
-    CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &s.ta, sizeof(s.ta)));
-    CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &s.tb, sizeof(s.tb)));
-    cublasLtMatrixLayout_t a, b, c;
-    CHECK(cublasLtMatrixLayoutCreate(&a, CUDA_R_32F, s.ta == CUBLAS_OP_N ? s.m : s.k,
-                                     s.ta == CUBLAS_OP_N ? s.k : s.m, s.lda));
-    CHECK(cublasLtMatrixLayoutCreate(&b, CUDA_R_32F, s.tb == CUBLAS_OP_N ? s.k : s.n,
-                                     s.tb == CUBLAS_OP_N ? s.n : s.k, s.ldb));
-    CHECK(cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, s.m, s.n, s.ldc));
-    cublasLtMatmulPreference_t pref;
-    CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
-                                               sizeof(workspace_bytes)));
-    const uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
-                             CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;  // no in-place (atomic) reductions
-    CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
-                                               sizeof(schemes)));
-    cublasLtMatmulHeuristicResult_t results[32];
-    int found = 0;
-    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, c, c, pref, 32, results, &found));
-    float best = 1e30f;
-    int best_i = -1;
-    for (int i = 0; i < found; ++i) {
-      const float us = median_us([&] {
-        CHECK(cublasLtMatmul(lt, op, &one, s.A, a, s.B, b, &zero, s.C, c, s.C, c, &results[i].algo, workspace,
-                             workspace_bytes, nullptr));
-      });
-      if (us < best) best = us, best_i = i;
+  {
+    const Matrices x(batch, hidden, units);
+    for (const Gemm& g : output_layer_gemms(x, batch, hidden, units, units)) {
+      const float default_us = time_gemm(h, g, CUBLAS_COMPUTE_32F);
+      const Sweep best = sweep_algorithms(lt, g, workspace, workspace_bytes);
+      std::printf("{\"lt_sweep\": \"%s\", \"hidden\": %d, \"default_us\": %.1f, \"best_us\": %.1f, "
+                  "\"best_rank\": %d, \"algorithms\": %d}\n",
+                  g.name, hidden, default_us, best.us, best.rank, best.offered);
     }
-    std::printf("{\"lt_sweep\": \"%s\", \"hidden\": %d, \"default_us\": %.1f, \"best_us\": %.1f, "
-                "\"best_rank\": %d, \"algorithms\": %d}\n",
-                s.name, hidden, default_us, best, best_i, found);
-    CHECK(cublasLtMatmulPreferenceDestroy(pref));
-    for (cublasLtMatrixLayout_t l : {a, b, c}) CHECK(cublasLtMatrixLayoutDestroy(l));
-    CHECK(cublasLtMatmulDescDestroy(op));
   }
-  for (float* p : {H, DH, W, GW, Z, D}) CHECK(cudaFree(p));
   CHECK(cudaFree(workspace));
-  CHECK(cublasDestroy(h2));
   CHECK(cublasLtDestroy(lt));
+  CHECK(cublasDestroy(h));
   return 0;
 }
