@@ -2,20 +2,28 @@
 // math mode. A 27,278-float row is not a multiple of 16 bytes, which can keep cuBLAS off its vectorised and
 // tensor-core kernels; padding the pitch (same logical size, larger leading dimension) shows what that costs.
 // Then, in FP32 at the engine's pitch, every cuBLASLt algorithm its heuristic offers for each shape
-// (deterministic reductions only), against the default: is any algorithm worth pinning?
+// (deterministic reductions only), against the default: is any algorithm worth pinning? Last, each way
+// of computing the shapes, timed and with its error against an FP64 GEMM: cuBLAS FP32 (SIMT), cuBLAS's
+// FP32 emulation on BF16 tensor cores (BF16x9, forced on), cuBLAS TF32, and the engine's tensor-core
+// GEMM (cuda/tensor_gemm.cu) with three TF32 products (its FP32 mode) and with one (its TF32 mode).
 // Build and run on a GPU machine:
-//   nvcc -O2 -arch=sm_90 -o /tmp/gemm_shapes bench/gemm_shapes.cu -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units]
+//   nvcc -O2 -arch=sm_90 -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
+//     -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units]
 // Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s; then one per shape
-// with the default's and the best cuBLASLt algorithm's microseconds.
+// with the default's and the best cuBLASLt algorithm's microseconds; then one per (shape, way) with
+// microseconds and the largest error relative to the largest output.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
+
+#include "tensor_gemm.cuh"
 
 #define CHECK(x)                                                                  \
   do {                                                                            \
@@ -83,7 +91,8 @@ struct Matrices {
   Matrices& operator=(const Matrices&) = delete;
 };
 
-// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices).
+// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices), and
+// the same product as the engine's row-major GemmArgs.
 struct Gemm {
   const char* name;
   cublasOperation_t ta, tb;
@@ -94,14 +103,26 @@ struct Gemm {
   int ldb;
   float* C;
   int ldc;
+  dsstne::GemmArgs row_major;
 };
+
+dsstne::GemmArgs row_major(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                           float* c, int ldc) {
+  dsstne::GemmArgs g;
+  g.trans_a = ta, g.trans_b = tb, g.m = m, g.n = n, g.k = k, g.a = a, g.lda = lda, g.b = b, g.ldb = ldb, g.c = c;
+  g.ldc = ldc;
+  return g;
+}
 
 // The output layer's three GEMMs, as the engine calls them.
 std::vector<Gemm> output_layer_gemms(const Matrices& x, int batch, int hidden, int units, int pitch) {
   return {
-      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch},
-      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch},
-      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden},
+      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch,
+       row_major(false, false, batch, units, hidden, x.H, hidden, x.W, pitch, x.Z, pitch)},
+      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch,
+       row_major(true, false, hidden, units, batch, x.H, hidden, x.D, pitch, x.GW, pitch)},
+      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden,
+       row_major(false, true, batch, hidden, units, x.D, pitch, x.W, pitch, x.DH, hidden)},
   };
 }
 
@@ -154,6 +175,39 @@ Sweep sweep_algorithms(cublasLtHandle_t lt, const Gemm& g, void* workspace, size
   return best;
 }
 
+__global__ void widen(const float* in, double* out, size_t n) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) out[i] = in[i];
+}
+
+// max |c - ref| / max |ref| over n elements, on the host.
+double relative_error(const float* c, const double* ref, size_t n) {
+  std::vector<float> hc(n);
+  std::vector<double> hr(n);
+  CHECK(cudaMemcpy(hc.data(), c, n * sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK(cudaMemcpy(hr.data(), ref, n * sizeof(double), cudaMemcpyDeviceToHost));
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    err = std::max(err, std::abs(hc[i] - hr[i]));
+    scale = std::max(scale, std::abs(hr[i]));
+  }
+  return err / scale;
+}
+
+// The same GEMM in FP64 from widened copies of g's operands; the result has g's layout.
+double* fp64_reference(cublasHandle_t h, const Gemm& g, size_t a_n, size_t b_n, size_t c_n) {
+  double *a, *b, *c;
+  CHECK(cudaMalloc(&a, a_n * sizeof(double)));
+  CHECK(cudaMalloc(&b, b_n * sizeof(double)));
+  CHECK(cudaMalloc(&c, c_n * sizeof(double)));
+  widen<<<1024, 256>>>(g.A, a, a_n);
+  widen<<<1024, 256>>>(g.B, b, b_n);
+  const double one = 1, zero = 0;
+  CHECK(cublasDgemm(h, g.ta, g.tb, g.m, g.n, g.k, &one, a, g.lda, b, g.ldb, &zero, c, g.ldc));
+  CHECK(cudaFree(a));
+  CHECK(cudaFree(b));
+  return c;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +249,40 @@ int main(int argc, char** argv) {
   }
   CHECK(cudaFree(workspace));
   CHECK(cublasLtDestroy(lt));
+
+  // Each way of computing the shapes: time and error against FP64.
+  {
+    const Matrices x(batch, hidden, units);
+    const size_t sizes[3][3] = {{size_t(hidden) * units, size_t(batch) * hidden, size_t(batch) * units},
+                                {size_t(batch) * units, size_t(batch) * hidden, size_t(hidden) * units},
+                                {size_t(hidden) * units, size_t(batch) * units, size_t(batch) * hidden}};
+    cudaDeviceProp props;
+    CHECK(cudaGetDeviceProperties(&props, 0));
+    const std::vector<Gemm> gemms = output_layer_gemms(x, batch, hidden, units, units);
+    for (size_t i = 0; i < gemms.size(); ++i) {
+      const Gemm& g = gemms[i];
+      double* ref = fp64_reference(h, g, sizes[i][0], sizes[i][1], sizes[i][2]);
+      const auto report = [&](const char* way, float us) {
+        std::printf("{\"way\": \"%s\", \"shape\": \"%s\", \"hidden\": %d, \"us\": %.1f, \"tflops\": %.1f, "
+                    "\"error\": %.3g}\n",
+                    way, g.name, hidden, us, flops / us / 1e6, relative_error(g.C, ref, sizes[i][2]));
+      };
+      report("cublas fp32", time_gemm(h, g, CUBLAS_COMPUTE_32F));
+      CHECK(cublasSetEmulationStrategy(h, CUBLAS_EMULATION_STRATEGY_EAGER));
+      report("cublas bf16x9", time_gemm(h, g, CUBLAS_COMPUTE_32F_EMULATED_16BFX9));
+      CHECK(cublasSetEmulationStrategy(h, CUBLAS_EMULATION_STRATEGY_DEFAULT));
+      report("cublas tf32", time_gemm(h, g, CUBLAS_COMPUTE_32F_FAST_TF32));
+      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(g.row_major, props.multiProcessorCount);
+      float* workspace = nullptr;
+      if (plan.workspace_floats) CHECK(cudaMalloc(&workspace, plan.workspace_floats * sizeof(float)));
+      for (const auto precision : {dsstne::gpu::TensorPrecision::Fp32, dsstne::gpu::TensorPrecision::Tf32}) {
+        const float us = median_us([&] { dsstne::gpu::tensor_gemm(g.row_major, plan, precision, workspace, nullptr); });
+        report(precision == dsstne::gpu::TensorPrecision::Fp32 ? "tensor 3xtf32" : "tensor tf32", us);
+      }
+      CHECK(cudaFree(workspace));
+      CHECK(cudaFree(ref));
+    }
+  }
   CHECK(cublasDestroy(h));
   return 0;
 }
