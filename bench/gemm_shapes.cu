@@ -4,11 +4,9 @@
 // Then, in FP32 at the engine's pitch, every cuBLASLt algorithm its heuristic offers for each shape
 // (deterministic reductions only), against the default: is any algorithm worth pinning? Last, each way
 // of computing the shapes, timed and with its error against an FP64 GEMM: cuBLAS FP32 (SIMT), cuBLAS's
-// FP32 emulation on BF16 tensor cores (BF16x9, forced on), cuBLAS TF32, and the engine's tensor-core
-// GEMM (cuda/tensor_gemm.cu) with three TF32 products (its FP32 mode) and with one (its TF32 mode).
+// FP32 emulation on BF16 tensor cores (BF16x9, forced on; it does not engage on sm_90) and cuBLAS TF32.
 // Build and run on a GPU machine:
-//   nvcc -O2 -arch=sm_90 -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
-//     -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units]
+//   nvcc -O2 -arch=sm_90 -o /tmp/gemm_shapes bench/gemm_shapes.cu -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units]
 // Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s; then one per shape
 // with the default's and the best cuBLASLt algorithm's microseconds; then one per (shape, way) with
 // microseconds and the largest error relative to the largest output.
@@ -22,8 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-
-#include "tensor_gemm.cuh"
 
 #define CHECK(x)                                                                  \
   do {                                                                            \
@@ -91,8 +87,7 @@ struct Matrices {
   Matrices& operator=(const Matrices&) = delete;
 };
 
-// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices), and
-// the same product as the engine's row-major GemmArgs.
+// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices).
 struct Gemm {
   const char* name;
   cublasOperation_t ta, tb;
@@ -103,26 +98,14 @@ struct Gemm {
   int ldb;
   float* C;
   int ldc;
-  dsstne::GemmArgs row_major;
 };
-
-dsstne::GemmArgs row_major(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
-                           float* c, int ldc) {
-  dsstne::GemmArgs g;
-  g.trans_a = ta, g.trans_b = tb, g.m = m, g.n = n, g.k = k, g.a = a, g.lda = lda, g.b = b, g.ldb = ldb, g.c = c;
-  g.ldc = ldc;
-  return g;
-}
 
 // The output layer's three GEMMs, as the engine calls them.
 std::vector<Gemm> output_layer_gemms(const Matrices& x, int batch, int hidden, int units, int pitch) {
   return {
-      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch,
-       row_major(false, false, batch, units, hidden, x.H, hidden, x.W, pitch, x.Z, pitch)},
-      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch,
-       row_major(true, false, hidden, units, batch, x.H, hidden, x.D, pitch, x.GW, pitch)},
-      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden,
-       row_major(false, true, batch, hidden, units, x.D, pitch, x.W, pitch, x.DH, hidden)},
+      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch},
+      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch},
+      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden},
   };
 }
 
@@ -256,8 +239,6 @@ int main(int argc, char** argv) {
     const size_t sizes[3][3] = {{size_t(hidden) * units, size_t(batch) * hidden, size_t(batch) * units},
                                 {size_t(batch) * units, size_t(batch) * hidden, size_t(hidden) * units},
                                 {size_t(hidden) * units, size_t(batch) * units, size_t(batch) * hidden}};
-    cudaDeviceProp props;
-    CHECK(cudaGetDeviceProperties(&props, 0));
     const std::vector<Gemm> gemms = output_layer_gemms(x, batch, hidden, units, units);
     for (size_t i = 0; i < gemms.size(); ++i) {
       const Gemm& g = gemms[i];
@@ -272,14 +253,6 @@ int main(int argc, char** argv) {
       report("cublas bf16x9", time_gemm(h, g, CUBLAS_COMPUTE_32F_EMULATED_16BFX9));
       CHECK(cublasSetEmulationStrategy(h, CUBLAS_EMULATION_STRATEGY_DEFAULT));
       report("cublas tf32", time_gemm(h, g, CUBLAS_COMPUTE_32F_FAST_TF32));
-      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(g.row_major, props.multiProcessorCount);
-      float* workspace = nullptr;
-      if (plan.workspace_floats) CHECK(cudaMalloc(&workspace, plan.workspace_floats * sizeof(float)));
-      for (const auto precision : {dsstne::gpu::TensorPrecision::Fp32, dsstne::gpu::TensorPrecision::Tf32}) {
-        const float us = median_us([&] { dsstne::gpu::tensor_gemm(g.row_major, plan, precision, workspace, nullptr); });
-        report(precision == dsstne::gpu::TensorPrecision::Fp32 ? "tensor 3xtf32" : "tensor tf32", us);
-      }
-      CHECK(cudaFree(workspace));
       CHECK(cudaFree(ref));
     }
   }
