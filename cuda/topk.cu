@@ -162,6 +162,11 @@ __device__ __forceinline__ bool before(uint32_t ka, uint32_t ca, uint32_t kb, ui
 constexpr unsigned kWarpSelectWarps = 16;  // a row's share per warp stays short: the scan is a chain of shuffles
 constexpr unsigned kWarpPrefetch = 8;  // chunks of 32 columns a warp loads before ranking them
 constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after every real entry)
+// Linear sums x < x_k - kSigmoidMargin have 1/(1 + expf(-x)) <= that of x_k, as computed: the gap is at
+// least 3.5e-6 after rounding the bar, so e^-x exceeds e^-x_k by over 50 units of 2^-24, more than
+// expf's error (2 ulp) on both, and the rest of the formula rounds monotonically. A later column (higher
+// index) enters only with a strictly larger key, so such a column never enters.
+constexpr float kSigmoidMargin = 4e-6f;
 
 // k <= kWarpSelectMax, one block per row: each warp keeps the top k of its share of the row as a list sorted by
 // `before`, one entry per lane. Its lanes read 32 consecutive columns at a time; a column enters the list
@@ -169,8 +174,10 @@ constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after e
 // below its place. The warps' lists are then ranked together. One read of the row, no block barrier in
 // the scan; excluded columns never enter a list.
 // kSigmoid: the activation applied to linear sums is fixed at compile time (the usual output layer), so
-// its formula's switch folds away. (Two blocks a multiprocessor at least: registers for the prefetched
-// chunks.)
+// its formula's switch folds away; and a column whose linear sum is below the list's k-th one by more than
+// kSigmoidMargin cannot enter (see there), so its Sigmoid, key and exclusion are never computed: once the
+// list fills, most chunks cost a load, an add and a vote. (Two blocks a multiprocessor at least: registers
+// for the prefetched chunks.)
 template <bool kSigmoid>
 __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_kernel(TopKArgs a) {
   __shared__ uint32_t all_key[kWarpSelectWarps * kWarpSelectMax], all_column[kWarpSelectWarps * kWarpSelectMax];
@@ -185,7 +192,9 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_ker
     if (a.exclude.start) load_exclusions(a, r, excluded);
     const RowKeys key_of{a, a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
     uint32_t my_key = 0, my_column = kNoColumn;  // this lane's entry of the warp's list
+    float my_sum = -INFINITY;                      // its linear sum (kSigmoid)
     uint32_t kth_key = 0, kth_column = kNoColumn;  // the list's k-th entry, the bar to enter it
+    float sum_bar = -INFINITY;                     // kSigmoid: linear sums below this cannot enter
     const uint32_t first = warp * share, last = min(a.width, first + share);
     for (uint32_t j00 = first; j00 < last; j00 += 32 * kWarpPrefetch) {
       // The chunks' scores (and biases) are all loaded before any is used: one memory latency per
@@ -200,26 +209,35 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_ker
 #pragma unroll
       for (unsigned u = 0; u < kWarpPrefetch; ++u) {
         const uint32_t j0 = j00 + 32 * u, j = j0 + lane;
-        const uint32_t key = j >= last ? kExcluded : key_of.of(j, a.bias ? math::activate(f, z[u] + bias[u]) : z[u]);
+        const float sum = a.bias ? z[u] + bias[u] : z[u];
+        if constexpr (kSigmoid) {
+          if (!__any_sync(gpu::kFullMask, j < last && !(sum < sum_bar))) continue;  // NaN sums go on
+        }
+        const uint32_t key = j >= last ? kExcluded : key_of.of(j, a.bias ? math::activate(f, sum) : sum);
         unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j0 + lane, kth_key, kth_column));
         while (pending) {  // in column order; each insertion is exact, whatever came before
           const int src = __ffs(pending) - 1;
           pending &= pending - 1;
           const uint32_t ck = __shfl_sync(gpu::kFullMask, key, src), cc = j0 + src;
+          const float cs = __shfl_sync(gpu::kFullMask, sum, src);
           const unsigned after = __ballot_sync(gpu::kFullMask, lane < k && before(ck, cc, my_key, my_column));
           const uint32_t up_key = __shfl_up_sync(gpu::kFullMask, my_key, 1);
           const uint32_t up_column = __shfl_up_sync(gpu::kFullMask, my_column, 1);
+          const float up_sum = __shfl_up_sync(gpu::kFullMask, my_sum, 1);
           if (after) {  // entries from the candidate's place down move one lane up
             const unsigned place = __ffs(after) - 1;
             if (lane == place) {
               my_key = ck;
               my_column = cc;
+              my_sum = cs;
             } else if (lane > place) {
               my_key = up_key;
               my_column = up_column;
+              my_sum = up_sum;
             }
             kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
             kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
+            if constexpr (kSigmoid) sum_bar = __shfl_sync(gpu::kFullMask, my_sum, k - 1) - kSigmoidMargin;
           }
         }
       }

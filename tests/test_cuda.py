@@ -214,6 +214,39 @@ def test_recommend_ties_match_cpu(k):
     np.testing.assert_array_equal(s_gpu, s_cpu)
 
 
+@pytest.mark.parametrize("k", [1, 10, 32, 64])
+def test_recommend_sigmoid_is_top_k_of_its_predictions(k):
+    # The Sigmoid output's selection skips columns whose linear sum is clearly below the k-th: it must
+    # still rank exactly as the layer's own activations do (ties on the lower column). Each example reads
+    # one input unit, so the linear sums are that unit's weights, exactly: spread ones, runs a few float
+    # steps apart (near the skipping bar), saturated ones (Sigmoid 1.0: ties), ones at 0.0, and a row
+    # where every column saturates.
+    rng = np.random.default_rng(k)
+    n_in, n_out, examples = 40, 3000, 120
+    w = rng.normal(0.0, 3.0, size=(n_in, n_out)).astype(np.float32)
+    w[:, 100:400] = np.float32(2.0) + rng.integers(0, 6, size=(n_in, 300)).astype(np.float32) * np.float32(2.4e-7)
+    w[:, 500:800] = rng.uniform(17.0, 40.0, size=(n_in, 300)).astype(np.float32)
+    w[:, 900:1000] = -100.0
+    w[0] = 25.0
+    bias = rng.normal(0.0, 1.0, n_out).astype(np.float32)
+    bias[100:1000] = 0.0
+    x = sp.csr_matrix((np.ones(examples, np.float32), (np.arange(examples), np.arange(examples) % n_in)),
+                      shape=(examples, n_in))
+    history = random_csr(examples, n_out, 0.02, seed=k)
+    cfg = network_config(hidden=(), output_activation="Sigmoid")
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(history, "output")
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=32, device="cuda", seed=1)
+    net.set_weights("Input", "Output", w, bias)
+    scores = net.predict(inp)
+    idx, top = net.recommend(inp, k, exclude=history)
+    seen = history.toarray() > 0
+    for r in range(examples):
+        candidates = np.flatnonzero(~seen[r])
+        order = candidates[np.lexsort((candidates, -scores[r, candidates]))][:k]
+        np.testing.assert_array_equal(idx[r], order)
+        np.testing.assert_array_equal(top[r], scores[r, order])
+
+
 def test_long_sparse_rows_split_over_blocks_match_cpu():
     # Rows of thousands of inputs are summed in segments over several blocks; a batch whose longest row is
     # shorter than the dataset's (8,000 vs 8,200) can take more segments than the dataset's longest row.
