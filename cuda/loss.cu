@@ -1,7 +1,8 @@
 // Output delta and loss twin on the GPU, with the shared per-element formulas. Dense targets: one pass.
 // Sparse targets: a raw pass over every unit (target 0), then a pass over each row's listed units that
 // corrects the error and overwrites the delta. Errors are summed as fixed-point integers. With a bias,
-// the first pass also adds it and applies the activation (the listed pass then reads the result).
+// the layer holds linear sums: each pass takes f(z + b) as it reads a unit (the same expression, so the
+// same bits) and writes nothing back, so the raw pass reads the output once and writes only the delta.
 #include <algorithm>
 #include <type_traits>
 
@@ -20,8 +21,7 @@ namespace {
 // kUnroll units (and biases) before computing any, so those loads are in flight together, and a block
 // covers several rows: few blocks, hence few atomics on the error total. row_fn(r) returns the row's
 // element function f(j, y) -> fixed-point error, y the unit as the loss sees it: the stored activation,
-// or with a bias the activation of the stored linear sum plus the bias, written back for the passes and
-// readers that follow.
+// or with a bias the activation of the stored linear sum plus the bias (activation_of).
 // The common output layer's kinds (Sigmoid with CrossEntropy or SMCE) can be fixed at compile time: the
 // switches of the per-element formulas then fold away (most of the pass's instructions otherwise).
 struct AnyKind {};
@@ -39,6 +39,12 @@ struct Kinds {
   static constexpr ErrorFunction function = E;
 };
 
+// Unit j of a row as the loss sees it: stored, or f(z + b) of the stored linear sum z.
+__device__ __forceinline__ float activation_of(const OutputDeltaArgs& a, const ActivationParams& f, const float* unit,
+                                               uint32_t j) {
+  return a.bias ? math::activate(f, unit[j] + a.bias[j]) : unit[j];
+}
+
 constexpr unsigned kUnroll = 8;
 constexpr unsigned kSpan = gpu::kThreads * kUnroll;
 constexpr unsigned kRowBlocks = 64;
@@ -48,7 +54,7 @@ __device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, c
                                                      RowFn row_fn) {
   long long total = 0;
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
-    float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
     const auto element = row_fn(r);
     for (uint32_t j0 = blockIdx.x * kSpan + threadIdx.x; j0 < a.stride; j0 += gridDim.x * kSpan) {
       float z[kUnroll], b[kUnroll];
@@ -62,12 +68,7 @@ __device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, c
       for (unsigned u = 0; u < kUnroll; ++u) {
         const uint32_t j = j0 + u * gpu::kThreads;
         if (j >= a.stride) break;
-        float y = z[u];
-        if (a.bias) {
-          y = math::activate(f, z[u] + b[u]);
-          unit[j] = y;
-        }
-        total += element(j, y);
+        total += element(j, a.bias ? math::activate(f, z[u] + b[u]) : z[u]);
       }
     }
   }
@@ -135,8 +136,9 @@ __global__ void sparse_listed_kernel(OutputDeltaArgs a) {
       ElementLoss e{0.0f, 0.0f};
       if (live) {
         const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
-        e = a.targets.ignore_zero ? math::dense_loss(a.loss, unit[j], target, s.weight)
-                                  : math::sparse_listed(a.loss, unit[j], target, s.weight);
+        const float y = activation_of(a, a.loss.activation, unit, j);
+        e = a.targets.ignore_zero ? math::dense_loss(a.loss, y, target, s.weight)
+                                  : math::sparse_listed(a.loss, y, target, s.weight);
         total += fixed::from_float(e.error);
       }
       const unsigned group =
@@ -162,8 +164,9 @@ __global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
     for (uint64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
       const uint32_t j = d.index[i];
       const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
-      const ElementLoss e = a.targets.ignore_zero ? math::dense_loss(a.loss, unit[j], target, s.weight)
-                                                  : math::sparse_listed(a.loss, unit[j], target, s.weight);
+      const float y = activation_of(a, a.loss.activation, unit, j);
+      const ElementLoss e = a.targets.ignore_zero ? math::dense_loss(a.loss, y, target, s.weight)
+                                                  : math::sparse_listed(a.loss, y, target, s.weight);
       delta[j] = e.delta;
       total += fixed::from_float(e.error);
     }

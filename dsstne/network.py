@@ -429,11 +429,7 @@ class Network:
                                 seed=seed, echo=echo)
 
     def units(self, layer: str) -> np.ndarray:
-        """Activations of `layer` for the last minibatch run, [batch, units].
-
-        After :meth:`recommend`, the ranked output layer holds its linear sums (before bias and activation):
-        the ranking applies those itself.
-        """
+        """Activations of `layer` for the last minibatch run, [batch, units]."""
         return self._net.units(layer)
 
     def deltas(self, layer: str) -> np.ndarray:

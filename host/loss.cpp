@@ -1,11 +1,16 @@
 // Output delta and loss twin on the CPU: dense targets in one pass; sparse targets as a raw pass (target 0)
-// then a pass over each row's listed units. Errors are summed in fixed point, as on the GPU.
+// then a pass over each row's listed units. Errors are summed in fixed point, as on the GPU. With a bias,
+// each row's activation f(z + b) is computed into a per-thread row (by the activation op, as top-k does)
+// and the layer keeps its linear sums: one read of the output instead of an activation pass's read and
+// write before the loss's read.
 //
 // The common case of DSSTNE's recommenders, a Sigmoid output with sparse targets under CrossEntropy or
 // ScaledMarginalCrossEntropy, has a vectorised raw pass: the expressions of math::sparse_raw and
 // math::sparse_listed, term for term, with vec::safe_log for math::safe_log and vec::fixed for llrintf
 // (a logf per unit was most of the op's time). Every other case uses the math:: functions directly.
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "dsstne/errors.h"
 #include "dsstne/fixed_point.h"
@@ -77,17 +82,17 @@ DSSTNE_HOST_KERNEL long long sigmoid_row_kernel(const LossParams& params, float 
   return total;
 }
 
-long long sigmoid_row(const OutputDeltaArgs& a, int64_t r) {
+// unit: row r's activations.
+long long sigmoid_row(const OutputDeltaArgs& a, int64_t r, const float* unit) {
   const SparseData& d = a.targets.sparse_data;
   const SparseRow s = sparse_row(d, a.batch, r);
-  return sigmoid_row_kernel(a.loss, s.weight, a.unit + r * a.stride, a.delta + r * a.stride, a.stride,
-                            d.index + s.begin, s.end - s.begin);
+  return sigmoid_row_kernel(a.loss, s.weight, unit, a.delta + r * a.stride, a.stride, d.index + s.begin,
+                            s.end - s.begin);
 }
 
-long long generic_row(const OutputDeltaArgs& a, int64_t r) {
+long long generic_row(const OutputDeltaArgs& a, int64_t r, const float* unit) {
   const Targets& t = a.targets;
   const bool softmax = a.loss.activation.kind == Activation::SoftMax;
-  const float* unit = a.unit + r * a.stride;
   float* delta = a.delta + r * a.stride;
   const uint32_t example = example_of(a.batch, r);
   long long total = 0;
@@ -127,18 +132,27 @@ long long generic_row(const OutputDeltaArgs& a, int64_t r) {
 }  // namespace
 
 void HostBackend::output_delta(const OutputDeltaArgs& a) {
-  if (a.bias) {  // the linear sum's bias and activation first, with the op that applies them elsewhere
-    DSSTNE_REQUIRE(a.loss.activation.kind != Activation::SoftMax,
-                   "output_delta: the bias is applied only before an element-wise activation");
-    activate(ActivateArgs{a.unit, a.rows, a.stride, a.loss.activation, a.bias});
-  }
+  DSSTNE_REQUIRE(!a.bias || a.loss.activation.kind != Activation::SoftMax,
+                 "output_delta: the bias is applied only before an element-wise activation");
   const Targets& t = a.targets;
   const bool fast = t.sparse && !t.ignore_zero && a.loss.activation.kind == Activation::Sigmoid &&
                     (a.loss.function == ErrorFunction::CrossEntropy ||
                      a.loss.function == ErrorFunction::ScaledMarginalCrossEntropy);
   long long total = 0;  // integers: the sum is the same whatever the split between threads
-#pragma omp parallel for schedule(dynamic, 4) reduction(+ : total)
-  for (int64_t r = 0; r < a.rows; ++r) total += fast ? sigmoid_row(a, r) : generic_row(a, r);
+#pragma omp parallel reduction(+ : total)
+  {
+    std::vector<float> activated(a.bias ? a.stride : 0);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const float* unit = a.unit + r * a.stride;
+      if (a.bias) {
+        std::memcpy(activated.data(), unit, sizeof(float) * a.stride);
+        activate(ActivateArgs{activated.data(), 1, a.stride, a.loss.activation, a.bias});
+        unit = activated.data();
+      }
+      total += fast ? sigmoid_row(a, r, unit) : generic_row(a, r, unit);
+    }
+  }
   if (a.error) *a.error += total;
 }
 

@@ -442,6 +442,7 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
     if (!deferred)
       be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation,
                    folded ? layer.incoming.front()->b.device() : nullptr});
+    layer.linear_units = deferred;
   }
   const float p = layer.spec.p_dropout;
   if (training && p > 0.0f && !layer.sparse_input) {
@@ -484,9 +485,10 @@ bool Network::folds_bias(const Layer& layer) {
 }
 
 bool Network::defers_activation(const Layer& layer) const {
-  // Nothing after the activation either (dropout), and an element-wise activation.
+  // Nothing after the activation either (dropout), an element-wise activation, and no other reader of
+  // the units in the step (the loss op never writes the activation back).
   return layer.kind == LayerKind::Output && folds_bias(layer) && layer.spec.p_dropout <= 0.0f &&
-         layer.activation.kind != Activation::SoftMax;
+         layer.activation.kind != Activation::SoftMax && layer.outgoing.empty() && !layer.needs_units;
 }
 
 bool Network::ranks_linear_sums(const Layer& layer) {
@@ -1005,6 +1007,10 @@ void Network::set_batch_norm_state(const std::string& layer, int which, const fl
 void Network::get_units(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.unit.empty(), "layer '", layer, "' is a sparse input layer: it has no unit buffer");
+  if (l.linear_units) {  // the deferred activation, by the op that applies it in a plain forward
+    backend().activate({l.unit.device(), spec_.batch, l.stride, l.activation, l.incoming.front()->b.device()});
+    l.linear_units = false;
+  }
   l.unit.download(out);
 }
 

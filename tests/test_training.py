@@ -107,6 +107,18 @@ def test_recommend_is_top_k_of_predict_without_excluded(small_sparse, k):
         assert not seen[r, idx[r, :n]].any()
 
 
+def test_units_are_activations_after_training_steps_and_recommendations(small_sparse):
+    # Training and ranking leave the output layer's linear sums in place (their ops apply the bias and
+    # activation as they read); units() must still give the activations of the last minibatch.
+    net, inp = _net(small_sparse)
+    net.train(1, alpha=0.2)
+    scores = net.predict(inp)  # 200 examples, batch 32: the last minibatch holds examples 192..199
+    net.recommend(inp, 5)
+    np.testing.assert_array_equal(net.units("Output")[:8], scores[192:])
+    net.gradients(0)  # a training-mode forward and loss over examples 0..31 (stored order)
+    np.testing.assert_array_equal(net.units("Output"), scores[:32])
+
+
 def test_recommend_without_exclusion_returns_everything_for_large_k(small_sparse):
     net, inp = _net(small_sparse)
     idx, _ = net.recommend(inp, 100)

@@ -43,6 +43,9 @@ struct Layer {
   std::shared_ptr<DataSet> data;  // Input and Output layers
   bool sparse_input = false;      // Input fed by a sparse dataset (density <= 0.1): gather-sum forward
   bool delta_written = false;     // this minibatch
+  // The unit holds the last forward's linear sums without the bias: the activation was deferred to the
+  // loss or top-k op, which take f(z + b) as they read and write nothing back. get_units applies it.
+  bool linear_units = false;
   std::unique_ptr<BatchNorm> bn;  // BatchNormalization layers only
 };
 
