@@ -45,6 +45,18 @@ __device__ __forceinline__ float activation_of(const OutputDeltaArgs& a, const A
   return a.bias ? math::activate(f, unit[j] + a.bias[j]) : unit[j];
 }
 
+// Calls f(Kinds<...>{}) for the kinds fixed at compile time, else f(AnyKind{}).
+template <class F>
+void with_kinds(const LossParams& L, F f) {
+  const bool sigmoid = L.activation.kind == Activation::Sigmoid;
+  if (sigmoid && L.function == ErrorFunction::ScaledMarginalCrossEntropy)
+    f(Kinds<Activation::Sigmoid, ErrorFunction::ScaledMarginalCrossEntropy>{});
+  else if (sigmoid && L.function == ErrorFunction::CrossEntropy)
+    f(Kinds<Activation::Sigmoid, ErrorFunction::CrossEntropy>{});
+  else
+    f(AnyKind{});
+}
+
 constexpr unsigned kUnroll = 8;
 constexpr unsigned kSpan = gpu::kThreads * kUnroll;
 constexpr unsigned kRowBlocks = 64;
@@ -118,9 +130,11 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_raw_kernel(OutputDeltaAr
 // One warp per row over its listed units, 32 at a time in stored order. Every listed datapoint adds its
 // error; a column listed twice keeps the delta of its last listing, as the CPU target's sequential
 // writes do: of the lanes naming one column only the last writes, and chunks run one after another.
+template <class K>
 __global__ void sparse_listed_kernel(OutputDeltaArgs a) {
+  const LossParams L = pinned<K>(a.loss);
   const SparseData& d = a.targets.sparse_data;
-  const bool softmax = a.loss.activation.kind == Activation::SoftMax;
+  const bool softmax = L.activation.kind == Activation::SoftMax;
   const unsigned lane = threadIdx.x & 31u;
   const uint64_t warps = gpu::grid_threads() >> 5;
   long long total = 0;
@@ -136,9 +150,8 @@ __global__ void sparse_listed_kernel(OutputDeltaArgs a) {
       ElementLoss e{0.0f, 0.0f};
       if (live) {
         const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
-        const float y = activation_of(a, a.loss.activation, unit, j);
-        e = a.targets.ignore_zero ? math::dense_loss(a.loss, y, target, s.weight)
-                                  : math::sparse_listed(a.loss, y, target, s.weight);
+        const float y = activation_of(a, L.activation, unit, j);
+        e = a.targets.ignore_zero ? math::dense_loss(L, y, target, s.weight) : math::sparse_listed(L, y, target, s.weight);
         total += fixed::from_float(e.error);
       }
       const unsigned group =
@@ -152,9 +165,11 @@ __global__ void sparse_listed_kernel(OutputDeltaArgs a) {
 
 // Rows that list no unit twice: one block per row, its threads over the row's listed units in parallel
 // (no write can collide, and the error is an integer sum, so the bits do not depend on the split).
+template <class K>
 __global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
+  const LossParams L = pinned<K>(a.loss);
   const SparseData& d = a.targets.sparse_data;
-  const bool softmax = a.loss.activation.kind == Activation::SoftMax;
+  const bool softmax = L.activation.kind == Activation::SoftMax;
   long long total = 0;
   for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
     const SparseRow s = sparse_row(d, a.batch, r);
@@ -164,9 +179,9 @@ __global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
     for (uint64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
       const uint32_t j = d.index[i];
       const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
-      const float y = activation_of(a, a.loss.activation, unit, j);
-      const ElementLoss e = a.targets.ignore_zero ? math::dense_loss(a.loss, y, target, s.weight)
-                                                  : math::sparse_listed(a.loss, y, target, s.weight);
+      const float y = activation_of(a, L.activation, unit, j);
+      const ElementLoss e = a.targets.ignore_zero ? math::dense_loss(L, y, target, s.weight)
+                                                  : math::sparse_listed(L, y, target, s.weight);
       delta[j] = e.delta;
       total += fixed::from_float(e.error);
     }
@@ -186,23 +201,18 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
     DSSTNE_LAUNCH_CHECK();
     return;
   }
-  const dim3 grid = output_grid(a.rows, a.stride);
-  const bool sigmoid = a.loss.activation.kind == Activation::Sigmoid;
-  if (sigmoid && a.loss.function == ErrorFunction::ScaledMarginalCrossEntropy)
-    sparse_raw_kernel<Kinds<Activation::Sigmoid, ErrorFunction::ScaledMarginalCrossEntropy>>
-        <<<grid, gpu::kThreads, 0, stream()>>>(a);
-  else if (sigmoid && a.loss.function == ErrorFunction::CrossEntropy)
-    sparse_raw_kernel<Kinds<Activation::Sigmoid, ErrorFunction::CrossEntropy>><<<grid, gpu::kThreads, 0, stream()>>>(a);
-  else
-    sparse_raw_kernel<AnyKind><<<grid, gpu::kThreads, 0, stream()>>>(a);
-  DSSTNE_LAUNCH_CHECK();
-  if (a.targets.repeats) {
-    // Two warps a block: rows spread over more multiprocessors.
-    sparse_listed_kernel<<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
-  } else {
-    sparse_listed_unique_kernel<<<gpu::row_grid(a.rows), gpu::kThreads, 0, stream()>>>(a);
-  }
-  DSSTNE_LAUNCH_CHECK();
+  with_kinds(a.loss, [&](auto kinds) {
+    using K = decltype(kinds);
+    sparse_raw_kernel<K><<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
+    DSSTNE_LAUNCH_CHECK();
+    if (a.targets.repeats) {
+      // Two warps a block: rows spread over more multiprocessors.
+      sparse_listed_kernel<K><<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
+    } else {
+      sparse_listed_unique_kernel<K><<<gpu::row_grid(a.rows), gpu::kThreads, 0, stream()>>>(a);
+    }
+    DSSTNE_LAUNCH_CHECK();
+  });
 }
 
 }  // namespace dsstne
