@@ -344,9 +344,9 @@ class Network:
                 ex_ds = DataSet.from_scipy(sp.csr_matrix(ex_ds.to_numpy()), "exclude")
             ex = ex_ds._upload(self._context)
         index, scores = self._net.recommend(inputs, layer or self.output_layers[0], int(k), examples, ex)
-        out = index.astype(np.int64)
-        out[index == 0xFFFFFFFF] = -1
-        return out, scores
+        # Padding is 0xFFFFFFFF, read as int32 -1; real indices are below 2**31 (one row of 2**31 scores
+        # alone would take 8 GiB).
+        return index.view(np.int32).astype(np.int64), scores
 
     # ------------------------------------------------------------------ inspection
     def weights(self, source: str, layer: str) -> tuple[np.ndarray, np.ndarray]:
