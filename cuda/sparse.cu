@@ -4,10 +4,12 @@
 // non-zero datapoints and list the present units, give each unit a bucket and drop its datapoints in (in
 // any order, keyed by (batch row, position in the row)); then each bucket is ranked by key, which puts it
 // in batch-row order, and value x delta rows are summed in that order (a warp a bucket of up to 32, the
-// CPU target's order; a block a larger one, its warps summing fixed slices added in slice order). Where a
-// datapoint lands is not deterministic, the sums are. Nothing is allocated and nothing waits for the
+// CPU target's order; a block a larger one, its warps summing fixed slices added in slice order; wide rows
+// a pass of columns at a time over several warps or blocks). Where a datapoint lands is not
+// deterministic, the sums are. Nothing is allocated and nothing waits for the
 // device: the bucket counts live on the device and the kernels loop up to them.
 #include <algorithm>
+#include <type_traits>
 
 #include "check.cuh"
 #include "cuda_backend.cuh"
@@ -58,7 +60,7 @@ struct GradientScratch {
   uint32_t* large;          // [large buckets] their present-unit indices
   uint64_t* key;            // [capacity] bucketed datapoints: batch row << 32 | position in the row
   float* value;             // [capacity] their input values (weight, Boolean, denoising applied)
-  uint32_t* sorted_row;     // [capacity] buckets of more than a block's datapoints, in key order
+  uint32_t* sorted_row;     // [capacity] the large buckets' datapoints in key order (at their slots)
   float* sorted_value;
 };
 
@@ -277,9 +279,12 @@ __global__ void __launch_bounds__(kRowThreads) place_kernel(SparseData d, Denois
 
 // Step 4: each present unit's gradient row, gradient[u][j] = scale * sum of value * delta[row][j] over
 // its bucket in batch-row order (sum first, scale last, as the CPU target). A datapoint's rank in its
-// bucket is the number of smaller keys. Most buckets are small: one warp each (ranked with shuffles);
-// the few of more than 32 datapoints (popular units) take a block each, its warps summing consecutive
-// slices of the bucket, added in slice order. Either way the order depends only on the data.
+// bucket is the number of smaller keys. Most buckets are small: a warp each (ranked with shuffles); the
+// few of more than 32 datapoints (popular units) are ranked by a block each, then summed by a block each,
+// its warps summing consecutive slices of the bucket, added in slice order. Either way the order depends
+// only on the data. Rows wider than one pass of columns are split over warps (small buckets) or blocks
+// (large ones) a pass each, so the popular units' long sums run side by side and no warp is left with
+// several whole rows (a pass never changes the order of a column's sum).
 // Columns per lane and pass (j0 + lane + 32 q): 4 for rows of up to 128 columns, 8 for wider ones (more
 // loads in flight, half the passes).
 constexpr unsigned kNarrowColumns = 4, kWideColumns = 8;
@@ -300,53 +305,54 @@ __device__ __forceinline__ void sum_slice(const uint32_t* row, const float* valu
   }
 }
 
+// Passes of 32 x Columns columns over a row of `stride`.
+template <unsigned Columns>
+__host__ __device__ __forceinline__ uint32_t column_passes(uint32_t stride) {
+  return (stride + 32 * Columns - 1) / (32 * Columns);
+}
+
+// A warp per (small bucket, pass).
 template <unsigned Columns>
 __global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScratch g, const float* delta,
                                                                      float* gradient, uint32_t stride, float scale) {
   __shared__ uint32_t rows[gpu::kThreads / 32][kWarpBucket];
   __shared__ float values[gpu::kThreads / 32][kWarpBucket];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  const uint32_t present = *g.present_count;
-  for (uint64_t p = gpu::global_thread() >> 5; p < present; p += gpu::grid_threads() >> 5) {
+  const uint32_t passes = column_passes<Columns>(stride);
+  const uint64_t items = uint64_t{*g.present_count} * passes;
+  for (uint64_t q = gpu::global_thread() >> 5; q < items; q += gpu::grid_threads() >> 5) {
+    const auto p = static_cast<uint32_t>(q / passes);
     const uint32_t n = g.size[p];
-    if (n > kWarpBucket) continue;  // the large-bucket kernel's
+    if (n > kWarpBucket) continue;  // the large-bucket kernels'
     const uint32_t base = g.begin[p];
     const uint64_t key = lane < n ? g.key[base + lane] : ~0ull;
     uint32_t rank = 0;
-    for (uint32_t q = 0; q < n; ++q) rank += __shfl_sync(gpu::kFullMask, key, q) < key ? 1u : 0u;
-    __syncwarp();  // the previous unit's rows are read
+    for (uint32_t c = 0; c < n; ++c) rank += __shfl_sync(gpu::kFullMask, key, c) < key ? 1u : 0u;
+    __syncwarp();  // the previous item's rows are read
     if (lane < n) {
       rows[warp][rank] = static_cast<uint32_t>(key >> 32);
       values[warp][rank] = g.value[base + lane];
     }
     __syncwarp();
+    const uint32_t j0 = static_cast<uint32_t>(q % passes) * 32 * Columns;
     float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
-    for (uint32_t j0 = 0; j0 < stride; j0 += 32 * Columns) {
-      float acc[Columns] = {};
-      sum_slice(rows[warp], values[warp], 0, n, delta, stride, j0, lane, acc);
+    float acc[Columns] = {};
+    sum_slice(rows[warp], values[warp], 0, n, delta, stride, j0, lane, acc);
 #pragma unroll
-      for (unsigned q = 0; q < Columns; ++q)
-        if (j0 + lane + 32 * q < stride) out[j0 + lane + 32 * q] = acc[q] * scale;
-    }
+    for (unsigned c = 0; c < Columns; ++c)
+      if (j0 + lane + 32 * c < stride) out[j0 + lane + 32 * c] = acc[c] * scale;
   }
 }
 
-template <unsigned Columns>
-__global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_kernel(GradientScratch g, const float* delta,
-                                                                        float* gradient, uint32_t stride,
-                                                                        float scale) {
+// A block per large bucket: its datapoints in batch-row order into the scratch (rank against the bucket's
+// keys a block at a time).
+__global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_rank_kernel(GradientScratch g) {
   constexpr unsigned kBlock = 32 * kSliceWarps;
   __shared__ uint64_t keys[kBlock];
-  constexpr unsigned kPass = 32 * Columns;
-  __shared__ float partial[kSliceWarps][kPass];
-  const unsigned t = threadIdx.x, lane = t & 31u, warp = t >> 5;
+  const unsigned t = threadIdx.x;
   const uint32_t large = *g.large_count;
   for (uint32_t i = blockIdx.x; i < large; i += gridDim.x) {
-    const uint32_t p = g.large[i], n = g.size[p];
-    const uint32_t base = g.begin[p];
-    uint32_t* row = g.sorted_row + base;
-    float* value = g.sorted_value + base;
-    // Rank against the bucket's keys a block at a time, then place in the scratch.
+    const uint32_t p = g.large[i], n = g.size[p], base = g.begin[p];
     for (uint32_t e0 = 0; e0 < n; e0 += kBlock) {
       const uint32_t e = e0 + t;
       const uint64_t mine = e < n ? g.key[base + e] : ~0ull;
@@ -356,30 +362,44 @@ __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_kernel(Gradient
         if (c0 + t < n) keys[t] = g.key[base + c0 + t];
         __syncthreads();
         const uint32_t cn = min(kBlock, n - c0);
-        for (uint32_t q = 0; q < cn; ++q) rank += keys[q] < mine ? 1u : 0u;
+        for (uint32_t c = 0; c < cn; ++c) rank += keys[c] < mine ? 1u : 0u;
       }
       if (e < n) {
-        row[rank] = static_cast<uint32_t>(mine >> 32);
-        value[rank] = g.value[base + e];
+        g.sorted_row[base + rank] = static_cast<uint32_t>(mine >> 32);
+        g.sorted_value[base + rank] = g.value[base + e];
       }
     }
-    __syncthreads();  // the ordered bucket is visible to the whole block
+  }
+}
+
+// A block per (large bucket, pass), after the ranking: warp w sums the w-th slice of the ordered bucket,
+// then the slices are added in order.
+template <unsigned Columns>
+__global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_sum_kernel(GradientScratch g, const float* delta,
+                                                                            float* gradient, uint32_t stride,
+                                                                            float scale) {
+  constexpr unsigned kBlock = 32 * kSliceWarps, kPass = 32 * Columns;
+  __shared__ float partial[kSliceWarps][kPass];
+  const unsigned t = threadIdx.x, lane = t & 31u, warp = t >> 5;
+  const uint32_t passes = column_passes<Columns>(stride);
+  const uint64_t items = uint64_t{*g.large_count} * passes;
+  for (uint64_t q = blockIdx.x; q < items; q += gridDim.x) {
+    const uint32_t p = g.large[q / passes], n = g.size[p], base = g.begin[p];
     const uint32_t lo = static_cast<uint32_t>(uint64_t{n} * warp / kSliceWarps);
     const uint32_t hi = static_cast<uint32_t>(uint64_t{n} * (warp + 1) / kSliceWarps);
-    float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
-    for (uint32_t j0 = 0; j0 < stride; j0 += kPass) {
-      float acc[Columns] = {};
-      sum_slice(row, value, lo, hi, delta, stride, j0, lane, acc);
+    const uint32_t j0 = static_cast<uint32_t>(q % passes) * kPass;
+    float acc[Columns] = {};
+    sum_slice(g.sorted_row + base, g.sorted_value + base, lo, hi, delta, stride, j0, lane, acc);
 #pragma unroll
-      for (unsigned q = 0; q < Columns; ++q) partial[warp][lane + 32 * q] = acc[q];
-      __syncthreads();
-      for (unsigned c = t; c < kPass && j0 + c < stride; c += kBlock) {
-        float sum = 0.0f;
-        for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][c];
-        out[j0 + c] = sum * scale;
-      }
-      __syncthreads();  // partial[] is rewritten by the next pass
+    for (unsigned c = 0; c < Columns; ++c) partial[warp][lane + 32 * c] = acc[c];
+    __syncthreads();
+    float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
+    for (unsigned c = t; c < kPass && j0 + c < stride; c += kBlock) {
+      float sum = 0.0f;
+      for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][c];
+      out[j0 + c] = sum * scale;
     }
+    __syncthreads();  // partial[] is rewritten by the next item
   }
 }
 
@@ -434,23 +454,25 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   DSSTNE_LAUNCH_CHECK();
   place_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
   DSSTNE_LAUNCH_CHECK();
-  // Both loop over their buckets; as many blocks as keep the device busy.
+  // Each loops over its items; as many blocks as keep the device busy.
   const uint64_t busy = static_cast<uint64_t>(props_.multiProcessorCount) * 8;
-  const auto small_blocks = static_cast<unsigned>(std::clamp<uint64_t>((most_present + 7) / 8, 1, busy));
-  const auto large_blocks = static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy));
-  if (a.stride > 32 * kNarrowColumns) {
-    small_bucket_kernel<kWideColumns><<<small_blocks, gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
-    DSSTNE_LAUNCH_CHECK();
-    large_bucket_kernel<kWideColumns><<<large_blocks, 32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride,
-                                                                               a.scale);
-  } else {
-    small_bucket_kernel<kNarrowColumns><<<small_blocks, gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride,
-                                                                              a.scale);
-    DSSTNE_LAUNCH_CHECK();
-    large_bucket_kernel<kNarrowColumns><<<large_blocks, 32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride,
-                                                                                 a.scale);
-  }
+  large_bucket_rank_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy)), 32 * kSliceWarps, 0,
+                             s>>>(g);
   DSSTNE_LAUNCH_CHECK();
+  const auto sums = [&](auto columns) {
+    constexpr unsigned kColumns = decltype(columns)::value;
+    const uint64_t items = most_present * column_passes<kColumns>(a.stride);
+    small_bucket_kernel<kColumns><<<static_cast<unsigned>(std::clamp<uint64_t>((items + 7) / 8, 1, busy)),
+                                    gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
+    DSSTNE_LAUNCH_CHECK();
+    large_bucket_sum_kernel<kColumns><<<static_cast<unsigned>(std::clamp<uint64_t>(items, 1, busy)),
+                                        32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
+    DSSTNE_LAUNCH_CHECK();
+  };
+  if (a.stride > 32 * kNarrowColumns)
+    sums(std::integral_constant<unsigned, kWideColumns>{});
+  else
+    sums(std::integral_constant<unsigned, kNarrowColumns>{});
 }
 
 }  // namespace dsstne

@@ -119,6 +119,24 @@ def test_partial_batches_and_sparse_gradient_on_many_rows():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+def test_sparse_gradient_of_a_wide_layer_matches_cpu_and_repeats():
+    # A 600-unit layer over a sparse input: each gradient row is summed in three passes of columns (the last
+    # partial), for small buckets (a warp each) and large ones (units in every row or in about half of
+    # them: more than 32 datapoints, ranked then summed by blocks).
+    rng = np.random.default_rng(21)
+    dense = (rng.random((200, 400)) < 0.02).astype(np.float32)
+    dense[:, :5] = 1.0
+    dense[:, 5:15] = rng.random((200, 10)) < 0.5
+    x = sp.csr_matrix(dense * rng.uniform(0.5, 2.0, dense.shape).astype(np.float32))
+    cfg = network_config(hidden=[(600, "Tanh")])
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(sp.csr_matrix(dense), "output")
+    nets = [dsstne.Network.from_json(cfg, [inp, out], batch=200, device=d, seed=5) for d in ("cpu", "cuda", "cuda")]
+    (_, g_cpu), (_, g_gpu), (_, g_again) = [net.gradients(0) for net in nets]
+    key = ("Input", "Hidden1")
+    np.testing.assert_allclose(g_gpu[key][0], g_cpu[key][0], rtol=1e-4, atol=1e-5 * np.abs(g_cpu[key][0]).max())
+    assert g_gpu[key][0].tobytes() == g_again[key][0].tobytes()
+
+
 @pytest.mark.parametrize("error", ["ScaledMarginalCrossEntropy", "CrossEntropy"])
 def test_sigmoid_output_pass_over_several_spans_matches_cpu(error):
     # The Sigmoid output's loss passes (compiled for that activation and loss) over 5,000 outputs, wider
