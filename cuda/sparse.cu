@@ -280,11 +280,11 @@ __global__ void __launch_bounds__(kRowThreads) place_kernel(SparseData d, Denois
 // Step 4: each present unit's gradient row, gradient[u][j] = scale * sum of value * delta[row][j] over
 // its bucket in batch-row order (sum first, scale last, as the CPU target). A datapoint's rank in its
 // bucket is the number of smaller keys. Most buckets are small: a warp each (ranked with shuffles); the
-// few of more than 32 datapoints (popular units) are ranked by a block each, then summed by a block each,
-// its warps summing consecutive slices of the bucket, added in slice order. Either way the order depends
-// only on the data. Rows wider than one pass of columns are split over warps (small buckets) or blocks
-// (large ones) a pass each, so the popular units' long sums run side by side and no warp is left with
-// several whole rows (a pass never changes the order of a column's sum).
+// few of more than 32 datapoints (popular units) are ranked and summed by a block each, its warps summing
+// consecutive slices of the bucket, added in slice order. Either way the order depends only on the data.
+// Rows wider than one pass of columns are split over warps (small buckets) or blocks (large ones, ranked
+// first by a kernel of their own) a pass each, so the popular units' long sums run side by side and no
+// warp is left with several whole rows (a pass never changes the order of a column's sum).
 // Columns per lane and pass (j0 + lane + 32 q): 4 for rows of up to 128 columns, 8 for wider ones (more
 // loads in flight, half the passes).
 constexpr unsigned kNarrowColumns = 4, kWideColumns = 8;
@@ -344,47 +344,55 @@ __global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScr
   }
 }
 
-// A block per large bucket: its datapoints in batch-row order into the scratch (rank against the bucket's
-// keys a block at a time).
-__global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_rank_kernel(GradientScratch g) {
+// Large bucket p's datapoints in batch-row order at their slots of sorted_row / sorted_value: each ranked
+// against the bucket's keys a block at a time (every thread of the block calls this).
+__device__ void rank_large_bucket(const GradientScratch& g, uint32_t p, uint64_t* keys) {
   constexpr unsigned kBlock = 32 * kSliceWarps;
-  __shared__ uint64_t keys[kBlock];
   const unsigned t = threadIdx.x;
-  const uint32_t large = *g.large_count;
-  for (uint32_t i = blockIdx.x; i < large; i += gridDim.x) {
-    const uint32_t p = g.large[i], n = g.size[p], base = g.begin[p];
-    for (uint32_t e0 = 0; e0 < n; e0 += kBlock) {
-      const uint32_t e = e0 + t;
-      const uint64_t mine = e < n ? g.key[base + e] : ~0ull;
-      uint32_t rank = 0;
-      for (uint32_t c0 = 0; c0 < n; c0 += kBlock) {
-        __syncthreads();  // the previous keys are compared
-        if (c0 + t < n) keys[t] = g.key[base + c0 + t];
-        __syncthreads();
-        const uint32_t cn = min(kBlock, n - c0);
-        for (uint32_t c = 0; c < cn; ++c) rank += keys[c] < mine ? 1u : 0u;
-      }
-      if (e < n) {
-        g.sorted_row[base + rank] = static_cast<uint32_t>(mine >> 32);
-        g.sorted_value[base + rank] = g.value[base + e];
-      }
+  const uint32_t n = g.size[p], base = g.begin[p];
+  for (uint32_t e0 = 0; e0 < n; e0 += kBlock) {
+    const uint32_t e = e0 + t;
+    const uint64_t mine = e < n ? g.key[base + e] : ~0ull;
+    uint32_t rank = 0;
+    for (uint32_t c0 = 0; c0 < n; c0 += kBlock) {
+      __syncthreads();  // the previous keys are compared
+      if (c0 + t < n) keys[t] = g.key[base + c0 + t];
+      __syncthreads();
+      const uint32_t cn = min(kBlock, n - c0);
+      for (uint32_t c = 0; c < cn; ++c) rank += keys[c] < mine ? 1u : 0u;
+    }
+    if (e < n) {
+      g.sorted_row[base + rank] = static_cast<uint32_t>(mine >> 32);
+      g.sorted_value[base + rank] = g.value[base + e];
     }
   }
 }
 
-// A block per (large bucket, pass), after the ranking: warp w sums the w-th slice of the ordered bucket,
-// then the slices are added in order.
+// Rows of several passes: a block per large bucket ranks it first, for the blocks of its passes.
+__global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_rank_kernel(GradientScratch g) {
+  __shared__ uint64_t keys[32 * kSliceWarps];
+  const uint32_t large = *g.large_count;
+  for (uint32_t i = blockIdx.x; i < large; i += gridDim.x) rank_large_bucket(g, g.large[i], keys);
+}
+
+// A block per (large bucket, pass): warp w sums the w-th slice of the ordered bucket, then the slices are
+// added in order. Rows of one pass (one block a bucket) rank the bucket here, unless `ranked`.
 template <unsigned Columns>
 __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_sum_kernel(GradientScratch g, const float* delta,
                                                                             float* gradient, uint32_t stride,
-                                                                            float scale) {
+                                                                            float scale, bool ranked) {
   constexpr unsigned kBlock = 32 * kSliceWarps, kPass = 32 * Columns;
   __shared__ float partial[kSliceWarps][kPass];
+  __shared__ uint64_t keys[kBlock];
   const unsigned t = threadIdx.x, lane = t & 31u, warp = t >> 5;
   const uint32_t passes = column_passes<Columns>(stride);
   const uint64_t items = uint64_t{*g.large_count} * passes;
   for (uint64_t q = blockIdx.x; q < items; q += gridDim.x) {
     const uint32_t p = g.large[q / passes], n = g.size[p], base = g.begin[p];
+    if (!ranked) {
+      rank_large_bucket(g, p, keys);
+      __syncthreads();  // the ordered bucket is visible to the whole block
+    }
     const uint32_t lo = static_cast<uint32_t>(uint64_t{n} * warp / kSliceWarps);
     const uint32_t hi = static_cast<uint32_t>(uint64_t{n} * (warp + 1) / kSliceWarps);
     const uint32_t j0 = static_cast<uint32_t>(q % passes) * kPass;
@@ -456,17 +464,21 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   DSSTNE_LAUNCH_CHECK();
   // Each loops over its items; as many blocks as keep the device busy.
   const uint64_t busy = static_cast<uint64_t>(props_.multiProcessorCount) * 8;
-  large_bucket_rank_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy)), 32 * kSliceWarps, 0,
-                             s>>>(g);
-  DSSTNE_LAUNCH_CHECK();
   const auto sums = [&](auto columns) {
     constexpr unsigned kColumns = decltype(columns)::value;
-    const uint64_t items = most_present * column_passes<kColumns>(a.stride);
+    const uint32_t passes = column_passes<kColumns>(a.stride);
+    if (passes > 1) {
+      large_bucket_rank_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy)),
+                                 32 * kSliceWarps, 0, s>>>(g);
+      DSSTNE_LAUNCH_CHECK();
+    }
+    const uint64_t items = most_present * passes;
     small_bucket_kernel<kColumns><<<static_cast<unsigned>(std::clamp<uint64_t>((items + 7) / 8, 1, busy)),
                                     gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
     DSSTNE_LAUNCH_CHECK();
     large_bucket_sum_kernel<kColumns><<<static_cast<unsigned>(std::clamp<uint64_t>(items, 1, busy)),
-                                        32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
+                                        32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale,
+                                                                  passes > 1);
     DSSTNE_LAUNCH_CHECK();
   };
   if (a.stride > 32 * kNarrowColumns)
