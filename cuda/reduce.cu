@@ -1,12 +1,9 @@
 // Reduction twin on the GPU: column sums over a fixed split of the rows.
 #include <algorithm>
-#include <cmath>
 
 #include "check.cuh"
 #include "cuda_backend.cuh"
-#include "dsstne/fixed_point.h"
 #include "launch.cuh"
-#include "reduce.cuh"
 
 namespace dsstne {
 namespace {

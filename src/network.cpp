@@ -485,10 +485,9 @@ bool Network::folds_bias(const Layer& layer) {
 }
 
 bool Network::defers_activation(const Layer& layer) const {
-  // Nothing after the activation either (dropout), an element-wise activation, and no other reader of
-  // the units in the step (the loss op never writes the activation back).
-  return layer.kind == LayerKind::Output && folds_bias(layer) && layer.spec.p_dropout <= 0.0f &&
-         layer.activation.kind != Activation::SoftMax && layer.outgoing.empty() && !layer.needs_units;
+  // As for ranking (no other reader of the units: the loss op never writes the activation back), and
+  // nothing after the activation either (dropout).
+  return layer.kind == LayerKind::Output && layer.spec.p_dropout <= 0.0f && ranks_linear_sums(layer);
 }
 
 bool Network::ranks_linear_sums(const Layer& layer) {

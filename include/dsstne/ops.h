@@ -115,11 +115,11 @@ struct Targets {
 };
 
 // [loss] Output delta (dE/dz) of every unit and the minibatch error, added as fixed point to *error.
-// With `bias` set, unit holds the layer's linear sum without its bias: the op first makes it
-// loss.activation(unit + bias) (an element-wise kind) in the same pass, so training reads the widest
-// matrix once for the bias, the activation and the loss instead of three times.
+// With `bias` set, unit holds the layer's linear sum without its bias: the op reads each unit as
+// loss.activation(unit + bias) (an element-wise kind) and writes nothing back, so training reads the
+// widest matrix once for the bias, the activation and the loss.
 struct OutputDeltaArgs {
-  float* unit = nullptr;
+  const float* unit = nullptr;
   const float* bias = nullptr;
   float* delta = nullptr;
   uint32_t rows = 0, stride = 0;
