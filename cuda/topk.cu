@@ -14,6 +14,7 @@
 #include "cuda_backend.cuh"
 #include "dsstne/math/sparse_row.h"
 #include "launch.cuh"
+#include "reduce.cuh"
 
 namespace dsstne {
 namespace gpu {
@@ -133,10 +134,12 @@ struct RowKeys {
   const TopKArgs& a;
   const float* row;
   const uint32_t* excluded;  // nullptr: nothing excluded
+  __device__ __forceinline__ bool excludes(uint32_t j) const {
+    return excluded && (excluded[j >> 5] >> (j & 31u)) & 1u;
+  }
   // Column j's key, given its score.
   __device__ __forceinline__ uint32_t of(uint32_t j, float score) const {
-    if (excluded && (excluded[j >> 5] >> (j & 31u)) & 1u) return kExcluded;
-    return order_key(score);
+    return excludes(j) ? kExcluded : order_key(score);
   }
   __device__ __forceinline__ uint32_t operator()(uint32_t j) const { return of(j, score_of(a, row, j)); }
 };
@@ -162,59 +165,139 @@ __device__ __forceinline__ bool before(uint32_t ka, uint32_t ca, uint32_t kb, ui
 constexpr unsigned kWarpSelectWarps = 16;  // a row's share per warp stays short: the scan is a chain of shuffles
 constexpr unsigned kWarpPrefetch = 8;  // chunks of 32 columns a warp loads before ranking them
 constexpr uint32_t kNoColumn = 0xFFFFFFFFu;  // an empty slot of a list (after every real entry)
-// Linear sums x < x_k - kSigmoidMargin have 1/(1 + expf(-x)) <= that of x_k, as computed: the gap is at
-// least 3.5e-6 after rounding the bar, so e^-x exceeds e^-x_k by over 50 units of 2^-24, more than
-// expf's error (2 ulp) on both, and the rest of the formula rounds monotonically. A later column (higher
-// index) enters only with a strictly larger key, so such a column never enters.
+constexpr uint32_t kSkippableGroups = 64;  // kSigmoid: prefetch groups of a warp whose largest sums are kept
+// Linear sums x < y - kSigmoidMargin have 1/(1 + expf(-x)) <= that of y, as computed: the gap is at
+// least 3.5e-6 after rounding the bar, so e^-x exceeds e^-y by over 50 units of 2^-24, more than expf's
+// error (2 ulp) on both, and the rest of the formula rounds monotonically. So a column whose linear sum
+// is that far below a list's k-th one comes after it (a key no larger, a higher index); and one whose sum
+// is that far below a sum t of a Sigmoid smaller than k columns' comes after all k.
 constexpr float kSigmoidMargin = 4e-6f;
 
 // k <= kWarpSelectMax, one block per row: each warp keeps the top k of its share of the row as a list sorted by
 // `before`, one entry per lane. Its lanes read 32 consecutive columns at a time; a column enters the list
 // only if it comes before the list's k-th entry (rare once the list fills), by one shuffle of the entries
-// below its place. The warps' lists are then ranked together. One read of the row, no block barrier in
-// the scan; excluded columns never enter a list.
+// below its place. The warps' lists are then ranked together. No block barrier in the scan; excluded
+// columns never enter a list.
 // kSigmoid: the activation applied to linear sums is fixed at compile time (the usual output layer), so
-// its formula's switch folds away; and a column whose linear sum is below the list's k-th one by more than
-// kSigmoidMargin cannot enter (see there), so its Sigmoid, key and exclusion are never computed: once the
-// list fills, most chunks cost a load, an add and a vote. (Two blocks a multiprocessor at least: registers
-// for the prefetched chunks.)
+// its formula's switch folds away. A first read of the row (linear sums only: a load, an add and a max a
+// column) bounds the scan: each lane's largest linear sum among its columns (not excluded) belongs to a
+// column of its own, so at least k columns of the row have sums at least the row bar, the k-th largest
+// of the 512 lane maxima (merged from the warps' sorted k largest). The scan then skips the prefetch
+// groups whose largest sum (kept by the first read) proves every column after those k (see
+// kSigmoidMargin), without reading them again, and in the rest, before their Sigmoid, key and exclusion
+// are computed, the chunks whose sums prove every column after those k or after the list's k-th: only
+// the few columns near the top are read twice or enter a list.
 template <bool kSigmoid>
-__global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_kernel(TopKArgs a) {
+__global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel(TopKArgs a) {
   __shared__ uint32_t all_key[kWarpSelectWarps * kWarpSelectMax], all_column[kWarpSelectWarps * kWarpSelectMax];
   __shared__ uint32_t list_count[kWarpSelectWarps];
+  __shared__ float warp_tops[kWarpSelectWarps][kWarpSelectMax];  // kSigmoid: each warp's largest lane maxima
+  __shared__ float row_floor;  // kSigmoid: a column whose linear sum is below this is not in the row's top k
+  __shared__ float group_maxima[kWarpSelectWarps][kSkippableGroups];  // kSigmoid: of each warp's first groups
+  __shared__ uint32_t no_exclusions;              // kSigmoid: the bitmap word of a row without exclusions
   extern __shared__ uint32_t excluded[];  // (width + 31) / 32 words when a.exclude is set
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const uint32_t k = a.k;
   ActivationParams f = a.activation;
   if constexpr (kSigmoid) f.kind = Activation::Sigmoid;
   const uint32_t share = (a.width + 32 * kWarpSelectWarps - 1) / (32 * kWarpSelectWarps) * 32;  // columns per warp
+  if (kSigmoid && threadIdx.x == 0) no_exclusions = 0;
+  __syncthreads();
   for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
     if (a.exclude.start) load_exclusions(a, r, excluded);
     const RowKeys key_of{a, a.scores + static_cast<uint64_t>(r) * a.stride, a.exclude.start ? excluded : nullptr};
+    const uint32_t first = warp * share, last = min(a.width, first + share);
+    const uint32_t groups = last > first ? (last - first + 32 * kWarpPrefetch - 1) / (32 * kWarpPrefetch) : 0;
+    // The scores (and biases) of prefetch group g, columns first + 32 (kWarpPrefetch g + u) + lane, all
+    // loaded before any is used: one memory latency per kWarpPrefetch chunks. Columns past the share
+    // read NaN (a sum of no entry).
+    float z[kWarpPrefetch], bias[kWarpPrefetch];
+    auto load = [&](uint32_t g) {
+      const uint32_t j = first + g * 32 * kWarpPrefetch + lane;
+      const float* const zs = key_of.row + j;
+      const float* const bs = kSigmoid || a.bias ? a.bias + j : nullptr;
+#pragma unroll
+      for (unsigned u = 0; u < kWarpPrefetch; ++u) {
+        const bool in = j + 32 * u < last;
+        z[u] = in ? zs[32 * u] : NAN;
+        bias[u] = in && (kSigmoid || a.bias) ? bs[32 * u] : 0.0f;
+      }
+    };
+    // A column enters the list only if it comes before (kth_key, kth_column), the list's k-th entry once
+    // it is full; a linear sum below sum_bar proves a column after the row bar or that entry (kSigmoid).
+    uint32_t kth_key = 0, kth_column = kNoColumn;
+    float sum_bar = -INFINITY;
+    if constexpr (kSigmoid) {
+      float lane_max = NAN;  // the lane's largest linear sum of an entry (a column not excluded; NaN: none)
+      // A chunk's columns share one bitmap word (chunks start at multiples of 32); with nothing excluded,
+      // every chunk reads the zero word (no branch in the loop).
+      const uint32_t* const words = key_of.excluded ? key_of.excluded : &no_exclusions;
+      const uint32_t word_mask = key_of.excluded ? ~0u : 0u, lane_bit = 1u << lane;
+      for (uint32_t g = 0; g < groups; ++g) {
+        load(g);
+        float group_max = NAN;
+#pragma unroll
+        for (unsigned u = 0; u < kWarpPrefetch; ++u) {
+          const uint32_t word = words[((first >> 5) + g * kWarpPrefetch + u) & word_mask];
+          const float sum = z[u] + bias[u];
+          group_max = word & lane_bit ? group_max : fmaxf(group_max, sum);  // fmaxf passes over NaN
+        }
+        lane_max = fmaxf(lane_max, group_max);
+        group_max = gpu::warp_reduce(group_max, gpu::Max{});
+        if (lane == 0 && g < kSkippableGroups) group_maxima[warp][g] = group_max;
+      }
+      // The warp's k largest lane maxima, in order (ties on the lower lane), go to shared memory.
+      uint32_t rank = 0;
+      for (unsigned i = 0; i < 32; ++i) {
+        const float other = __shfl_sync(gpu::kFullMask, lane_max, i);
+        rank += other > lane_max || (other == lane_max && i < lane);
+      }
+      const bool entry = !isnan(lane_max);
+      const uint32_t entries = __popc(__ballot_sync(gpu::kFullMask, entry));
+      if (entry && rank < k) warp_tops[warp][rank] = lane_max;
+      if (lane == 0) list_count[warp] = min(k, entries);
+      __syncthreads();
+      if (warp == 0) {
+        // The row bar: the k-th largest lane maximum of the row, by merging the warps' lists (lane w
+        // holds warp w's next one). Then the floor: columns of sums at least the bar have Sigmoids of at
+        // least low (that of a sum below bar - margin); lane i tries t = bar less 2^i margins, and below a
+        // t whose Sigmoid is under low by a margin, every sum proves its column after all of those.
+        uint32_t taken = 0;
+        float bar = NAN;
+        for (uint32_t i = 0; i < k; ++i) {
+          const float next = lane < kWarpSelectWarps && taken < list_count[lane] ? warp_tops[lane][taken] : NAN;
+          bar = gpu::warp_reduce(next, gpu::Max{});  // fmaxf passes over NaN: NaN when nothing is left
+          if (isnan(bar)) break;
+          taken += lane == static_cast<unsigned>(__ffs(__ballot_sync(gpu::kFullMask, next == bar)) - 1);
+        }
+        float floor = -INFINITY;
+        if (!isnan(bar)) {
+          const float low = math::activate(f, nextafterf(bar - kSigmoidMargin, -INFINITY));
+          const float t = bar - kSigmoidMargin * static_cast<float>(1u << lane);
+          const unsigned below = __ballot_sync(gpu::kFullMask, math::activate(f, t) < low);
+          if (below) floor = __shfl_sync(gpu::kFullMask, t, __ffs(below) - 1) - kSigmoidMargin;
+        }
+        if (lane == 0) row_floor = floor;
+      }
+      __syncthreads();
+      sum_bar = row_floor;
+    }
     uint32_t my_key = 0, my_column = kNoColumn;  // this lane's entry of the warp's list
     float my_sum = -INFINITY;                      // its linear sum (kSigmoid)
-    uint32_t kth_key = 0, kth_column = kNoColumn;  // the list's k-th entry, the bar to enter it
-    float sum_bar = -INFINITY;                     // kSigmoid: linear sums below this cannot enter
-    const uint32_t first = warp * share, last = min(a.width, first + share);
-    for (uint32_t j00 = first; j00 < last; j00 += 32 * kWarpPrefetch) {
-      // The chunks' scores (and biases) are all loaded before any is used: one memory latency per
-      // kWarpPrefetch chunks.
-      float z[kWarpPrefetch], bias[kWarpPrefetch];
-#pragma unroll
-      for (unsigned u = 0; u < kWarpPrefetch; ++u) {
-        const uint32_t j = min(j00 + 32 * u + lane, last - 1);
-        z[u] = key_of.row[j];
-        bias[u] = a.bias ? a.bias[j] : 0.0f;
+    for (uint32_t g = 0; g < groups; ++g) {
+      if constexpr (kSigmoid) {  // a group without a sum at the floor is not read again (with a floor)
+        if (g < kSkippableGroups && sum_bar > -INFINITY && !(group_maxima[warp][g] >= sum_bar)) continue;
       }
+      load(g);
 #pragma unroll
       for (unsigned u = 0; u < kWarpPrefetch; ++u) {
-        const uint32_t j0 = j00 + 32 * u, j = j0 + lane;
-        const float sum = a.bias ? z[u] + bias[u] : z[u];
+        const uint32_t j0 = first + (g * kWarpPrefetch + u) * 32, j = j0 + lane;
+        const float sum = z[u] + bias[u];
         if constexpr (kSigmoid) {
           if (!__any_sync(gpu::kFullMask, j < last && !(sum < sum_bar))) continue;  // NaN sums go on
         }
         const uint32_t key = j >= last ? kExcluded : key_of.of(j, a.bias ? math::activate(f, sum) : sum);
-        unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j0 + lane, kth_key, kth_column));
+        unsigned pending = __ballot_sync(gpu::kFullMask, key != kExcluded && before(key, j, kth_key, kth_column));
         while (pending) {  // in column order; each insertion is exact, whatever came before
           const int src = __ffs(pending) - 1;
           pending &= pending - 1;
@@ -235,9 +318,14 @@ __global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_ker
               my_column = up_column;
               my_sum = up_sum;
             }
-            kth_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
-            kth_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
-            if constexpr (kSigmoid) sum_bar = __shfl_sync(gpu::kFullMask, my_sum, k - 1) - kSigmoidMargin;
+            const uint32_t list_key = __shfl_sync(gpu::kFullMask, my_key, k - 1);
+            const uint32_t list_column = __shfl_sync(gpu::kFullMask, my_column, k - 1);
+            const float list_sum = __shfl_sync(gpu::kFullMask, my_sum, k - 1);
+            if (list_column != kNoColumn) {
+              kth_key = list_key;
+              kth_column = list_column;
+              if constexpr (kSigmoid) sum_bar = fmaxf(sum_bar, list_sum - kSigmoidMargin);
+            }
           }
         }
       }

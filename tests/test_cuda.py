@@ -234,15 +234,18 @@ def test_recommend_ties_match_cpu(k):
 
 @pytest.mark.parametrize("k", [1, 10, 32, 64])
 def test_recommend_sigmoid_is_top_k_of_its_predictions(k):
-    # The Sigmoid output's selection skips columns whose linear sum is clearly below the k-th: it must
-    # still rank exactly as the layer's own activations do (ties on the lower column). Each example reads
+    # The Sigmoid output's selection skips columns whose linear sum proves them after the row bar or the
+    # k-th: it must still rank exactly as the layer's own activations do (ties on the lower column). Each example reads
     # one input unit, so the linear sums are that unit's weights, exactly: spread ones, runs a few float
     # steps apart (near the skipping bar), saturated ones (Sigmoid 1.0: ties), ones at 0.0, and a row
-    # where every column saturates.
+    # where every column saturates; each warp's share spans several prefetch groups. Examples 3 and 4
+    # exclude all but 5 and 40 columns (fewer than k in a warp's share, or in the whole row: padding).
     rng = np.random.default_rng(k)
-    n_in, n_out, examples = 40, 3000, 120
+    n_in, n_out, examples = 40, 9000, 120
     w = rng.normal(0.0, 3.0, size=(n_in, n_out)).astype(np.float32)
-    w[:, 100:400] = np.float32(2.0) + rng.integers(0, 6, size=(n_in, 300)).astype(np.float32) * np.float32(2.4e-7)
+    for lo in (100, 6000):
+        steps = rng.integers(0, 6, size=(n_in, 300)).astype(np.float32)
+        w[:, lo:lo + 300] = np.float32(2.0) + steps * np.float32(2.4e-7)
     w[:, 500:800] = rng.uniform(17.0, 40.0, size=(n_in, 300)).astype(np.float32)
     w[:, 900:1000] = -100.0
     w[0] = 25.0
@@ -250,7 +253,12 @@ def test_recommend_sigmoid_is_top_k_of_its_predictions(k):
     bias[100:1000] = 0.0
     x = sp.csr_matrix((np.ones(examples, np.float32), (np.arange(examples), np.arange(examples) % n_in)),
                       shape=(examples, n_in))
-    history = random_csr(examples, n_out, 0.02, seed=k)
+    history = random_csr(examples, n_out, 0.02, seed=k).tolil()
+    for r, kept in ((3, [7, 1500, 1501, 8990, 8999]), (4, rng.choice(n_out, 40, replace=False))):
+        history[r, :] = 1.0
+        history[r, kept] = 0.0
+    history = history.tocsr()
+    history.eliminate_zeros()
     cfg = network_config(hidden=(), output_activation="Sigmoid")
     inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(history, "output")
     net = dsstne.Network.from_json(cfg, [inp, out], batch=32, device="cuda", seed=1)
@@ -261,8 +269,9 @@ def test_recommend_sigmoid_is_top_k_of_its_predictions(k):
     for r in range(examples):
         candidates = np.flatnonzero(~seen[r])
         order = candidates[np.lexsort((candidates, -scores[r, candidates]))][:k]
-        np.testing.assert_array_equal(idx[r], order)
-        np.testing.assert_array_equal(top[r], scores[r, order])
+        np.testing.assert_array_equal(idx[r], np.pad(order, (0, k - len(order)), constant_values=-1))
+        np.testing.assert_array_equal(top[r, :len(order)], scores[r, order])
+        assert (top[r, len(order):] == -np.inf).all()
 
 
 def test_long_sparse_rows_split_over_blocks_match_cpu():
