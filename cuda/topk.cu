@@ -186,9 +186,10 @@ constexpr float kSigmoidMargin = 4e-6f;
 // groups whose largest sum (kept by the first read) proves every column after those k (see
 // kSigmoidMargin), without reading them again, and in the rest, before their Sigmoid, key and exclusion
 // are computed, the chunks whose sums prove every column after those k or after the list's k-th: only
-// the few columns near the top are read twice or enter a list.
+// the few columns near the top are read twice or enter a list. (Two blocks a multiprocessor at least:
+// registers for the prefetched chunks.)
 template <bool kSigmoid>
-__global__ void __launch_bounds__(32 * kWarpSelectWarps) topk_warp_select_kernel(TopKArgs a) {
+__global__ void __launch_bounds__(32 * kWarpSelectWarps, 2) topk_warp_select_kernel(TopKArgs a) {
   __shared__ uint32_t all_key[kWarpSelectWarps * kWarpSelectMax], all_column[kWarpSelectWarps * kWarpSelectMax];
   __shared__ uint32_t list_count[kWarpSelectWarps];
   __shared__ float warp_tops[kWarpSelectWarps][kWarpSelectMax];  // kSigmoid: each warp's largest lane maxima
