@@ -1,5 +1,6 @@
-// CudaBackend lifetime and memory: one device, one non-blocking stream, a cuBLAS handle bound to it,
-// zero-filled allocations with accounting.
+// CudaBackend lifetime, memory and streams: one device, a non-blocking main stream (and a side one for
+// overlapped work), a cuBLAS handle that follows the current stream, zero-filled allocations with
+// accounting.
 #include <iomanip>
 #include <sstream>
 
@@ -11,7 +12,24 @@ namespace dsstne {
 namespace gpu {
 void StreamDeleter::operator()(CUstream_st* s) const noexcept { cudaStreamDestroy(s); }
 void BlasDeleter::operator()(cublasContext* h) const noexcept { cublasDestroy(h); }
+void EventDeleter::operator()(CUevent_st* e) const noexcept { cudaEventDestroy(e); }
 }  // namespace gpu
+
+namespace {
+
+std::unique_ptr<CUstream_st, gpu::StreamDeleter> new_stream() {
+  cudaStream_t s = nullptr;
+  DSSTNE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return std::unique_ptr<CUstream_st, gpu::StreamDeleter>(s);
+}
+
+std::unique_ptr<CUevent_st, gpu::EventDeleter> new_event() {
+  cudaEvent_t e = nullptr;
+  DSSTNE_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return std::unique_ptr<CUevent_st, gpu::EventDeleter>(e);
+}
+
+}  // namespace
 
 CudaBackend::CudaBackend(int device) : device_(device) {
   int count = 0;
@@ -20,13 +38,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     DSSTNE_RAISE(InputError, "no CUDA device ", device, " (", count, " device", count == 1 ? "" : "s", " found)");
   DSSTNE_CUDA_CHECK(cudaSetDevice(device));
   DSSTNE_CUDA_CHECK(cudaGetDeviceProperties(&props_, device));
-  cudaStream_t s = nullptr;
-  DSSTNE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  stream_.reset(s);
+  stream_ = new_stream();
+  side_ = new_stream();
+  for (Event& e : marks_) e = new_event();
+  fork_ = new_event();
   cublasHandle_t h = nullptr;
   DSSTNE_CUBLAS_CHECK(cublasCreate(&h));
   blas_.reset(h);
-  DSSTNE_CUBLAS_CHECK(cublasSetStream(h, s));
+  DSSTNE_CUBLAS_CHECK(cublasSetStream(h, stream_.get()));
   // Reproducible GEMMs: no atomics inside cuBLAS, plain FP32 math until set_tf32(true).
   DSSTNE_CUBLAS_CHECK(cublasSetAtomicsMode(h, CUBLAS_ATOMICS_NOT_ALLOWED));
   DSSTNE_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
@@ -35,8 +54,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 CudaBackend::~CudaBackend() {
   // Queued work must finish before the handle and stream go (members are destroyed after this body).
   cudaSetDevice(device_);
-  cudaStreamSynchronize(stream_.get());
+  wait_all();
   (void)cudaGetLastError();
+}
+
+void CudaBackend::wait_all() const {
+  cudaStreamSynchronize(stream_.get());
+  cudaStreamSynchronize(side_.get());
 }
 
 void CudaBackend::bind() const { DSSTNE_CUDA_CHECK(cudaSetDevice(device_)); }
@@ -79,7 +103,7 @@ void* CudaBackend::allocate(size_t bytes) {
 void CudaBackend::release(void* p, size_t bytes) noexcept {
   if (!p) return;
   cudaSetDevice(device_);
-  cudaStreamSynchronize(stream());  // kernels queued on the stream may still use p
+  wait_all();  // kernels queued on either stream may still use p
   cudaFree(p);
   (void)cudaGetLastError();  // release cannot report; a fault resurfaces at the next checked call
   current_ -= bytes;
@@ -114,7 +138,36 @@ void CudaBackend::zero(void* p, size_t bytes) {
 
 void CudaBackend::synchronize() {
   bind();
-  DSSTNE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  DSSTNE_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  DSSTNE_CUDA_CHECK(cudaStreamSynchronize(side_.get()));
+}
+
+void CudaBackend::begin_side() {
+  if (on_side_) return;
+  bind();
+  DSSTNE_CUDA_CHECK(cudaEventRecord(fork_.get(), stream_.get()));
+  DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
+  on_side_ = true;
+  DSSTNE_CUBLAS_CHECK(cublasSetStream(blas_.get(), side_.get()));
+}
+
+void CudaBackend::end_side() {
+  if (!on_side_) return;
+  bind();
+  on_side_ = false;
+  DSSTNE_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream_.get()));
+}
+
+void CudaBackend::mark(unsigned slot) {
+  DSSTNE_REQUIRE(slot < kMarks, "mark slot ", slot, " out of range");
+  bind();
+  DSSTNE_CUDA_CHECK(cudaEventRecord(marks_[slot].get(), stream()));
+}
+
+void CudaBackend::wait_mark(unsigned slot) {
+  DSSTNE_REQUIRE(slot < kMarks, "mark slot ", slot, " out of range");
+  bind();
+  DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(stream(), marks_[slot].get(), 0));
 }
 
 void CudaBackend::set_tf32(bool on) {

@@ -1,10 +1,12 @@
 // The GPU target: every op is a kernel (or cuBLAS/CUB call) queued asynchronously on one non-blocking
-// stream of one device; results are ready after synchronize() (to_host synchronises itself).
+// stream of one device (or, between begin_side() and end_side(), on a second one); results are ready
+// after synchronize() (to_host synchronises itself).
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -22,6 +24,9 @@ struct StreamDeleter {
 };
 struct BlasDeleter {
   void operator()(cublasContext* h) const noexcept;
+};
+struct EventDeleter {
+  void operator()(CUevent_st* e) const noexcept;
 };
 }  // namespace gpu
 
@@ -46,17 +51,28 @@ class CudaBackend final : public Backend {
   size_t sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const override;
   size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const override;
   void set_tf32(bool on) override;
+  void begin_side() override;
+  void end_side() override;
+  void mark(unsigned slot) override;
+  void wait_mark(unsigned slot) override;
 
   DSSTNE_OPS(DSSTNE_DECLARE_OP)
 
  private:
   // Makes this backend's device current on the calling thread (its stream and handle belong to it).
   void bind() const;
-  cudaStream_t stream() const { return stream_.get(); }
+  // The stream ops queue on now.
+  cudaStream_t stream() const { return (on_side_ ? side_ : stream_).get(); }
+  // Both streams' work is done.
+  void wait_all() const;
 
+  using Event = std::unique_ptr<CUevent_st, gpu::EventDeleter>;
   int device_ = 0;
   cudaDeviceProp props_{};
-  std::unique_ptr<CUstream_st, gpu::StreamDeleter> stream_;  // declared before blas_: destroyed after it
+  std::unique_ptr<CUstream_st, gpu::StreamDeleter> stream_, side_;  // declared before blas_: destroyed after it
+  std::array<Event, kMarks> marks_;
+  Event fork_;  // the main stream's work at begin_side()
+  bool on_side_ = false;
   std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_;
   std::atomic<size_t> current_{0}, peak_{0};
   bool tf32_ = false;

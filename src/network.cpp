@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 #include <unordered_map>
+#include <utility>
 
 #include "dsstne/errors.h"
 #include "dsstne/fixed_point.h"
@@ -777,6 +778,27 @@ void Network::predict(const std::vector<std::shared_ptr<DataSet>>& inputs, const
   }
 }
 
+namespace {
+
+// Ops queue on the backend's side stream while this lives.
+class SideStream {
+ public:
+  explicit SideStream(Backend& backend) : backend_(backend) { backend_.begin_side(); }
+  ~SideStream() {
+    try {
+      backend_.end_side();
+    } catch (...) {  // a failing device reports at the next checked call
+    }
+  }
+  SideStream(const SideStream&) = delete;
+  SideStream& operator=(const SideStream&) = delete;
+
+ private:
+  Backend& backend_;
+};
+
+}  // namespace
+
 void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, const std::string& layer_name, uint32_t k,
                         const std::shared_ptr<DataSet>& exclude, float* out_scores, uint32_t* out_index) {
   Layer& target = find_layer(layer_name);
@@ -801,10 +823,17 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
   topk_scratch_.resize(std::max<size_t>(1, backend().topk_scratch_bytes(batch, target.stride)));
   upload_order(examples, false);
   const bool raw = ranks_linear_sums(target);  // top-k applies the bias and activation
+  // A batch is ranked on the side stream while the next one's forward runs, so the ranked layer's units
+  // alternate between two buffers: a forward first waits until the ranking two batches back is done
+  // with its buffer. The last batch's units stay in the layer.
+  Buffer<float> other_units(ctx_->backend, target.unit.size());
   for (uint32_t pos = 0; pos < examples; pos += batch) {
     const BatchRows rows{order_.device(), pos, std::min(batch, examples - pos)};
     const uint32_t slot = (pos / batch) % held;  // this batch's place among the held results
     const size_t offset = static_cast<size_t>(slot) * batch * k;
+    const unsigned parity = (pos / batch) % Backend::kMarks;
+    if (pos > 0) std::swap(target.unit, other_units);
+    backend().wait_mark(parity);
     forward(rows, false, true, raw ? &target : nullptr);
     TopKArgs a;
     a.scores = target.unit.device();
@@ -821,9 +850,14 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
     a.out_scores = topk_scores_.device() + offset;
     a.out_index = topk_index_.device() + offset;
     a.scratch = topk_scratch_.device();
-    backend().topk(a);
+    {
+      const SideStream side(backend());
+      backend().topk(a);
+      backend().mark(parity);
+    }
     const uint32_t end = pos + rows.rows;
     if (slot + 1 == held || end == examples) {  // the held results are full, or these are the last
+      backend().wait_mark(parity);  // (every earlier ranking came before it on the side stream)
       const size_t first = static_cast<size_t>(pos - slot * batch) * k, n = static_cast<size_t>(end) * k - first;
       backend().to_host(out_scores + first, topk_scores_.device(), sizeof(float) * n);
       backend().to_host(out_index + first, topk_index_.device(), sizeof(uint32_t) * n);

@@ -68,6 +68,17 @@ class Backend {
   // Faster modes: TF32 tensor-core GEMMs (no effect on the CPU target).
   virtual void set_tf32(bool on) = 0;
 
+  // Overlap of independent work (recommendations rank one batch while the next one's forward runs).
+  // Between begin_side() and end_side(), ops queue on a side stream that first waits for everything
+  // queued on the main one so far. mark(slot) records the current stream's work so far in one of kMarks
+  // slots, and wait_mark(slot) makes the current stream wait for the work last marked there. The CPU
+  // target runs every op in call order, so there all four do nothing.
+  static constexpr unsigned kMarks = 2;
+  virtual void begin_side() = 0;
+  virtual void end_side() = 0;
+  virtual void mark(unsigned slot) = 0;
+  virtual void wait_mark(unsigned slot) = 0;
+
 #define DSSTNE_VIRTUAL_OP(name, Args) virtual void name(const Args& args) = 0;
   DSSTNE_OPS(DSSTNE_VIRTUAL_OP)
 #undef DSSTNE_VIRTUAL_OP
