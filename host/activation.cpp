@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 
 #include "host_backend.h"
 #include "vecmath.h"
@@ -48,6 +49,15 @@ void HostBackend::activate(const ActivateArgs& a) {
 #pragma omp parallel for schedule(dynamic, 8) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c)
     activate_range(a.activation, a.unit + c * kChunk, static_cast<size_t>(std::min(kChunk, n - c * kChunk)));
+}
+
+const float* HostBackend::activated_row(const float* row, uint32_t width, const float* bias,
+                                        const ActivationParams& f, std::vector<float>& buffer) {
+  if (!bias) return row;
+  buffer.resize(width);
+  std::memcpy(buffer.data(), row, sizeof(float) * width);
+  activate(ActivateArgs{buffer.data(), 1, width, f, bias});
+  return buffer.data();
 }
 
 }  // namespace dsstne

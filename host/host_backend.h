@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "dsstne/backend.h"
 
@@ -32,6 +33,11 @@ class HostBackend final : public Backend {
   DSSTNE_OPS(DSSTNE_DECLARE_OP)
 
  private:
+  // A row of `width` linear sums as `activate` makes them with `bias` (computed into `buffer`, a thread's
+  // own); without a bias, the row itself. Lets ops read a layer whose activation was deferred.
+  const float* activated_row(const float* row, uint32_t width, const float* bias, const ActivationParams& f,
+                             std::vector<float>& buffer);
+
   std::atomic<size_t> current_{0}, peak_{0};
 };
 

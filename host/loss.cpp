@@ -9,7 +9,6 @@
 // math::sparse_listed, term for term, with vec::safe_log for math::safe_log and vec::fixed for llrintf
 // (a logf per unit was most of the op's time). Every other case uses the math:: functions directly.
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "dsstne/errors.h"
@@ -141,15 +140,10 @@ void HostBackend::output_delta(const OutputDeltaArgs& a) {
   long long total = 0;  // integers: the sum is the same whatever the split between threads
 #pragma omp parallel reduction(+ : total)
   {
-    std::vector<float> activated(a.bias ? a.stride : 0);
+    std::vector<float> activated;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t r = 0; r < a.rows; ++r) {
-      const float* unit = a.unit + r * a.stride;
-      if (a.bias) {
-        std::memcpy(activated.data(), unit, sizeof(float) * a.stride);
-        activate(ActivateArgs{activated.data(), 1, a.stride, a.loss.activation, a.bias});
-        unit = activated.data();
-      }
+      const float* unit = activated_row(a.unit + r * a.stride, a.stride, a.bias, a.loss.activation, activated);
       total += fast ? sigmoid_row(a, r, unit) : generic_row(a, r, unit);
     }
   }

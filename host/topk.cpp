@@ -16,15 +16,10 @@ void HostBackend::topk(const TopKArgs& a) {
   {
     std::vector<uint32_t> candidates;
     std::vector<unsigned char> excluded(a.width, 0);
-    std::vector<float> activated(a.bias ? a.width : 0);
+    std::vector<float> activated;
 #pragma omp for schedule(dynamic, 8)
     for (int64_t r = 0; r < a.rows; ++r) {
-      const float* row = a.scores + r * a.stride;
-      if (a.bias) {  // the row's activation, by the op that computes it elsewhere
-        std::memcpy(activated.data(), row, sizeof(float) * a.width);
-        activate(ActivateArgs{activated.data(), 1, a.width, a.activation, a.bias});
-        row = activated.data();
-      }
+      const float* row = activated_row(a.scores + r * a.stride, a.width, a.bias, a.activation, activated);
       SparseRow ex{0, 0, 1.0f};
       if (a.exclude.start) {
         ex = sparse_row(a.exclude, a.batch, r);
