@@ -1,5 +1,7 @@
-// Hidden-layer delta twins on the GPU: sparseness penalty (from the column-mean activation) and the
-// activation derivative, both with the shared formulas.
+// Hidden-layer delta twin on the GPU: sparseness penalty, activation derivative and the bias gradient in
+// one kernel, with the shared formulas. A hidden layer is narrow (hundreds or thousands of units) beside
+// the batch, so the work is a few short passes over a small matrix: one launch instead of four (means,
+// penalty, derivative, column sums), each block owning 32 columns over all rows.
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "dsstne/fixed_point.h"
@@ -9,47 +11,89 @@
 namespace dsstne {
 namespace {
 
-__global__ void sparseness_kernel(SparsenessArgs a) {
-  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x)
-      delta[j] += math::sparseness_penalty(a.p, a.beta, a.scratch[j]);
+constexpr unsigned kChunk = 8;  // rows a thread loads before using any: their loads are in flight together
+
+// Column j's total over the block, for every thread of column j: each of the Groups warps holds the sum
+// of its rows (r = warp mod Groups, in row order), and the warps' sums are added in warp order.
+template <unsigned Groups>
+__device__ float column_total(float sum, float (&partial)[Groups][32]) {
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  partial[warp][lane] = sum;
+  __syncthreads();
+  float total = 0.0f;
+  for (unsigned g = 0; g < Groups; ++g) total += partial[g][lane];
+  __syncthreads();  // partial is reused by the next call
+  return total;
+}
+
+template <unsigned Groups>
+__global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaArgs a) {
+  __shared__ float partial[Groups][32];
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  const bool penalty = a.beta > 0.0f, derivative = a.activation.kind != Activation::Linear;
+  long long error = 0;
+  for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
+    const uint64_t j = j0 + lane;
+    const bool live = j < a.stride;
+    const float* unit = a.unit + j;
+    float* delta = a.delta + j;
+    float add = 0.0f;
+    if (penalty) {
+      float sum = 0.0f;
+      for (uint32_t r0 = warp; r0 < a.rows; r0 += kChunk * Groups) {
+        float v[kChunk];
+#pragma unroll
+        for (unsigned u = 0; u < kChunk; ++u) {
+          const uint32_t r = r0 + u * Groups;
+          v[u] = live && r < a.rows ? unit[uint64_t{r} * a.stride] : 0.0f;
+        }
+#pragma unroll
+        for (unsigned u = 0; u < kChunk; ++u) sum += v[u];
+      }
+      const float mean = column_total<Groups>(sum, partial) * (1.0f / static_cast<float>(a.rows));
+      add = math::sparseness_penalty(a.p, a.beta, mean);
+      if (warp == 0 && live) {
+        a.means[j] = mean;
+        if (a.error) error += fixed::from_float(math::sparseness_loss(a.p, a.beta, mean, static_cast<float>(a.rows)));
+      }
+    }
+    float sum = 0.0f;
+    for (uint32_t r0 = warp; r0 < a.rows; r0 += kChunk * Groups) {
+      float d[kChunk], y[kChunk];
+#pragma unroll
+      for (unsigned u = 0; u < kChunk; ++u) {
+        const uint64_t i = uint64_t{r0 + u * Groups} * a.stride;
+        const bool row = live && r0 + u * Groups < a.rows;
+        d[u] = row ? delta[i] : 0.0f;
+        y[u] = row && derivative ? unit[i] : 0.0f;
+      }
+#pragma unroll
+      for (unsigned u = 0; u < kChunk; ++u) {
+        if (!live || r0 + u * Groups >= a.rows) break;
+        const float penalised = penalty ? d[u] + add : d[u];
+        const float v = derivative ? penalised * math::derivative(a.activation, y[u]) : penalised;
+        delta[uint64_t{r0 + u * Groups} * a.stride] = v;
+        sum += v;
+      }
+    }
+    const float total = column_total<Groups>(sum, partial);
+    if (a.bias_gradient && warp == 0 && live) a.bias_gradient[j] = a.bias_gradient_scale * total;
   }
-}
-
-__global__ void sparseness_error_kernel(SparsenessArgs a) {
-  long long total = 0;
-  for (uint64_t j = gpu::global_thread(); j < a.stride; j += gpu::grid_threads())
-    total += fixed::from_float(math::sparseness_loss(a.p, a.beta, a.scratch[j], static_cast<float>(a.rows)));
-  gpu::add_fixed(a.error, total);
-}
-
-__global__ void hadamard_kernel(HadamardArgs a, uint64_t n) {
-  for (uint64_t i = gpu::global_thread(); i < n; i += gpu::grid_threads())
-    a.delta[i] *= math::derivative(a.activation, a.unit[i]);
+  if (penalty && a.error) gpu::add_fixed(a.error, error);
 }
 
 }  // namespace
 
-void CudaBackend::sparseness_penalty(const SparsenessArgs& a) {
-  if (a.rows == 0 || a.stride == 0) return;
-  // Mean activation of each unit over the minibatch, into scratch (same op as the CPU target uses).
-  column_sum(ColumnSumArgs{a.unit, a.rows, a.stride, 1.0f / static_cast<float>(a.rows), a.scratch});
+void CudaBackend::hidden_delta(const HiddenDeltaArgs& a) {
+  const bool penalty = a.beta > 0.0f, derivative = a.activation.kind != Activation::Linear;
+  if (a.rows == 0 || a.stride == 0 || !(penalty || derivative || a.bias_gradient)) return;
   bind();
-  sparseness_kernel<<<gpu::row_grid(a.rows), gpu::column_threads(a.stride), 0, stream()>>>(a);
-  DSSTNE_LAUNCH_CHECK();
-  if (a.error) {
-    sparseness_error_kernel<<<gpu::grid_for(a.stride), gpu::kThreads, 0, stream()>>>(a);
-    DSSTNE_LAUNCH_CHECK();
-  }
-}
-
-void CudaBackend::hadamard(const HadamardArgs& a) {
-  if (a.activation.kind == Activation::Linear) return;
-  const uint64_t n = static_cast<uint64_t>(a.rows) * a.stride;
-  if (n == 0) return;
-  bind();
-  hadamard_kernel<<<gpu::grid_for(n), gpu::kThreads, 0, stream()>>>(a, n);
+  // Few column blocks (the usual hidden widths): 32 warps each, so each thread has few rows.
+  const unsigned blocks = gpu::grid_for(a.stride, 32);
+  if (blocks < static_cast<unsigned>(props_.multiProcessorCount))
+    hidden_delta_kernel<32><<<blocks, 32 * 32, 0, stream()>>>(a);
+  else
+    hidden_delta_kernel<8><<<blocks, 32 * 8, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

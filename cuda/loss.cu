@@ -1,8 +1,10 @@
 // Output delta and loss twin on the GPU, with the shared per-element formulas. Dense targets: one pass.
-// Sparse targets: a raw pass over every unit (target 0), then a pass over each row's listed units that
-// corrects the error and overwrites the delta. Errors are summed as fixed-point integers. With a bias,
-// the layer holds linear sums: each pass takes f(z + b) as it reads a unit (the same expression, so the
-// same bits) and writes nothing back, so the raw pass reads the output once and writes only the delta.
+// Sparse targets: one pass too, each row's raw deltas (target 0) corrected for its listed units in shared
+// memory before the row is written (sparse_loss_kernel). Errors are summed as fixed-point integers. With
+// a bias, the layer holds linear sums: the pass takes f(z + b) as it reads a unit and writes nothing
+// back, so it reads the output once and writes only the delta. Asked for the bias gradient, the sparse
+// pass also leaves per-row-group column sums (a small column sum totals them); the dense one is followed
+// by the reduce op's column sum.
 #include <algorithm>
 #include <type_traits>
 
@@ -21,7 +23,7 @@ namespace {
 // kUnroll units (and biases) before computing any, so those loads are in flight together, and a block
 // covers several rows: few blocks, hence few atomics on the error total. row_fn(r) returns the row's
 // element function f(j, y) -> fixed-point error, y the unit as the loss sees it: the stored activation,
-// or with a bias the activation of the stored linear sum plus the bias (activation_of).
+// or with a bias the activation of the stored linear sum plus the bias.
 // The common output layer's kinds (Sigmoid with CrossEntropy or SMCE) can be fixed at compile time: the
 // switches of the per-element formulas then fold away (most of the pass's instructions otherwise).
 struct AnyKind {};
@@ -39,12 +41,6 @@ struct Kinds {
   static constexpr ErrorFunction function = E;
 };
 
-// Unit j of a row as the loss sees it: stored, or f(z + b) of the stored linear sum z.
-__device__ __forceinline__ float activation_of(const OutputDeltaArgs& a, const ActivationParams& f, const float* unit,
-                                               uint32_t j) {
-  return a.bias ? math::activate(f, unit[j] + a.bias[j]) : unit[j];
-}
-
 // Calls f(Kinds<...>{}) for the kinds fixed at compile time, else f(AnyKind{}).
 template <class F>
 void with_kinds(const LossParams& L, F f) {
@@ -60,6 +56,7 @@ void with_kinds(const LossParams& L, F f) {
 constexpr unsigned kUnroll = 8;
 constexpr unsigned kSpan = gpu::kThreads * kUnroll;
 constexpr unsigned kRowBlocks = 64;
+constexpr uint32_t kNoUnit = 0xFFFFFFFFu;  // no listed unit: j - j0 wraps past every span
 
 template <class RowFn>
 __device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, const ActivationParams& f,
@@ -108,88 +105,138 @@ __global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaAr
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
+// The element function of a listed unit of row s, target value from datapoint i.
 template <class K>
-__global__ void __launch_bounds__(gpu::kThreads) sparse_raw_kernel(OutputDeltaArgs a) {
+__device__ __forceinline__ ElementLoss listed_loss(const OutputDeltaArgs& a, const LossParams& L, const SparseRow& s,
+                                                   uint64_t i, float y) {
+  const SparseData& d = a.targets.sparse_data;
+  const float target = L.activation.kind == Activation::SoftMax
+                           ? (s.end > s.begin ? 1.0f / static_cast<float>(s.end - s.begin) : 0.0f)
+                           : (d.value ? d.value[i] : 1.0f);
+  return a.targets.ignore_zero ? math::dense_loss(L, y, target, s.weight) : math::sparse_listed(L, y, target, s.weight);
+}
+
+// Sparse targets in one pass. A block takes a span of kSpan columns of its rows, one row at a time: each
+// thread computes the raw delta (target 0) of its kUnroll units into shared memory, with the units as the
+// loss sees them; the row's listed units in the span then replace their deltas there (and add their
+// error corrections); the row is then written out once. The listed datapoints' first kThreads indices
+// are loaded beside the units. A column listed twice keeps its last listing's delta, as the CPU target's
+// sequential writes do: with `repeats`, one warp takes the listings 32 at a time in stored order, of the
+// lanes naming one column only the last writing. With `partials`, the block also sums its rows' deltas
+// per column in row order into partials[blockIdx.y][column] (a column sum over the row groups then
+// totals them): no second read of the delta for the bias gradient.
+template <class K, bool kBias>
+__global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaArgs a, float* partials) {
+  __shared__ float row_unit[kSpan], row_delta[kSpan];
   const LossParams L = pinned<K>(a.loss);
-  const long long total = for_each_output(a, L.activation, [&a, &L](uint32_t r) {
-    const float w = sparse_row(a.targets.sparse_data, a.batch, r).weight;
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    return [&a, &L, w, delta](uint32_t j, float y) -> long long {
-      if (a.targets.ignore_zero) {
-        delta[j] = 0.0f;
-        return 0;
+  const SparseData& d = a.targets.sparse_data;
+  const unsigned t = threadIdx.x, lane = t & 31u;
+  long long total = 0;
+  for (uint32_t j0 = blockIdx.x * kSpan; j0 < a.stride; j0 += gridDim.x * kSpan) {
+    const uint32_t span = min(kSpan, a.stride - j0);
+    float column_sum[kUnroll] = {}, z[kUnroll], b[kUnroll];
+#pragma unroll
+    for (unsigned u = 0; u < kUnroll; ++u) {
+      const uint32_t c = t + u * gpu::kThreads;
+      b[u] = kBias && c < span ? a.bias[j0 + c] : 0.0f;
+    }
+    // A row's units, its datapoint range and its first listed indices; the next row's are loaded while
+    // this one's listed units and writes go on.
+    SparseRow s{};
+    uint32_t first_listed = kNoUnit;
+    const auto load_row = [&](uint32_t r) {
+      if (r >= a.rows) return;
+      s = sparse_row(d, a.batch, r);
+      first_listed = s.begin + t < s.end && !a.targets.repeats ? d.index[s.begin + t] : kNoUnit;
+      const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride + j0;
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t c = t + u * gpu::kThreads;
+        z[u] = c < span ? unit[c] : 0.0f;
       }
-      const ElementLoss e = math::sparse_raw(L, y, w);
-      delta[j] = e.delta;
-      return fixed::from_float(e.error);
     };
-  });
-  if (a.error) gpu::add_fixed(a.error, total);
-}
-
-// One warp per row over its listed units, 32 at a time in stored order. Every listed datapoint adds its
-// error; a column listed twice keeps the delta of its last listing, as the CPU target's sequential
-// writes do: of the lanes naming one column only the last writes, and chunks run one after another.
-template <class K>
-__global__ void sparse_listed_kernel(OutputDeltaArgs a) {
-  const LossParams L = pinned<K>(a.loss);
-  const SparseData& d = a.targets.sparse_data;
-  const bool softmax = L.activation.kind == Activation::SoftMax;
-  const unsigned lane = threadIdx.x & 31u;
-  const uint64_t warps = gpu::grid_threads() >> 5;
-  long long total = 0;
-  for (uint64_t r = gpu::global_thread() >> 5; r < a.rows; r += warps) {
-    const SparseRow s = sparse_row(d, a.batch, static_cast<uint32_t>(r));
-    const float inv_k = s.end > s.begin ? 1.0f / static_cast<float>(s.end - s.begin) : 0.0f;
-    const float* unit = a.unit + r * a.stride;
-    float* delta = a.delta + r * a.stride;
-    for (uint64_t c = s.begin; c < s.end; c += 32) {
-      const uint64_t i = c + lane;
-      const bool live = i < s.end;
-      const uint32_t j = live ? d.index[i] : 0u;
-      ElementLoss e{0.0f, 0.0f};
-      if (live) {
-        const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
-        const float y = activation_of(a, L.activation, unit, j);
-        e = a.targets.ignore_zero ? math::dense_loss(L, y, target, s.weight) : math::sparse_listed(L, y, target, s.weight);
-        total += fixed::from_float(e.error);
+    load_row(blockIdx.y);
+    for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
+      // Straight-line over the whole span: columns past its end fill unused shared slots and add no error.
+      if (a.targets.ignore_zero) {
+#pragma unroll
+        for (unsigned u = 0; u < kUnroll; ++u) {
+          const uint32_t c = t + u * gpu::kThreads;
+          row_unit[c] = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
+          row_delta[c] = 0.0f;
+        }
+      } else {
+#pragma unroll
+        for (unsigned u = 0; u < kUnroll; ++u) {
+          const uint32_t c = t + u * gpu::kThreads;
+          const float y = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
+          row_unit[c] = y;
+          const ElementLoss e = math::sparse_raw(L, y, s.weight);
+          row_delta[c] = e.delta;
+          const long long error = fixed::from_float(e.error);
+          total += c < span ? error : 0;
+        }
       }
-      const unsigned group =
-          __match_any_sync(gpu::kFullMask, live ? j : 0xFFFFFFFFu) & __ballot_sync(gpu::kFullMask, live);
-      if (live && static_cast<unsigned>(31 - __clz(group)) == lane) delta[j] = e.delta;
-      __syncwarp();  // this chunk's writes come before the next chunk's
+      const SparseRow row = s;
+      const uint32_t listed = first_listed;
+      load_row(r + gridDim.y);
+      __syncthreads();
+      if (!a.targets.repeats) {  // no two listings of a column: their writes cannot collide
+        uint32_t j = listed;
+        for (uint64_t i = row.begin + t; i < row.end; i += gpu::kThreads) {
+          if (i != row.begin + t) j = d.index[i];
+          if (j - j0 < span) {
+            const ElementLoss e = listed_loss<K>(a, L, row, i, row_unit[j - j0]);
+            row_delta[j - j0] = e.delta;
+            total += fixed::from_float(e.error);
+          }
+        }
+      } else if (t < 32) {
+        for (uint64_t c = row.begin; c < row.end; c += 32) {
+          const uint64_t i = c + lane;
+          const uint32_t j = i < row.end ? d.index[i] : kNoUnit;
+          const bool mine = j - j0 < span;
+          ElementLoss e{0.0f, 0.0f};
+          if (mine) {
+            e = listed_loss<K>(a, L, row, i, row_unit[j - j0]);
+            total += fixed::from_float(e.error);
+          }
+          const unsigned group =
+              __match_any_sync(gpu::kFullMask, mine ? j : kNoUnit) & __ballot_sync(gpu::kFullMask, mine);
+          if (mine && static_cast<unsigned>(31 - __clz(group)) == lane) row_delta[j - j0] = e.delta;
+          __syncwarp();  // this chunk's writes come before the next chunk's
+        }
+      }
+      __syncthreads();
+      float* delta = a.delta + static_cast<uint64_t>(r) * a.stride + j0;
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t c = t + u * gpu::kThreads;
+        if (c >= span) break;
+        const float v = row_delta[c];
+        delta[c] = v;
+        column_sum[u] += v;
+      }
+      // The next row's shared writes by this thread are to its own columns, which no other thread reads;
+      // its listed writes come after the next barrier, which every thread reaches past these reads.
     }
-  }
-  if (a.error) gpu::add_fixed(a.error, total);
-}
-
-// Rows that list no unit twice: one block per row, its threads over the row's listed units in parallel
-// (no write can collide, and the error is an integer sum, so the bits do not depend on the split).
-template <class K>
-__global__ void sparse_listed_unique_kernel(OutputDeltaArgs a) {
-  const LossParams L = pinned<K>(a.loss);
-  const SparseData& d = a.targets.sparse_data;
-  const bool softmax = L.activation.kind == Activation::SoftMax;
-  long long total = 0;
-  for (uint32_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
-    const SparseRow s = sparse_row(d, a.batch, r);
-    const float inv_k = s.end > s.begin ? 1.0f / static_cast<float>(s.end - s.begin) : 0.0f;
-    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
-    for (uint64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
-      const uint32_t j = d.index[i];
-      const float target = softmax ? inv_k : (d.value ? d.value[i] : 1.0f);
-      const float y = activation_of(a, L.activation, unit, j);
-      const ElementLoss e = a.targets.ignore_zero ? math::dense_loss(L, y, target, s.weight)
-                                                  : math::sparse_listed(L, y, target, s.weight);
-      delta[j] = e.delta;
-      total += fixed::from_float(e.error);
+    if (partials) {
+#pragma unroll
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        const uint32_t c = t + u * gpu::kThreads;
+        if (c < span) partials[static_cast<uint64_t>(blockIdx.y) * a.stride + j0 + c] = column_sum[u];
+      }
     }
+    __syncthreads();  // the next span's rows rewrite the shared rows
   }
   if (a.error) gpu::add_fixed(a.error, total);
 }
 
 }  // namespace
+
+size_t CudaBackend::output_delta_scratch_bytes(uint32_t rows, uint32_t stride) const {
+  return static_cast<size_t>(output_grid(rows, stride).y) * stride * sizeof(float);
+}
 
 void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   if (a.rows == 0 || a.stride == 0) return;
@@ -199,20 +246,20 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   if (!a.targets.sparse) {
     dense_loss_kernel<<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
     DSSTNE_LAUNCH_CHECK();
+    if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient});
     return;
   }
+  const dim3 grid = output_grid(a.rows, a.stride);
+  float* partials = a.bias_gradient ? static_cast<float*>(a.scratch) : nullptr;
   with_kinds(a.loss, [&](auto kinds) {
     using K = decltype(kinds);
-    sparse_raw_kernel<K><<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
-    DSSTNE_LAUNCH_CHECK();
-    if (a.targets.repeats) {
-      // Two warps a block: rows spread over more multiprocessors.
-      sparse_listed_kernel<K><<<gpu::warp_row_grid(a.rows, 64), 64, 0, stream()>>>(a);
-    } else {
-      sparse_listed_unique_kernel<K><<<gpu::row_grid(a.rows), gpu::kThreads, 0, stream()>>>(a);
-    }
+    if (a.bias)
+      sparse_loss_kernel<K, true><<<grid, gpu::kThreads, 0, stream()>>>(a, partials);
+    else
+      sparse_loss_kernel<K, false><<<grid, gpu::kThreads, 0, stream()>>>(a, partials);
     DSSTNE_LAUNCH_CHECK();
   });
+  if (partials) column_sum({partials, grid.y, a.stride, a.bias_gradient_scale, a.bias_gradient});
 }
 
 }  // namespace dsstne

@@ -18,13 +18,25 @@ __device__ __forceinline__ float step(const UpdateArgs& a, float lambda, float l
   return math::update(a.params, w, g, v, v2);
 }
 
-// `quads` groups of four parameters go as 16-byte loads and stores (the op is bound by memory: more bytes
-// in flight per thread), the rest one at a time. Each parameter's arithmetic is the same either way.
-__global__ void update_kernel(UpdateArgs a, uint64_t quads) {
+// Which blocks of the grid step which item: item k takes blocks [first_block[k], first_block[k + 1]).
+// `quads` groups of four of its parameters go as 16-byte loads and stores (the op is bound by memory:
+// more bytes in flight per thread), the rest one at a time.
+struct UpdatePlan {
+  uint32_t first_block[UpdateListArgs::kMax + 1];
+  uint64_t quads[UpdateListArgs::kMax];
+};
+
+__global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
+  unsigned k = 0;
+  while (blockIdx.x >= plan.first_block[k + 1]) ++k;
+  const UpdateArgs& a = list.items[k];
+  const uint64_t quads = plan.quads[k];
+  const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
+  const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
   const float lambda = a.params.lambda * a.regularization_scale, lambda1 = a.params.lambda1 * a.regularization_scale;
   long long regularization = 0;
   const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  for (uint64_t i = gpu::global_thread(); i < quads; i += gpu::grid_threads()) {
+  for (uint64_t i = first; i < quads; i += threads) {
     float4 w = reinterpret_cast<const float4*>(a.weights)[i];
     const float4 g = reinterpret_cast<const float4*>(a.gradient)[i];
     float4 v = a.velocity ? reinterpret_cast<const float4*>(a.velocity)[i] : zero;
@@ -39,28 +51,37 @@ __global__ void update_kernel(UpdateArgs a, uint64_t quads) {
     if (a.clear_gradient) reinterpret_cast<float4*>(a.gradient)[i] = zero;
   }
   float unused = 0.0f;
-  for (uint64_t i = 4 * quads + gpu::global_thread(); i < a.n; i += gpu::grid_threads()) {
+  for (uint64_t i = 4 * quads + first; i < a.n; i += threads) {
     float& v = a.velocity ? a.velocity[i] : unused;
     float& v2 = a.velocity2 ? a.velocity2[i] : unused;
     a.weights[i] = step(a, lambda, lambda1, a.weights[i], a.gradient[i], v, v2, regularization);
     if (a.clear_gradient) a.gradient[i] = 0.0f;
   }
-  if (a.regularization) gpu::add_fixed(a.regularization, regularization);  // uniform: every thread calls
+  if (a.regularization) gpu::add_fixed(a.regularization, regularization);  // uniform over the block
 }
 
 bool aligned16(const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 
-void CudaBackend::update(const UpdateArgs& a) {
-  if (a.n == 0) return;
+void CudaBackend::update(const UpdateListArgs& list) {
+  UpdatePlan plan{};
+  uint64_t blocks = 0;
+  for (unsigned k = 0; k < list.count; ++k) {
+    const UpdateArgs& a = list.items[k];
+    const bool vector = aligned16(a.weights) && aligned16(a.gradient) && aligned16(a.velocity) && aligned16(a.velocity2);
+    plan.quads[k] = vector ? a.n / 4 : 0;
+    const uint64_t items = plan.quads[k] + (a.n - 4 * plan.quads[k]);
+    plan.first_block[k] = static_cast<uint32_t>(blocks);
+    // With the regularisation sum, few blocks looping: one integer atomic per block.
+    blocks += items == 0 ? 0
+                         : (a.regularization ? std::min(gpu::grid_for(items), 4u * props_.multiProcessorCount)
+                                             : gpu::grid_for(items));
+  }
+  for (unsigned k = list.count; k <= UpdateListArgs::kMax; ++k) plan.first_block[k] = static_cast<uint32_t>(blocks);
+  if (blocks == 0) return;
   bind();
-  const bool vector = aligned16(a.weights) && aligned16(a.gradient) && aligned16(a.velocity) && aligned16(a.velocity2);
-  const uint64_t quads = vector ? a.n / 4 : 0, items = quads + (a.n - 4 * quads);
-  // With the regularisation sum, few blocks looping: one integer atomic per block.
-  const unsigned blocks = a.regularization ? std::min(gpu::grid_for(items), 4u * props_.multiProcessorCount)
-                                           : gpu::grid_for(items);
-  update_kernel<<<blocks, gpu::kThreads, 0, stream()>>>(a, quads);
+  update_kernel<<<static_cast<unsigned>(blocks), gpu::kThreads, 0, stream()>>>(list, plan);
   DSSTNE_LAUNCH_CHECK();
 }
 

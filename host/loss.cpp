@@ -2,7 +2,8 @@
 // then a pass over each row's listed units. Errors are summed in fixed point, as on the GPU. With a bias,
 // each row's activation f(z + b) is computed into a per-thread row (by the activation op, as top-k does)
 // and the layer keeps its linear sums: one read of the output instead of an activation pass's read and
-// write before the loss's read.
+// write before the loss's read. Asked for the incoming bias's gradient, it then sums the deltas' columns
+// (the reduce op).
 //
 // The common case of DSSTNE's recommenders, a Sigmoid output with sparse targets under CrossEntropy or
 // ScaledMarginalCrossEntropy, has a vectorised raw pass: the expressions of math::sparse_raw and
@@ -130,6 +131,8 @@ long long generic_row(const OutputDeltaArgs& a, int64_t r, const float* unit) {
 
 }  // namespace
 
+size_t HostBackend::output_delta_scratch_bytes(uint32_t, uint32_t) const { return 0; }
+
 void HostBackend::output_delta(const OutputDeltaArgs& a) {
   DSSTNE_REQUIRE(!a.bias || a.loss.activation.kind != Activation::SoftMax,
                  "output_delta: the bias is applied only before an element-wise activation");
@@ -148,6 +151,7 @@ void HostBackend::output_delta(const OutputDeltaArgs& a) {
     }
   }
   if (a.error) *a.error += total;
+  if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient});
 }
 
 }  // namespace dsstne

@@ -47,9 +47,7 @@ DSSTNE_HOST_KERNEL long long regularization_sum(const float* weights, size_t n, 
 
 constexpr int64_t kChunk = 65536;  // parameters per task
 
-}  // namespace
-
-void HostBackend::update(const UpdateArgs& a) {
+void update_one(const UpdateArgs& a) {
   const int state = math::state_buffers(a.params.mode);
   DSSTNE_REQUIRE(state == 0 || (a.velocity && (state == 1 || a.velocity2)), "optimiser state buffers missing");
   const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kChunk - 1) / kChunk;
@@ -65,6 +63,12 @@ void HostBackend::update(const UpdateArgs& a) {
     if (a.clear_gradient) std::memset(a.gradient + i, 0, sizeof(float) * len);  // chunk still in cache
   }
   if (a.regularization) *a.regularization += regularization;
+}
+
+}  // namespace
+
+void HostBackend::update(const UpdateListArgs& list) {
+  for (unsigned k = 0; k < list.count; ++k) update_one(list.items[k]);
 }
 
 }  // namespace dsstne

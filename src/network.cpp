@@ -215,6 +215,7 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   order_ = Buffer<uint32_t>(ctx_->backend, 0);
   sparse_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
   forward_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
+  loss_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
   topk_scores_ = Buffer<float>(ctx_->backend, 0);
   topk_index_ = Buffer<uint32_t>(ctx_->backend, 0);
   topk_scratch_ = Buffer<unsigned char>(ctx_->backend, 0);
@@ -330,6 +331,11 @@ void Network::allocate_batch_buffers() {
       forward_bytes = std::max(forward_bytes, backend().sparse_forward_scratch_bytes(batch, w->out->stride,
                                                                                      w->in->data->longest_row()));
   if (forward_bytes > forward_scratch_.size()) forward_scratch_.resize(forward_bytes);
+  size_t loss_bytes = 1;
+  for (auto& layer : layers_)
+    if (layer->kind == LayerKind::Output && delta_op_sums_bias(*layer))
+      loss_bytes = std::max(loss_bytes, backend().output_delta_scratch_bytes(batch, layer->stride));
+  if (loss_bytes > loss_scratch_.size()) loss_scratch_.resize(loss_bytes);
 }
 
 void Network::initialise_weights() {
@@ -491,6 +497,12 @@ bool Network::defers_activation(const Layer& layer) const {
   return layer.kind == LayerKind::Output && layer.spec.p_dropout <= 0.0f && ranks_linear_sums(layer);
 }
 
+bool Network::delta_op_sums_bias(const Layer& layer) {
+  // That op's delta is the final one (no DeltaNorm after it) and reaches one unlocked bias.
+  return layer.kind != LayerKind::Input && folds_bias(layer) && layer.spec.delta_norm <= 0.0f &&
+         !layer.incoming.front()->locked;
+}
+
 bool Network::ranks_linear_sums(const Layer& layer) {
   return folds_bias(layer) && layer.outgoing.empty() && !layer.needs_units &&
          layer.activation.kind != Activation::SoftMax;
@@ -522,6 +534,11 @@ void Network::output_deltas(const BatchRows& rows) {
     a.loss.activation = layer->activation;
     if (defers_activation(*layer)) a.bias = layer->incoming.front()->b.device();
     a.error = error_.device();
+    if (delta_op_sums_bias(*layer)) {
+      a.bias_gradient = layer->incoming.front()->gb.device();
+      a.bias_gradient_scale = -1.0f / static_cast<float>(rows.rows);  // as backward's column sums
+      a.scratch = loss_scratch_.device();
+    }
     backend().output_delta(a);
     layer->delta_written = true;
   }
@@ -536,14 +553,25 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
     if (layer.kind == LayerKind::Input) continue;
     if (layer.kind != LayerKind::Output) {  // Hidden (and Target, run as Hidden)
       if (!layer.delta_written) layer.delta.zero();  // nothing consumes this layer
-      if (layer.spec.sparse && layer.spec.sparseness_beta > 0.0f)
-        be.sparseness_penalty({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride,
-                               layer.spec.sparseness_p, layer.spec.sparseness_beta, layer.scratch.device(),
-                               penalty_error});
-      ActivationParams f = layer.activation;
-      if (f.kind == Activation::Tanh && layer.spec.p_dropout > 0.0f && spec_.tanh_dropout_scale)
-        f.tanh_scale = 1.0f / (1.0f - layer.spec.p_dropout);
-      be.hadamard({layer.unit.device(), layer.delta.device(), rows.rows, layer.stride, f});
+      HiddenDeltaArgs h;
+      h.unit = layer.unit.device();
+      h.delta = layer.delta.device();
+      h.rows = rows.rows;
+      h.stride = layer.stride;
+      h.activation = layer.activation;
+      if (h.activation.kind == Activation::Tanh && layer.spec.p_dropout > 0.0f && spec_.tanh_dropout_scale)
+        h.activation.tanh_scale = 1.0f / (1.0f - layer.spec.p_dropout);
+      if (layer.spec.sparse && layer.spec.sparseness_beta > 0.0f) {
+        h.p = layer.spec.sparseness_p;
+        h.beta = layer.spec.sparseness_beta;
+        h.means = layer.scratch.device();
+        h.error = penalty_error;
+      }
+      if (delta_op_sums_bias(layer)) {
+        h.bias_gradient = layer.incoming.front()->gb.device();
+        h.bias_gradient_scale = -inv_rows;
+      }
+      be.hidden_delta(h);
     }
     // DeltaNorm: after the loss delta (outputs) or the activation derivative (hidden layers).
     if (layer.spec.delta_norm > 0.0f)
@@ -606,7 +634,8 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
         }
         m.gradient_written = true;
       }
-      if (!w->locked) be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
+      if (!w->locked && !delta_op_sums_bias(layer))  // else the delta's op summed it
+        be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
       if (in.kind != LayerKind::Input) {
         // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
         be.gemm(gemm_args(false, !w->transposed, rows.rows, in.stride, layer.stride, 1.0f, layer.delta.device(),
@@ -685,6 +714,16 @@ void Network::update(const TrainParams& params, uint32_t rows, float alpha_scale
   UpdateParams ub = u;  // biases are never regularised
   ub.lambda = ub.lambda1 = 0.0f;
   auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
+  // The steps go to the backend a list at a time.
+  UpdateListArgs list;
+  const auto flush = [&] {
+    if (list.count > 0) be.update(list);
+    list.count = 0;
+  };
+  const auto step = [&](const UpdateArgs& a) {
+    if (list.count == UpdateListArgs::kMax) flush();
+    list.items[list.count++] = a;
+  };
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
     if (w.locked) continue;
@@ -694,18 +733,22 @@ void Network::update(const TrainParams& params, uint32_t rows, float alpha_scale
         a.regularization = error_.device() + 1;
         a.regularization_scale = static_cast<float>(rows);
       }
-      be.update(a);
-      if (w.spec.norm > 0.0f) be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
+      step(a);
+      if (w.spec.norm > 0.0f) {  // on the updated weights
+        flush();
+        be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
+      }
     }
-    be.update({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
+    step({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
   }
   // BatchNormalization gamma and beta after the weights, with the biases' formula (never regularised).
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
     if (!(*it)->bn) continue;
     BatchNorm& bn = *(*it)->bn;
-    be.update({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub});
-    be.update({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub});
+    step({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub});
+    step({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub});
   }
+  flush();
 }
 
 std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& params, EpochCallback callback,

@@ -159,18 +159,26 @@ def test_sparse_gradient_of_a_wide_layer_matches_cpu_and_repeats():
 
 @pytest.mark.parametrize("error", ["ScaledMarginalCrossEntropy", "CrossEntropy"])
 def test_sigmoid_output_pass_over_several_spans_matches_cpu(error):
-    # The Sigmoid output's loss passes (compiled for that activation and loss) over 5,000 outputs, wider
-    # than one block's span of columns, and 300 rows, more than the grid has rows of blocks; analog targets.
+    # The Sigmoid output's loss pass (compiled for that activation and loss) over 5,000 outputs, wider
+    # than one block's span of columns, and 300 rows, more than the grid has rows of blocks; analog
+    # targets, one row listing 700 units (more than a block has threads). The pass also sums the output
+    # bias's gradient per row group.
     x = random_csr(300, 300, 0.03, seed=12)
-    y = random_csr(300, 5000, 0.01, seed=13, values=True)
+    y = random_csr(300, 5000, 0.01, seed=13, values=True).tolil()
+    rng = np.random.default_rng(13)
+    for j in rng.choice(5000, 700, replace=False):
+        y[7, j] = float(rng.uniform(0.1, 1.0))
     cfg = network_config(hidden=[(32, "Tanh")], error=error)
-    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y.tocsr(), "output")
     cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=300, device=d, seed=6) for d in ("cpu", "cuda")]
     e_cpu, g_cpu = cpu.gradients(0)
     e_gpu, g_gpu = gpu.gradients(0)
     assert e_gpu == pytest.approx(e_cpu, rel=1e-5)
     np.testing.assert_allclose(gpu.deltas("Output"), cpu.deltas("Output"), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(gpu.units("Output"), cpu.units("Output"), rtol=1e-5, atol=1e-7)
+    b_gpu, b_cpu = g_gpu[("Hidden1", "Output")][1], g_cpu[("Hidden1", "Output")][1]
+    assert np.abs(b_cpu).min() > 0
+    np.testing.assert_allclose(b_gpu, b_cpu, rtol=1e-4, atol=1e-6 * np.abs(b_cpu).max())
 
 
 @pytest.mark.parametrize("hidden", [200, 1030])
@@ -202,6 +210,29 @@ def test_sparse_gradient_buckets_of_every_size_match_cpu(hidden):
     assert not w_gpu[absent].any()
 
 
+@pytest.mark.parametrize("rows", [300, 64])
+def test_hidden_deltas_of_a_wide_and_a_narrow_layer_match_cpu(rows):
+    # The hidden-layer delta op (sparseness penalty from the column means, derivative, bias gradient)
+    # over a layer wider than the device has multiprocessors' worth of 32-column blocks and a narrow one
+    # (the two block shapes), with the penalty's loss included by gradients().
+    x = random_csr(rows, 200, 0.05, seed=21)
+    y = random_csr(rows, 60, 0.1, seed=22)
+    cfg = network_config(hidden=[(5000, "Sigmoid"), (40, "Sigmoid")], SparsenessPenalty={"p": 0.3, "beta": 0.5})
+    cfg["Layers"][1]["Sparse"] = True
+    cfg["Layers"][2]["Sparse"] = True
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=8) for d in ("cpu", "cuda")]
+    e_cpu, g_cpu = cpu.gradients(0)
+    e_gpu, g_gpu = gpu.gradients(0)
+    assert e_gpu == pytest.approx(e_cpu, rel=1e-4)
+    for layer in ("Hidden1", "Hidden2"):
+        np.testing.assert_allclose(gpu.deltas(layer), cpu.deltas(layer), rtol=1e-4,
+                                   atol=1e-5 * np.abs(cpu.deltas(layer)).max())
+    for key in g_cpu:
+        for a, b in zip(g_gpu[key], g_cpu[key]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
 def test_out_of_memory_is_a_clean_error():
     x = random_csr(10, 20, 0.2, seed=1)
     cfg = network_config(n_in=20, hidden=[(1 << 16, "Sigmoid")])
@@ -212,18 +243,24 @@ def test_out_of_memory_is_a_clean_error():
 
 
 def test_targets_listing_a_unit_twice_match_cpu():
-    # Rows that repeat a unit take the ordered (last listing wins) path on the GPU.
+    # Rows that repeat a unit take the ordered (last listing wins) path on the GPU, 32 listings at a
+    # time: row 5 lists a unit twice within its first 32, row 6 lists one 40 listings apart; analog
+    # targets, so the two listings ask for different deltas.
     x = random_csr(40, 50, 0.1, seed=3)
-    y = random_csr(40, 30, 0.2, seed=4)
+    y = random_csr(40, 3000, 0.02, seed=4, values=True)
     out = dsstne.DataSet.from_scipy(y, "output")
-    out.index[out.start[5] + 1] = out.index[out.start[5]]  # row 5 lists its first unit twice
+    out.index[out.start[5] + 1] = out.index[out.start[5]]
+    assert out.start[7] - out.start[6] > 41
+    out.index[out.start[6] + 41] = out.index[out.start[6] + 1]
     inp = dsstne.DataSet.from_scipy(x, "input")
     cfg = network_config(hidden=[(8, "Sigmoid")], error="L2")
     cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=40, device=d, seed=2) for d in ("cpu", "cuda")]
-    e_cpu, _ = cpu.gradients(0)
-    e_gpu, _ = gpu.gradients(0)
+    e_cpu, g_cpu = cpu.gradients(0)
+    e_gpu, g_gpu = gpu.gradients(0)
     assert e_gpu == pytest.approx(e_cpu, rel=1e-5)
     np.testing.assert_allclose(gpu.deltas("Output"), cpu.deltas("Output"), rtol=1e-5, atol=1e-7)
+    b_gpu, b_cpu = g_gpu[("Hidden1", "Output")][1], g_cpu[("Hidden1", "Output")][1]
+    np.testing.assert_allclose(b_gpu, b_cpu, rtol=1e-4, atol=1e-6 * np.abs(b_cpu).max())
 
 
 @pytest.mark.parametrize("k", [1, 10, 32, 64])

@@ -20,10 +20,9 @@
   X(activate, ActivateArgs)                      \
   X(dropout, DropoutArgs)                        \
   X(output_delta, OutputDeltaArgs)               \
-  X(sparseness_penalty, SparsenessArgs)          \
-  X(hadamard, HadamardArgs)                      \
+  X(hidden_delta, HiddenDeltaArgs)               \
   X(column_sum, ColumnSumArgs)                   \
-  X(update, UpdateArgs)                          \
+  X(update, UpdateListArgs)                      \
   X(topk, TopKArgs)                              \
   X(add_units, AddArgs)                          \
   X(normalize_weights, WeightNormArgs)           \
@@ -64,6 +63,8 @@ class Backend {
   // Scratch of sparse_forward over `rows` rows of `stride` units whose longest row has `longest` datapoints.
   virtual size_t sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const = 0;
   virtual size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const = 0;
+  // Scratch of output_delta with a bias gradient over `rows` rows of `stride` units.
+  virtual size_t output_delta_scratch_bytes(uint32_t rows, uint32_t stride) const = 0;
 
   // Faster modes: TF32 tensor-core GEMMs (no effect on the CPU target).
   virtual void set_tf32(bool on) = 0;

@@ -160,6 +160,9 @@ class Network {
   bool defers_activation(const Layer& layer) const;
   // A layer whose bias and activation top-k can apply: nothing reads its units but the ranking.
   static bool ranks_linear_sums(const Layer& layer);
+  // A layer whose incoming bias gradient the op writing its delta (the loss op of an output layer,
+  // hidden_delta of the others) sums as it goes: backward then skips that column sum.
+  static bool delta_op_sums_bias(const Layer& layer);
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
@@ -177,7 +180,7 @@ class Network {
   Buffer<uint32_t> order_;
   std::vector<uint32_t> host_order_;  // the same order on the host (batch sizes of sparse inputs)
   Buffer<long long> error_;  // [0] loss, [1] regularisation, [2] sparseness penalty; fixed point
-  Buffer<unsigned char> sparse_scratch_, forward_scratch_, topk_scratch_;
+  Buffer<unsigned char> sparse_scratch_, forward_scratch_, loss_scratch_, topk_scratch_;
   Buffer<float> topk_scores_;
   Buffer<uint32_t> topk_index_;
   uint64_t max_batch_datapoints_ = 0;  // sizing of sparse_scratch_

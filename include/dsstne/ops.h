@@ -127,24 +127,26 @@ struct OutputDeltaArgs {
   BatchRows batch;
   LossParams loss;
   long long* error = nullptr;  // nullptr: delta only
+  // When set, also bias_gradient[j] = bias_gradient_scale * sum_r delta[r][j] (the incoming bias's
+  // gradient) over the deltas written, with `scratch` of output_delta_scratch_bytes(rows, stride) bytes.
+  float* bias_gradient = nullptr;
+  float bias_gradient_scale = 1.0f;
+  void* scratch = nullptr;
 };
 
-// [delta] KL sparseness penalty added to every row's delta, from the mean activation of each unit.
-struct SparsenessArgs {
-  const float* unit = nullptr;
-  float* delta = nullptr;
-  uint32_t rows = 0, stride = 0;
-  float p = 0.0f, beta = 0.0f;
-  float* scratch = nullptr;  // [stride]
-  long long* error = nullptr;  // when set, += fixed(beta * rows * sum_j KL(p || mean_j)), the penalty's loss
-};
-
-// [delta] delta *= f'(a): the hidden-layer activation derivative.
-struct HadamardArgs {
+// [delta] A hidden layer's delta in place: delta = (delta + KL sparseness penalty) * f'(a), the penalty
+// (beta > 0) from each unit's mean activation over the rows.
+struct HiddenDeltaArgs {
   const float* unit = nullptr;
   float* delta = nullptr;
   uint32_t rows = 0, stride = 0;
   ActivationParams activation;
+  float p = 0.0f, beta = 0.0f;  // the penalty's target mean and weight; beta 0: no penalty
+  float* means = nullptr;       // [stride], with a penalty: left holding each unit's mean activation
+  long long* error = nullptr;   // with a penalty, when set: += fixed(beta * rows * sum_j KL(p || mean_j))
+  // When set, also bias_gradient[j] = bias_gradient_scale * sum_r delta[r][j] over the new delta.
+  float* bias_gradient = nullptr;
+  float bias_gradient_scale = 1.0f;
 };
 
 // [reduce] out[j] = scale * sum_r matrix[r][j], summed in row order.
@@ -170,6 +172,14 @@ struct UpdateArgs {
   // step: the regularisation error, from the pass that reads every weight anyway.
   long long* regularization = nullptr;
   float regularization_scale = 1.0f;
+};
+
+// [update] The steps of several parameter tensors as one op (one launch on the GPU: a step's small
+// tensors, biases, cost little more than their launches).
+struct UpdateListArgs {
+  static constexpr unsigned kMax = 8;
+  UpdateArgs items[kMax];
+  unsigned count = 0;
 };
 
 // [skip] dst[i] += src[i] for i < n: skip connections add their source's units to a layer's
