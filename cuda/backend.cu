@@ -1,6 +1,5 @@
 // CudaBackend lifetime, memory and streams: one device, a non-blocking main stream (and a side one for
-// overlapped work), a cuBLAS handle that follows the current stream, zero-filled allocations with
-// accounting.
+// overlapped work), a cuBLAS handle for each, zero-filled allocations with accounting.
 #include <iomanip>
 #include <sstream>
 
@@ -29,6 +28,18 @@ std::unique_ptr<CUevent_st, gpu::EventDeleter> new_event() {
   return std::unique_ptr<CUevent_st, gpu::EventDeleter>(e);
 }
 
+// A cuBLAS handle bound to one stream. Reproducible GEMMs: no atomics inside cuBLAS, plain FP32 math
+// until set_tf32(true).
+std::unique_ptr<cublasContext, gpu::BlasDeleter> new_blas(cudaStream_t stream) {
+  cublasHandle_t h = nullptr;
+  DSSTNE_CUBLAS_CHECK(cublasCreate(&h));
+  std::unique_ptr<cublasContext, gpu::BlasDeleter> handle(h);
+  DSSTNE_CUBLAS_CHECK(cublasSetStream(h, stream));
+  DSSTNE_CUBLAS_CHECK(cublasSetAtomicsMode(h, CUBLAS_ATOMICS_NOT_ALLOWED));
+  DSSTNE_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+  return handle;
+}
+
 }  // namespace
 
 CudaBackend::CudaBackend(int device) : device_(device) {
@@ -42,13 +53,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   side_ = new_stream();
   for (Event& e : marks_) e = new_event();
   fork_ = new_event();
-  cublasHandle_t h = nullptr;
-  DSSTNE_CUBLAS_CHECK(cublasCreate(&h));
-  blas_.reset(h);
-  DSSTNE_CUBLAS_CHECK(cublasSetStream(h, stream_.get()));
-  // Reproducible GEMMs: no atomics inside cuBLAS, plain FP32 math until set_tf32(true).
-  DSSTNE_CUBLAS_CHECK(cublasSetAtomicsMode(h, CUBLAS_ATOMICS_NOT_ALLOWED));
-  DSSTNE_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+  blas_ = new_blas(stream_.get());
+  side_blas_ = new_blas(side_.get());
 }
 
 CudaBackend::~CudaBackend() {
@@ -148,14 +154,12 @@ void CudaBackend::begin_side() {
   DSSTNE_CUDA_CHECK(cudaEventRecord(fork_.get(), stream_.get()));
   DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
   on_side_ = true;
-  DSSTNE_CUBLAS_CHECK(cublasSetStream(blas_.get(), side_.get()));
 }
 
 void CudaBackend::end_side() {
   if (!on_side_) return;
   bind();
   on_side_ = false;
-  DSSTNE_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream_.get()));
 }
 
 void CudaBackend::mark(unsigned slot) {
@@ -172,7 +176,8 @@ void CudaBackend::wait_mark(unsigned slot) {
 
 void CudaBackend::set_tf32(bool on) {
   bind();
-  DSSTNE_CUBLAS_CHECK(cublasSetMathMode(blas_.get(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  for (cublasContext* h : {blas_.get(), side_blas_.get()})
+    DSSTNE_CUBLAS_CHECK(cublasSetMathMode(h, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   tf32_ = on;
 }
 

@@ -74,7 +74,9 @@ class CudaBackend final : public Backend {
   std::array<Event, kMarks> marks_;
   Event fork_;  // the main stream's work at begin_side()
   bool on_side_ = false;
-  std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_;
+  // One cuBLAS handle a stream, each with its own workspace: GEMMs on the two streams may run at once.
+  std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_, side_blas_;
+  cublasHandle_t blas() const { return (on_side_ ? side_blas_ : blas_).get(); }
   std::atomic<size_t> current_{0}, peak_{0};
   bool tf32_ = false;
 };

@@ -9,7 +9,7 @@ namespace dsstne {
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
-  DSSTNE_CUBLAS_CHECK(cublasSgemm(blas_.get(), g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+  DSSTNE_CUBLAS_CHECK(cublasSgemm(blas(), g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.n, g.m, g.k, &g.alpha, g.b, g.ldb, g.a,
                                   g.lda, &g.beta, g.c, g.ldc));
 }

@@ -64,6 +64,23 @@ const char* activation_name(Activation a) {
   return i >= 0 && i < 13 ? names[i] : "unknown";
 }
 
+// Ops queue on the backend's side stream while this lives.
+class SideStream {
+ public:
+  explicit SideStream(Backend& backend) : backend_(backend) { backend_.begin_side(); }
+  ~SideStream() {
+    try {
+      backend_.end_side();
+    } catch (...) {  // a failing device reports at the next checked call
+    }
+  }
+  SideStream(const SideStream&) = delete;
+  SideStream& operator=(const SideStream&) = delete;
+
+ private:
+  Backend& backend_;
+};
+
 }  // namespace
 
 // Binds prediction inputs for the duration of one call and restores the training datasets afterwards.
@@ -547,6 +564,7 @@ void Network::output_deltas(const BatchRows& rows) {
 void Network::backward(const BatchRows& rows, long long* penalty_error) {
   Backend& be = backend();
   const float inv_rows = 1.0f / static_cast<float>(rows.rows);
+  bool side_gradients = false;
   for (auto& w : weights_) w->gradient_written = false;
   for (auto it = forward_order_.rbegin(); it != forward_order_.rend(); ++it) {
     Layer& layer = **it;
@@ -621,16 +639,24 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
           a.longest = in.data->batch_longest(host_order_, rows.position, rows.rows);
           a.scratch = sparse_scratch_.device();
           be.sparse_gradient(a);
-        } else if (w->transposed) {
-          // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
-          be.gemm(gemm_args(true, false, layer.stride, in.stride, rows.rows, scale, layer.delta.device(),
-                            layer.stride, in.unit.device(), in.stride, m.gradient_written ? 1.0f : 0.0f,
-                            m.gw.device(), in.stride));
         } else {
-          // gW (+)= scale X^T delta
-          be.gemm(gemm_args(true, false, in.stride, layer.stride, rows.rows, scale, in.unit.device(), in.stride,
-                            layer.delta.device(), layer.stride, m.gradient_written ? 1.0f : 0.0f, m.gw.device(),
-                            layer.stride));
+          // On the side stream, beside the deltas' propagation on the main one: nothing later in this
+          // backward writes what it reads (this layer's delta, the input's units), and the GEMMs into one
+          // shared matrix's gradient keep their order there. The update waits for it (below).
+          const SideStream side(be);
+          if (w->transposed) {
+            // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
+            be.gemm(gemm_args(true, false, layer.stride, in.stride, rows.rows, scale, layer.delta.device(),
+                              layer.stride, in.unit.device(), in.stride, m.gradient_written ? 1.0f : 0.0f,
+                              m.gw.device(), in.stride));
+          } else {
+            // gW (+)= scale X^T delta
+            be.gemm(gemm_args(true, false, in.stride, layer.stride, rows.rows, scale, in.unit.device(), in.stride,
+                              layer.delta.device(), layer.stride, m.gradient_written ? 1.0f : 0.0f, m.gw.device(),
+                              layer.stride));
+          }
+          be.mark(kGradientMark);
+          side_gradients = true;
         }
         m.gradient_written = true;
       }
@@ -645,6 +671,7 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
       }
     }
   }
+  if (side_gradients) be.wait_mark(kGradientMark);  // every gradient is written before anyone reads it
 }
 
 bool Network::brake_step(float& alpha_scale) {
@@ -820,27 +847,6 @@ void Network::predict(const std::vector<std::shared_ptr<DataSet>>& inputs, const
                       sizeof(float) * rows.rows * target.stride);
   }
 }
-
-namespace {
-
-// Ops queue on the backend's side stream while this lives.
-class SideStream {
- public:
-  explicit SideStream(Backend& backend) : backend_(backend) { backend_.begin_side(); }
-  ~SideStream() {
-    try {
-      backend_.end_side();
-    } catch (...) {  // a failing device reports at the next checked call
-    }
-  }
-  SideStream(const SideStream&) = delete;
-  SideStream& operator=(const SideStream&) = delete;
-
- private:
-  Backend& backend_;
-};
-
-}  // namespace
 
 void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, const std::string& layer_name, uint32_t k,
                         const std::shared_ptr<DataSet>& exclude, float* out_scores, uint32_t* out_index) {

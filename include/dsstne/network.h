@@ -163,6 +163,9 @@ class Network {
   // A layer whose incoming bias gradient the op writing its delta (the loss op of an output layer,
   // hidden_delta of the others) sums as it goes: backward then skips that column sum.
   static bool delta_op_sums_bias(const Layer& layer);
+  // The backend mark of the weight gradients computed on the side stream in backward (training and
+  // recommendations, which also use marks, never run at once).
+  static constexpr unsigned kGradientMark = 0;
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
