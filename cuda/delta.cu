@@ -90,7 +90,7 @@ void CudaBackend::hidden_delta(const HiddenDeltaArgs& a) {
   bind();
   // Few column blocks (the usual hidden widths): 32 warps each, so each thread has few rows.
   const unsigned blocks = gpu::grid_for(a.stride, 32);
-  if (blocks < static_cast<unsigned>(props_.multiProcessorCount))
+  if (blocks < gpu::kFewColumnBlocks)
     hidden_delta_kernel<32><<<blocks, 32 * 32, 0, stream()>>>(a);
   else
     hidden_delta_kernel<8><<<blocks, 32 * 8, 0, stream()>>>(a);

@@ -10,6 +10,10 @@ namespace dsstne::gpu {
 constexpr unsigned kThreads = 256;            // default block size (a multiple of the warp size)
 constexpr uint64_t kMaxBlocks = 1ull << 16;   // grid cap: the loops stride over the rest
 constexpr unsigned kFullMask = 0xFFFFFFFFu;
+// Column reductions over fewer blocks than this take 32 row groups a block instead of 8, so that each
+// thread has few rows. A constant (an H100's multiprocessor count), not the card's: the sums' order must
+// depend only on the shapes.
+constexpr unsigned kFewColumnBlocks = 132;
 
 // Blocks for a grid-stride loop over `items` elements (at least 1; callers skip empty work).
 inline unsigned grid_for(uint64_t items, unsigned threads = kThreads) {

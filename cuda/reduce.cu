@@ -41,7 +41,7 @@ void CudaBackend::column_sum(const ColumnSumArgs& a) {
   if (a.stride == 0) return;
   bind();
   const unsigned blocks = gpu::grid_for(a.stride, 32);
-  if (blocks < static_cast<unsigned>(props_.multiProcessorCount))
+  if (blocks < gpu::kFewColumnBlocks)
     column_sum_kernel<32><<<blocks, 32 * 32, 0, stream()>>>(a);
   else
     column_sum_kernel<8><<<blocks, 32 * 8, 0, stream()>>>(a);

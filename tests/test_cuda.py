@@ -213,8 +213,8 @@ def test_sparse_gradient_buckets_of_every_size_match_cpu(hidden):
 @pytest.mark.parametrize("rows", [300, 64])
 def test_hidden_deltas_of_a_wide_and_a_narrow_layer_match_cpu(rows):
     # The hidden-layer delta op (sparseness penalty from the column means, derivative, bias gradient)
-    # over a layer wider than the device has multiprocessors' worth of 32-column blocks and a narrow one
-    # (the two block shapes), with the penalty's loss included by gradients().
+    # over a layer of more than 132 blocks of 32 columns and a narrow one (the two block shapes), with
+    # the penalty's loss included by gradients().
     x = random_csr(rows, 200, 0.05, seed=21)
     y = random_csr(rows, 60, 0.1, seed=22)
     cfg = network_config(hidden=[(5000, "Sigmoid"), (40, "Sigmoid")], SparsenessPenalty={"p": 0.3, "beta": 0.5})
