@@ -442,7 +442,7 @@ size_t CudaBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_
   return gpu::gradient_layout(std::max<size_t>(max_datapoints, 1), input_units).bytes;
 }
 
-void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
+void CudaBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
   const uint32_t rows = a.batch.rows;
   if (rows == 0 || a.stride == 0 || a.input_units == 0 || a.datapoints == 0) return;
   bind();
@@ -462,6 +462,16 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   DSSTNE_LAUNCH_CHECK();
   place_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
   DSSTNE_LAUNCH_CHECK();
+}
+
+void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
+  if (a.batch.rows == 0 || a.stride == 0 || a.input_units == 0 || a.datapoints == 0) return;
+  if (!a.planned) sparse_gradient_plan(a);
+  bind();
+  const gpu::GradientLayout L = gpu::gradient_layout(std::max<uint64_t>(a.max_datapoints, 1), a.input_units);
+  const GradientScratch g = carve(a.scratch, L);
+  cudaStream_t s = stream();
+  const uint64_t most_present = std::min<uint64_t>(a.datapoints, a.input_units);
   // Each loops over its items; as many blocks as keep the device busy.
   const uint64_t busy = static_cast<uint64_t>(props_.multiProcessorCount) * 8;
   const auto sums = [&](auto columns) {

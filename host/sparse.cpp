@@ -55,11 +55,12 @@ DSSTNE_HOST_KERNEL void gradient_row(float* g, const float* delta, uint32_t stri
 
 // Scratch of sparse_gradient, carved from one allocation.
 struct GradientScratch {
-  uint32_t* count;    // [input units] datapoints per input unit (zeroed by each call)
+  uint32_t* count;    // [input units] datapoints per input unit (zeroed by each plan)
   uint32_t* start;    // [input units] first slot of each present input unit
   uint32_t* present;  // [datapoints] present input units, in increasing order
   uint32_t* rows;     // [datapoints] batch row of each slot
   float* values;      // [datapoints] input value of each slot
+  uint32_t* units;    // [1] present input units
 
   GradientScratch(void* scratch, uint32_t input_units, uint64_t max_datapoints) {
     count = static_cast<uint32_t*>(scratch);
@@ -67,6 +68,7 @@ struct GradientScratch {
     present = start + input_units;
     rows = present + max_datapoints;
     values = reinterpret_cast<float*>(rows + max_datapoints);
+    units = reinterpret_cast<uint32_t*>(values + max_datapoints);
   }
 };
 
@@ -78,17 +80,15 @@ void HostBackend::sparse_forward(const SparseForwardArgs& a) {
 }
 
 size_t HostBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const {
-  return sizeof(uint32_t) * (2 * static_cast<size_t>(input_units) + 3 * max_datapoints);
+  return sizeof(uint32_t) * (2 * static_cast<size_t>(input_units) + 3 * max_datapoints + 1);
 }
 
-void HostBackend::sparse_gradient(const SparseGradientArgs& a) {
+void HostBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
   // Counting sort of the batch's datapoints by input unit, keeping batch-row order inside each bucket:
   // the sum for each gradient row then runs in a fixed order whatever the thread count. Each thread
   // counts and fills the buckets of its own range of units (scanning every datapoint, in batch order),
-  // so a bucket is filled by one thread in batch-row order. Present units are listed in increasing
-  // order and the gradient rows written in address order.
+  // so a bucket is filled by one thread in batch-row order. Present units are listed in increasing order.
   GradientScratch s(a.scratch, a.input_units, a.max_datapoints);
-  const bool streamed = uint64_t{a.input_units} * a.stride * sizeof(float) >= stream::kMinBytes;
   uint32_t present = 0;
 #pragma omp parallel
   {
@@ -126,10 +126,21 @@ void HostBackend::sparse_gradient(const SparseGradientArgs& a) {
         s.values[slot] = datapoint_value(a.data, a.denoise, row, i);
       }
     }
-#pragma omp barrier
+  }
+  *s.units = present;
+}
+
+void HostBackend::sparse_gradient(const SparseGradientArgs& a) {
+  // The gradient rows of the present units, written in address order.
+  if (!a.planned) sparse_gradient_plan(a);
+  GradientScratch s(a.scratch, a.input_units, a.max_datapoints);
+  const bool streamed = uint64_t{a.input_units} * a.stride * sizeof(float) >= stream::kMinBytes;
+  const int64_t present = *s.units;
+#pragma omp parallel
+  {
     std::vector<float> acc(a.stride);
 #pragma omp for schedule(dynamic, 64) nowait
-    for (int64_t p = 0; p < static_cast<int64_t>(present); ++p) {
+    for (int64_t p = 0; p < present; ++p) {
       const uint32_t u = s.present[p];
       gradient_row(a.gradient + static_cast<uint64_t>(u) * a.stride, a.delta, a.stride, a.scale,
                    s.rows + s.start[u], s.values + s.start[u], s.count[u], acc.data(), streamed);

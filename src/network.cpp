@@ -561,7 +561,37 @@ void Network::output_deltas(const BatchRows& rows) {
   }
 }
 
-void Network::backward(const BatchRows& rows, long long* penalty_error) {
+SparseGradientArgs Network::sparse_gradient_args(const Weight& w, const BatchRows& rows) {
+  const Layer& in = *w.in;
+  SparseGradientArgs a;
+  a.stride = w.out->stride;
+  a.input_units = in.stride;
+  a.data = in.data->sparse_view();
+  a.batch = rows;
+  a.denoise = denoise(in, true);
+  a.max_datapoints = max_batch_datapoints_;
+  a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
+  a.longest = in.data->batch_longest(host_order_, rows.position, rows.rows);
+  a.scratch = sparse_scratch_.device();
+  return a;
+}
+
+Weight* Network::plan_sparse_gradient(const BatchRows& rows) {
+  Weight* found = nullptr;
+  for (auto& w : weights_) {
+    if (!w->in->sparse_input || w->matrix().locked) continue;
+    if (found) return nullptr;  // several share the scratch: each orders its own datapoints in backward
+    found = w.get();
+  }
+  if (found) {
+    const SideStream side(backend());
+    backend().sparse_gradient_plan(sparse_gradient_args(*found, rows));
+    backend().mark(kPlanMark);
+  }
+  return found;
+}
+
+void Network::backward(const BatchRows& rows, long long* penalty_error, const Weight* planned) {
   Backend& be = backend();
   const float inv_rows = 1.0f / static_cast<float>(rows.rows);
   bool side_gradients = false;
@@ -625,19 +655,14 @@ void Network::backward(const BatchRows& rows, long long* penalty_error) {
         // backward order (the original's scaling).
         const float scale = -inv_rows / static_cast<float>(m.sharing_count);
         if (in.sparse_input) {
-          SparseGradientArgs a;
+          SparseGradientArgs a = sparse_gradient_args(*w, rows);
           a.gradient = m.gw.device();
           a.delta = layer.delta.device();
-          a.stride = layer.stride;
-          a.input_units = in.stride;
           a.scale = scale;
-          a.data = in.data->sparse_view();
-          a.batch = rows;
-          a.denoise = denoise(in, true);
-          a.max_datapoints = max_batch_datapoints_;
-          a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
-          a.longest = in.data->batch_longest(host_order_, rows.position, rows.rows);
-          a.scratch = sparse_scratch_.device();
+          if (w == planned) {  // its datapoints were ordered on the side stream during the forward
+            be.wait_mark(kPlanMark);
+            a.planned = true;
+          }
           be.sparse_gradient(a);
         } else {
           // On the side stream, beside the deltas' propagation on the main one: nothing later in this
@@ -804,6 +829,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
     for (uint32_t pos = 0; pos < examples; pos += spec_.batch) {
       const BatchRows rows{order_.device(), pos, std::min(spec_.batch, examples - pos)};
       for (auto& layer : layers_) layer->delta_written = false;
+      const Weight* planned = plan_sparse_gradient(rows);
       forward(rows, true);
       output_deltas(rows);
       float alpha_scale = 1.0f;
@@ -811,7 +837,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
         ++batches_;  // the detecting minibatch is not learned from (draws still advance)
         continue;
       }
-      backward(rows);
+      backward(rows, nullptr, planned);
       ++batches_;
       update(params, rows.rows, alpha_scale);
     }

@@ -16,6 +16,7 @@
   X(load_dense, LoadDenseArgs)                   \
   X(load_sparse, LoadSparseArgs)                 \
   X(sparse_forward, SparseForwardArgs)           \
+  X(sparse_gradient_plan, SparseGradientArgs)    \
   X(sparse_gradient, SparseGradientArgs)         \
   X(activate, ActivateArgs)                      \
   X(dropout, DropoutArgs)                        \

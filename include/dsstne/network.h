@@ -166,10 +166,17 @@ class Network {
   // The backend mark of the weight gradients computed on the side stream in backward (training and
   // recommendations, which also use marks, never run at once).
   static constexpr unsigned kGradientMark = 0;
+  static constexpr unsigned kPlanMark = 1;  // the sparse gradient's plan, on the side stream (training)
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
-  void backward(const BatchRows& rows, long long* penalty_error = nullptr);
+  // `planned`: the weight whose sparse gradient's datapoints plan_sparse_gradient ordered.
+  void backward(const BatchRows& rows, long long* penalty_error = nullptr, const Weight* planned = nullptr);
+  SparseGradientArgs sparse_gradient_args(const Weight& w, const BatchRows& rows);
+  // In training, before the forward: the one sparse input's gradient needs only the batch's indices to
+  // order its datapoints, so that runs on the side stream beside the forward. Returns that weight
+  // (nullptr when there is none, or several that share the scratch).
+  Weight* plan_sparse_gradient(const BatchRows& rows);
   void update(const TrainParams& params, uint32_t rows, float alpha_scale = 1.0f);
   void prepare_optimizer(const TrainParams& params);
 

@@ -86,6 +86,9 @@ struct SparseGradientArgs {
   uint64_t datapoints = 0;      // datapoints of this batch, known on the host (work scales with it)
   uint64_t longest = 0;         // datapoints of the batch's longest row, known on the host (sets the work split)
   void* scratch = nullptr;      // Backend::sparse_gradient_scratch_bytes(max_datapoints, input_units)
+  // sparse_gradient_plan already ordered this batch's datapoints by input unit into the scratch (it
+  // needs only the indices and values, so it can run before the delta exists).
+  bool planned = false;
 };
 
 // [activation] unit = f(unit) in place; SoftMax normalises each row. With `bias`, unit = f(unit + bias)
