@@ -78,3 +78,32 @@ def test_partial_last_batch_uses_its_own_size():
     for (w, b), (ew, eb) in zip([net.weights("Input", "Hidden1"), net.weights("Hidden1", "Output")], params):
         np.testing.assert_allclose(w, ew, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(b, eb, rtol=1e-5, atol=1e-6)
+
+
+def test_one_step_with_a_sparse_input_feeding_two_layers_matches_torch():
+    # Input feeds Hidden1 and Output: two sparse weight gradients in one backward (each orders its own
+    # datapoints there, as they share the workspace), and Output sums two contributions and two biases.
+    x = random_csr(16, 30, 0.15, seed=5, values=True)
+    y = random_csr(16, 20, 0.2, seed=6)
+    cfg = network_config(hidden=[(8, "Sigmoid")], ScaledMarginalCrossEntropy=SMCE)
+    cfg["Layers"][-1]["Source"] = ["Hidden1", "Input"]
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=16, device="cpu", seed=7)
+    keys = [("Input", "Hidden1"), ("Hidden1", "Output"), ("Input", "Output")]
+    before = [net.weights(*k) for k in keys]
+    alpha, lam = 0.3, 0.01
+    net.train(1, alpha=alpha, lambda_=lam)
+
+    (w1, b1), (w2, b2), (w3, b3) = [(torch.tensor(w, dtype=torch.float64, requires_grad=True),
+                                     torch.tensor(b, dtype=torch.float64, requires_grad=True)) for w, b in before]
+    xt, t = (torch.tensor(m.toarray(), dtype=torch.float64) for m in (x, y))
+    a = torch.sigmoid(torch.sigmoid(xt @ w1 + b1) @ w2 + b2 + xt @ w3 + b3)
+    one, zero = (t == 1) & (a < SMCE["oneTarget"]), (t == 0) & (a > SMCE["zeroTarget"])
+    err = (-SMCE["oneScale"] * torch.log(a) * one - SMCE["zeroScale"] * torch.log(1 - a) * zero).sum()
+    (err / 16).backward()
+    with torch.no_grad():
+        for k, (w, b) in zip(keys, ((w1, b1), (w2, b2), (w3, b3))):
+            got_w, got_b = net.weights(*k)
+            np.testing.assert_allclose(got_w, (w - alpha * (w.grad + lam * w)).numpy(), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(got_b, (b - alpha * b.grad).numpy(), rtol=1e-5, atol=1e-7)
+            assert not np.array_equal(got_w, before[keys.index(k)][0])
