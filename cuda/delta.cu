@@ -13,19 +13,6 @@ namespace {
 
 constexpr unsigned kChunk = 8;  // rows a thread loads before using any: their loads are in flight together
 
-// Column j's total over the block, for every thread of column j: each of the Groups warps holds the sum
-// of its rows (r = warp mod Groups, in row order), and the warps' sums are added in warp order.
-template <unsigned Groups>
-__device__ float column_total(float sum, float (&partial)[Groups][32]) {
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  partial[warp][lane] = sum;
-  __syncthreads();
-  float total = 0.0f;
-  for (unsigned g = 0; g < Groups; ++g) total += partial[g][lane];
-  __syncthreads();  // partial is reused by the next call
-  return total;
-}
-
 template <unsigned Groups>
 __global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaArgs a) {
   __shared__ float partial[Groups][32];
@@ -50,7 +37,7 @@ __global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaAr
 #pragma unroll
         for (unsigned u = 0; u < kChunk; ++u) sum += v[u];
       }
-      const float mean = column_total<Groups>(sum, partial) * (1.0f / static_cast<float>(a.rows));
+      const float mean = gpu::column_total<Groups>(sum, partial) * (1.0f / static_cast<float>(a.rows));
       add = math::sparseness_penalty(a.p, a.beta, mean);
       if (warp == 0 && live) {
         a.means[j] = mean;
@@ -76,7 +63,7 @@ __global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaAr
         sum += v;
       }
     }
-    const float total = column_total<Groups>(sum, partial);
+    const float total = gpu::column_total<Groups>(sum, partial);
     if (a.bias_gradient && warp == 0 && live) a.bias_gradient[j] = a.bias_gradient_scale * total;
   }
   if (penalty && a.error) gpu::add_fixed(a.error, error);

@@ -4,12 +4,13 @@
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "launch.cuh"
+#include "reduce.cuh"
 
 namespace dsstne {
 namespace {
 
 // A block covers 32 columns; its warp g sums rows g, g + Groups, ... (each warp reads 32 consecutive
-// floats of a row: coalesced), then one thread per column adds the groups' sums in group order. Narrow
+// floats of a row: coalesced), then the groups' sums are added in group order (gpu::column_total). Narrow
 // matrices (a hidden layer's few hundred columns: a handful of blocks) take 32 warps a block, so each
 // thread's chain of loads is short. The split depends only on the shape, so the bits do not vary.
 template <unsigned Groups>
@@ -24,14 +25,8 @@ __global__ void __launch_bounds__(32 * Groups) column_sum_kernel(ColumnSumArgs a
 #pragma unroll 8
       for (uint32_t r = group; r < a.rows; r += Groups) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
     }
-    partial[group][lane] = sum;
-    __syncthreads();
-    if (group == 0 && j < a.stride) {
-      float total = 0.0f;
-      for (unsigned g = 0; g < Groups; ++g) total += partial[g][lane];
-      a.out[j] = a.scale * total;
-    }
-    __syncthreads();
+    const float total = gpu::column_total<Groups>(sum, partial);
+    if (group == 0 && j < a.stride) a.out[j] = a.scale * total;
   }
 }
 

@@ -36,6 +36,20 @@ __device__ T block_reduce(T v, Op op, T identity) {
   return warp_reduce(lane < warps ? partial[lane] : identity, op);
 }
 
+// A block of Groups warps over 32 columns, warp g holding the sum of its rows (g, g + Groups, ...) of
+// column lane: every thread gets its column's total, the warps' sums added in warp order. Every thread of
+// the block must call it.
+template <unsigned Groups>
+__device__ float column_total(float sum, float (&partial)[Groups][32]) {
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  partial[warp][lane] = sum;
+  __syncthreads();
+  float total = 0.0f;
+  for (unsigned g = 0; g < Groups; ++g) total += partial[g][lane];
+  __syncthreads();  // partial is reused by the next call
+  return total;
+}
+
 // Adds the block's fixed-point partial sums to *total with one integer atomic.
 __device__ __forceinline__ void add_fixed(long long* total, long long partial) {
   const long long sum = block_reduce(partial, Sum{}, 0ll);
