@@ -14,7 +14,7 @@ namespace {
 // One parameter: the regularisation term of the weight before the step, then the step.
 __device__ __forceinline__ float step(const UpdateArgs& a, float lambda, float lambda1, float w, float g, float& v,
                                       float& v2, long long& regularization) {
-  if (a.regularization) regularization += fixed::from_float(0.5f * lambda * w * w + lambda1 * fabsf(w));
+  if (a.regularization) regularization += fixed::from_float(math::regularization(w, lambda, lambda1));
   return math::update(a.params, w, g, v, v2);
 }
 
@@ -60,6 +60,14 @@ __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
   if (a.regularization) gpu::add_fixed(a.regularization, regularization);  // uniform over the block
 }
 
+__global__ void regularization_kernel(RegularizationArgs a) {
+  long long total = 0;
+  const uint64_t threads = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < a.n; i += threads)
+    total += fixed::from_float(math::regularization(a.weights[i], a.lambda, a.lambda1));
+  gpu::add_fixed(a.out, total);
+}
+
 bool aligned16(const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
@@ -82,6 +90,15 @@ void CudaBackend::update(const UpdateListArgs& list) {
   if (blocks == 0) return;
   bind();
   update_kernel<<<static_cast<unsigned>(blocks), gpu::kThreads, 0, stream()>>>(list, plan);
+  DSSTNE_LAUNCH_CHECK();
+}
+
+void CudaBackend::regularization_sum(const RegularizationArgs& a) {
+  if (a.n == 0) return;
+  bind();
+  // Few blocks looping, as the update's sum: one integer atomic per block.
+  const unsigned blocks = std::min(gpu::grid_for(a.n), 4u * props_.multiProcessorCount);
+  regularization_kernel<<<blocks, gpu::kThreads, 0, stream()>>>(a);
   DSSTNE_LAUNCH_CHECK();
 }
 

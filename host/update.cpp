@@ -28,19 +28,17 @@ DSSTNE_HOST_KERNEL void update_range(const UpdateParams& params, float* w, const
 
 // Fixed-point sum of the regularisation terms of n weights (UpdateArgs::regularization). A term outside
 // vec::fixed's exact range (a weight far outside any sane range) sends the chunk to fixed::from_float.
-DSSTNE_HOST_KERNEL long long regularization_sum(const float* weights, size_t n, float lambda, float lambda1) {
+DSSTNE_HOST_KERNEL long long regularization_of(const float* weights, size_t n, float lambda, float lambda1) {
   long long total = 0;
   int bad = 0;
   for (size_t i = 0; i < n; ++i) {
-    const float w = weights[i];
-    const float e = 0.5f * lambda * w * w + lambda1 * std::fabs(w);
+    const float e = math::regularization(weights[i], lambda, lambda1);
     total += vec::fixed(e);
     bad |= !vec::fixed_ok(e);
   }
   if (bad) {
     total = 0;
-    for (size_t i = 0; i < n; ++i)
-      total += fixed::from_float(0.5f * lambda * weights[i] * weights[i] + lambda1 * std::fabs(weights[i]));
+    for (size_t i = 0; i < n; ++i) total += fixed::from_float(math::regularization(weights[i], lambda, lambda1));
   }
   return total;
 }
@@ -57,7 +55,7 @@ void update_one(const UpdateArgs& a) {
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i = c * kChunk;
     const size_t len = static_cast<size_t>(std::min(kChunk, n - i));
-    if (a.regularization) regularization += regularization_sum(a.weights + i, len, lambda, lambda1);
+    if (a.regularization) regularization += regularization_of(a.weights + i, len, lambda, lambda1);
     update_range(a.params, a.weights + i, a.gradient + i, state > 0 ? a.velocity + i : nullptr,
                  state > 1 ? a.velocity2 + i : nullptr, len);
     if (a.clear_gradient) std::memset(a.gradient + i, 0, sizeof(float) * len);  // chunk still in cache
@@ -69,6 +67,17 @@ void update_one(const UpdateArgs& a) {
 
 void HostBackend::update(const UpdateListArgs& list) {
   for (unsigned k = 0; k < list.count; ++k) update_one(list.items[k]);
+}
+
+void HostBackend::regularization_sum(const RegularizationArgs& a) {
+  const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kChunk - 1) / kChunk;
+  long long total = 0;
+#pragma omp parallel for schedule(dynamic, 2) reduction(+ : total) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i = c * kChunk;
+    total += regularization_of(a.weights + i, static_cast<size_t>(std::min(kChunk, n - i)), a.lambda, a.lambda1);
+  }
+  *a.out += total;
 }
 
 }  // namespace dsstne

@@ -525,7 +525,14 @@ bool Network::ranks_linear_sums(const Layer& layer) {
          layer.activation.kind != Activation::SoftMax;
 }
 
+void Network::join_steps() {
+  if (!steps_pending_) return;
+  backend().wait_mark(kGradientMark);
+  steps_pending_ = false;
+}
+
 void Network::forward(const BatchRows& rows, bool training, bool update_running_stats, const Layer* ranked) {
+  join_steps();  // the last minibatch's steps read the units and deltas this overwrites
   for (Layer* layer : forward_order_)
     forward_layer(*layer, rows, training, update_running_stats,
                   (training && defers_activation(*layer)) || layer == ranked);
@@ -591,11 +598,32 @@ Weight* Network::plan_sparse_gradient(const BatchRows& rows) {
   return found;
 }
 
-void Network::backward(const BatchRows& rows, long long* penalty_error, const Weight* planned) {
+bool Network::steps_in_gemm(const Weight& w, const UpdateParams& step) {
+  return step.mode == TrainingMode::SGD && step.lambda1 == 0.0f && !w.locked && !w.shared() &&
+         w.sharing_count == 1 && !w.in->sparse_input && w.spec.norm <= 0.0f;
+}
+
+void Network::step_in_gemm(Weight& w, const BatchRows& rows, const UpdateParams& step) {
+  Backend& be = backend();
+  // On the side stream, after everything queued so far (the GEMM that reads W for the input's delta).
+  const SideStream side(be);
+  if (step.lambda != 0.0f)  // the regularisation error, of the weights before the step
+    be.regularization_sum({w.w.device(), w.w.size(), step.lambda * static_cast<float>(rows.rows), 0.0f,
+                           error_.device() + 1});
+  const float scale = -1.0f / static_cast<float>(rows.rows);
+  be.gemm(gemm_args(true, false, w.in->stride, w.out->stride, rows.rows, step.alpha * scale, w.in->unit.device(),
+                    w.in->stride, w.out->delta.device(), w.out->stride, 1.0f - step.alpha * step.lambda,
+                    w.w.device(), w.out->stride));
+  be.mark(kGradientMark);
+  w.stepped = true;
+}
+
+void Network::backward(const BatchRows& rows, long long* penalty_error, const Weight* planned,
+                       const UpdateParams* step) {
   Backend& be = backend();
   const float inv_rows = 1.0f / static_cast<float>(rows.rows);
-  bool side_gradients = false;
-  for (auto& w : weights_) w->gradient_written = false;
+  bool side_gradients = false, side_steps = false;
+  for (auto& w : weights_) w->gradient_written = w->stepped = false;
   for (auto it = forward_order_.rbegin(); it != forward_order_.rend(); ++it) {
     Layer& layer = **it;
     if (layer.kind == LayerKind::Input) continue;
@@ -650,7 +678,8 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
     for (Weight* w : layer.incoming) {
       Layer& in = *w->in;
       Weight& m = w->matrix();
-      if (!m.locked) {
+      const bool folded = step && steps_in_gemm(*w, *step);
+      if (!m.locked && !folded) {
         // Every user of a shared matrix adds -(1/(sharingCount rows)) X^T delta to the owner's gradient, in
         // backward order (the original's scaling).
         const float scale = -inv_rows / static_cast<float>(m.sharing_count);
@@ -694,9 +723,16 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
                           in.delta_written ? 1.0f : 0.0f, in.delta.device(), in.stride));
         in.delta_written = true;
       }
+      if (folded) {
+        step_in_gemm(*w, rows, *step);
+        side_steps = true;
+      }
     }
   }
-  if (side_gradients) be.wait_mark(kGradientMark);  // every gradient is written before anyone reads it
+  if (side_gradients)
+    be.wait_mark(kGradientMark);  // every gradient is written before update reads it (and the steps are done)
+  else
+    steps_pending_ = side_steps;  // update touches nothing they use: it runs beside them
 }
 
 bool Network::brake_step(float& alpha_scale) {
@@ -749,20 +785,24 @@ void Network::prepare_optimizer(const TrainParams& params) {
   if (buffers > 0 && params.clear_velocity) optimizer_steps_ = 0;
 }
 
-void Network::update(const TrainParams& params, uint32_t rows, float alpha_scale) {
-  Backend& be = backend();
+UpdateParams Network::step_params(const TrainParams& params, float alpha_scale) const {
   UpdateParams u;
   u.mode = static_cast<TrainingMode>(params.mode);
   // Learning-rate decay counts the updates before this one, as DSSTNE's schedule does.
   u.alpha = spec_.decay > 0.0f ? params.alpha / (1.0f + spec_.decay * static_cast<float>(optimizer_steps_))
                                : params.alpha;
   u.alpha *= alpha_scale;  // the divergence brake's 0.1
-  ++optimizer_steps_;
   u.lambda = params.lambda;
   u.lambda1 = params.lambda1;
   u.mu = params.mu;
   u.mu1 = params.mu1;
-  u.step = static_cast<float>(optimizer_steps_ + (params.adam_dsstne_step ? 1 : 0));
+  u.step = static_cast<float>(optimizer_steps_ + 1 + (params.adam_dsstne_step ? 1 : 0));
+  return u;
+}
+
+void Network::update(const UpdateParams& u, uint32_t rows) {
+  Backend& be = backend();
+  ++optimizer_steps_;
   UpdateParams ub = u;  // biases are never regularised
   ub.lambda = ub.lambda1 = 0.0f;
   auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
@@ -779,9 +819,10 @@ void Network::update(const TrainParams& params, uint32_t rows, float alpha_scale
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
     if (w.locked) continue;
-    if (!w.shared()) {  // a shared matrix is updated once, by its owner, from everyone's gradient
+    // A shared matrix is updated once, by its owner, from everyone's gradient; a stepped one was in backward.
+    if (!w.shared() && !w.stepped) {
       UpdateArgs a{w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u, w.in->sparse_input};
-      if (params.lambda != 0.0f || params.lambda1 != 0.0f) {  // the regularisation error, per example
+      if (u.lambda != 0.0f || u.lambda1 != 0.0f) {  // the regularisation error, per example
         a.regularization = error_.device() + 1;
         a.regularization_scale = static_cast<float>(rows);
       }
@@ -837,10 +878,12 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
         ++batches_;  // the detecting minibatch is not learned from (draws still advance)
         continue;
       }
-      backward(rows, nullptr, planned);
+      const UpdateParams step = step_params(params, alpha_scale);
+      backward(rows, nullptr, planned, &step);
       ++batches_;
-      update(params, rows.rows, alpha_scale);
+      update(step, rows.rows);
     }
+    join_steps();       // their regularisation error is in the accumulator
     error_.download();  // the epoch's one synchronisation
     ++epochs_;
     EpochReport report;

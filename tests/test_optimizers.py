@@ -149,13 +149,60 @@ def test_cuda_optimizers_match_cpu(mode):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-def test_regularization_error_is_reported_separately(device):
-    # One minibatch per epoch: the reported term is sum(0.5 lambda w^2 + lambda1 |w|) of the weights before the step.
+@pytest.mark.parametrize("lam1", [0.001, 0.0], ids=["l1_update_op", "l2_only_step_in_gemm"])
+def test_regularization_error_is_reported_separately(device, lam1):
+    # One minibatch per epoch: the reported term is sum(0.5 lambda w^2 + lambda1 |w|) of the weights before the
+    # step (without L1, SGD steps the matrix inside the gradient GEMM and a separate op sums the term).
     net = _net(device=device)
     w0, _ = net.weights("Input", "Output")
-    net.train(1, alpha=0.1, lambda_=0.01, lambda1=0.001)
-    expected = np.sum(0.5 * 0.01 * w0.astype(np.float64) ** 2 + 0.001 * np.abs(w0))
+    net.train(1, alpha=0.1, lambda_=0.01, lambda1=lam1)
+    expected = np.sum(0.5 * 0.01 * w0.astype(np.float64) ** 2 + lam1 * np.abs(w0))
     assert net.history[-1].regularization == pytest.approx(expected, rel=1e-5)
     plain = _net(device=device)
     plain.train(1, alpha=0.1, lambda_=0.0)
     assert plain.history[-1].regularization == 0.0
+
+
+def _mlp(x, t, hidden, device="cpu"):
+    cfg = network_config(n_in=x.shape[1], hidden=((hidden, "Sigmoid"),), output_activation="Linear", error="L2",
+                         sparse_input=False)
+    sets = [dsstne.DataSet.from_numpy(x, "input"), dsstne.DataSet.from_numpy(t, "output")]
+    return dsstne.Network.from_json(cfg, sets, batch=len(x), device=device, seed=1)
+
+
+def test_sgd_steps_folded_into_gradient_gemms_match_the_formulas():
+    # SGD with L2 only: both matrices step inside their gradient GEMMs. The hidden layer's delta must use the
+    # output matrix from before the step, and the regularisation error the weights from before it.
+    net = _mlp(X, T, 4)
+    w1, b1 = (a.astype(np.float64) for a in net.weights("Input", "Hidden1"))
+    w2, b2 = (a.astype(np.float64) for a in net.weights("Hidden1", "Output"))
+    alpha, lam, rows = 0.2, 0.05, len(X)
+    regularization = []
+    for _ in range(20):
+        regularization.append(0.5 * lam * (np.sum(w1 * w1) + np.sum(w2 * w2)))
+        h = 1 / (1 + np.exp(-(X @ w1 + b1)))
+        delta = h @ w2 + b2 - T
+        delta_h = (delta @ w2.T) * h * (1 - h)
+        w2, b2 = w2 + alpha * (-(h.T @ delta) / rows - lam * w2), b2 - alpha * delta.mean(axis=0)
+        w1, b1 = w1 + alpha * (-(X.T @ delta_h) / rows - lam * w1), b1 - alpha * delta_h.mean(axis=0)
+    net.train(20, alpha=alpha, lambda_=lam, lambda1=0.0, optimizer="SGD")
+    np.testing.assert_allclose(net.weights("Hidden1", "Output")[0], w2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.weights("Hidden1", "Output")[1], b2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.weights("Input", "Hidden1")[0], w1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.weights("Input", "Hidden1")[1], b1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([r.regularization for r in net.history], regularization, rtol=1e-5)
+
+
+@pytest.mark.cuda
+def test_cuda_sgd_steps_in_gradient_gemms_match_cpu():
+    # Wide enough that a step racing the delta's GEMM (which reads the matrix before it) would show.
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(256, 300)).astype(np.float32)
+    t = rng.normal(size=(256, 2000)).astype(np.float32)
+    cpu, gpu = _mlp(x, t, 512), _mlp(x, t, 512, device="cuda")
+    for n in (cpu, gpu):
+        n.train(5, alpha=0.01, lambda_=0.01, lambda1=0.0, optimizer="SGD")
+    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        np.testing.assert_allclose(gpu.weights(*pair)[0], cpu.weights(*pair)[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([r.regularization for r in gpu.history], [r.regularization for r in cpu.history],
+                               rtol=1e-5)

@@ -24,6 +24,7 @@
   X(hidden_delta, HiddenDeltaArgs)               \
   X(column_sum, ColumnSumArgs)                   \
   X(update, UpdateListArgs)                      \
+  X(regularization_sum, RegularizationArgs)      \
   X(topk, TopKArgs)                              \
   X(add_units, AddArgs)                          \
   X(normalize_weights, WeightNormArgs)           \

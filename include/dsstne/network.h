@@ -63,6 +63,7 @@ struct Weight {
   uint32_t sharing_count = 1;  // owners: connections using this matrix, itself included
   bool locked = false;         // LockWeights: no gradient, no update (bias too; a shared matrix follows its owner)
   bool gradient_written = false;  // this minibatch (several users accumulate into the owner's gw)
+  bool stepped = false;           // this minibatch's step was folded into backward's gradient GEMM
   Weight& matrix() { return owner ? *owner : *this; }
   bool shared() const { return owner != nullptr; }
 };
@@ -170,14 +171,25 @@ class Network {
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
-  // `planned`: the weight whose sparse gradient's datapoints plan_sparse_gradient ordered.
-  void backward(const BatchRows& rows, long long* penalty_error = nullptr, const Weight* planned = nullptr);
+  // `planned`: the weight whose sparse gradient's datapoints plan_sparse_gradient ordered. `step`: the
+  // minibatch's optimiser step (training), which the matrices that steps_in_gemm allows take here.
+  void backward(const BatchRows& rows, long long* penalty_error = nullptr, const Weight* planned = nullptr,
+                const UpdateParams* step = nullptr);
+  // A matrix whose SGD step (no L1, no weight norm) backward folds into its one gradient GEMM, after the
+  // GEMM that propagates the delta has read it: W = (1 - alpha lambda) W + alpha (-1/rows) X^T delta, with
+  // no gradient written and read back by update.
+  static bool steps_in_gemm(const Weight& w, const UpdateParams& step);
+  void step_in_gemm(Weight& w, const BatchRows& rows, const UpdateParams& step);
+  // The main stream waits for steps left on the side stream by the last backward (update runs beside them).
+  void join_steps();
   SparseGradientArgs sparse_gradient_args(const Weight& w, const BatchRows& rows);
   // In training, before the forward: the one sparse input's gradient needs only the batch's indices to
   // order its datapoints, so that runs on the side stream beside the forward. Returns that weight
   // (nullptr when there is none, or several that share the scratch).
   Weight* plan_sparse_gradient(const BatchRows& rows);
-  void update(const TrainParams& params, uint32_t rows, float alpha_scale = 1.0f);
+  // The minibatch's step (learning-rate decay counts the updates before it; alpha_scale is the brake's).
+  UpdateParams step_params(const TrainParams& params, float alpha_scale) const;
+  void update(const UpdateParams& step, uint32_t rows);
   void prepare_optimizer(const TrainParams& params);
 
   std::shared_ptr<Context> ctx_;
@@ -197,6 +209,7 @@ class Network {
   uint64_t epochs_ = 0, batches_ = 0;
   uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
+  bool steps_pending_ = false;  // see join_steps
   // Divergence brake state, reset by every train() call (as the original's locals).
   static constexpr uint32_t kBrakeWarmup = 100;  // minibatches before the brake may engage
   double brake_average_ = 0.0;

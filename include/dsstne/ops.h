@@ -177,6 +177,15 @@ struct UpdateArgs {
   float regularization_scale = 1.0f;
 };
 
+// [regularization_sum] *out += fixed(scale * (0.5 lambda w^2 + lambda1 |w|)) over n weights: the
+// regularisation error of a matrix whose step is not an update op's (see Network::steps_in_gemm).
+struct RegularizationArgs {
+  const float* weights = nullptr;
+  size_t n = 0;
+  float lambda = 0.0f, lambda1 = 0.0f;  // already times the scale
+  long long* out = nullptr;
+};
+
 // [update] The steps of several parameter tensors as one op (one launch on the GPU: a step's small
 // tensors, biases, cost little more than their launches).
 struct UpdateListArgs {

@@ -22,6 +22,11 @@ DSSTNE_HD float regularized(const UpdateParams& u, float g, float w) {
   return g - u.lambda * w - u.lambda1 * sign;
 }
 
+// One weight's regularisation error (lambda and lambda1 already scaled as the caller reports it).
+DSSTNE_HD float regularization(float w, float lambda, float lambda1) {
+  return 0.5f * lambda * w * w + lambda1 * fabsf(w);
+}
+
 DSSTNE_HD float sgd(const UpdateParams& u, float w, float g) { return w + u.alpha * regularized(u, g, w); }
 
 // One parameter's step for any mode: w and its optimiser state v, v2 (unused by modes that need less).
