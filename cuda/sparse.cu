@@ -222,12 +222,13 @@ __device__ __forceinline__ void for_each_datapoint(const SparseData& d, const De
 }
 
 // Step 1: datapoints per unit; the first to count a unit lists it as present (one atomic on the list's
-// length per warp).
+// length per warp) and stamps its gradient row.
 __global__ void __launch_bounds__(kRowThreads) count_kernel(SparseData d, Denoise n, BatchRows b, uint32_t units,
-                                                            GradientScratch g) {
+                                                            GradientScratch g, uint32_t* row_stamp, uint32_t stamp) {
   const unsigned lane = threadIdx.x & 31u;
-  for_each_datapoint(d, n, b, units, [&g, lane](bool live, uint32_t u, uint32_t, uint64_t, float) {
+  for_each_datapoint(d, n, b, units, [&g, lane, row_stamp, stamp](bool live, uint32_t u, uint32_t, uint64_t, float) {
     const bool first = live && atomicAdd(&g.count[u], 1u) == 0;
+    if (first && row_stamp) row_stamp[u] = stamp;
     const unsigned firsts = __ballot_sync(gpu::kFullMask, first);
     if (firsts == 0) return;
     const unsigned leader = __ffs(firsts) - 1;
@@ -455,7 +456,8 @@ void CudaBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
       cudaMemsetAsync(g.present_count, 0, sizeof(uint32_t) * (gpu::kGradientCounters + size_t{a.input_units}), s));
   const dim3 datapoint_grid(static_cast<unsigned>(std::clamp<uint64_t>((a.longest + kRowThreads - 1) / kRowThreads, 1, 64)),
                             std::min<uint32_t>(rows, 65535));
-  count_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
+  count_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g, a.row_stamp,
+                                                      a.stamp);
   DSSTNE_LAUNCH_CHECK();
   const uint64_t most_present = std::min<uint64_t>(a.datapoints, a.input_units);
   allocate_kernel<<<gpu::grid_for(most_present), gpu::kThreads, 0, s>>>(g);

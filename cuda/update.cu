@@ -18,27 +18,17 @@ __device__ __forceinline__ float step(const UpdateArgs& a, float lambda, float l
   return math::update(a.params, w, g, v, v2);
 }
 
-// Which blocks of the grid step which item: item k takes blocks [first_block[k], first_block[k + 1]).
-// `quads` groups of four of its parameters go as 16-byte loads and stores (the op is bound by memory:
-// more bytes in flight per thread), the rest one at a time.
-struct UpdatePlan {
-  uint32_t first_block[UpdateListArgs::kMax + 1];
-  uint64_t quads[UpdateListArgs::kMax];
-};
-
-__global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
-  unsigned k = 0;
-  while (blockIdx.x >= plan.first_block[k + 1]) ++k;
-  const UpdateArgs& a = list.items[k];
-  const uint64_t quads = plan.quads[k];
-  const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
-  const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
-  const float lambda = a.params.lambda * a.regularization_scale, lambda1 = a.params.lambda1 * a.regularization_scale;
+// The step of one item's parameters: four at a time from quad i (16-byte loads and stores: the op is bound
+// by memory, more bytes in flight per thread), or parameter i alone. `live` false: a zero gradient, not read.
+struct Stepper {
+  const UpdateArgs& a;
+  float lambda, lambda1;
   long long regularization = 0;
-  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  for (uint64_t i = first; i < quads; i += threads) {
+
+  __device__ void quad(uint64_t i, bool live) {
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     float4 w = reinterpret_cast<const float4*>(a.weights)[i];
-    const float4 g = reinterpret_cast<const float4*>(a.gradient)[i];
+    const float4 g = live ? reinterpret_cast<const float4*>(a.gradient)[i] : zero;
     float4 v = a.velocity ? reinterpret_cast<const float4*>(a.velocity)[i] : zero;
     float4 v2 = a.velocity2 ? reinterpret_cast<const float4*>(a.velocity2)[i] : zero;
     w.x = step(a, lambda, lambda1, w.x, g.x, v.x, v2.x, regularization);
@@ -48,16 +38,49 @@ __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
     reinterpret_cast<float4*>(a.weights)[i] = w;
     if (a.velocity) reinterpret_cast<float4*>(a.velocity)[i] = v;
     if (a.velocity2) reinterpret_cast<float4*>(a.velocity2)[i] = v2;
-    if (a.clear_gradient) reinterpret_cast<float4*>(a.gradient)[i] = zero;
   }
-  float unused = 0.0f;
-  for (uint64_t i = 4 * quads + first; i < a.n; i += threads) {
+
+  __device__ void one(uint64_t i, bool live) {
+    float unused = 0.0f;
     float& v = a.velocity ? a.velocity[i] : unused;
     float& v2 = a.velocity2 ? a.velocity2[i] : unused;
-    a.weights[i] = step(a, lambda, lambda1, a.weights[i], a.gradient[i], v, v2, regularization);
-    if (a.clear_gradient) a.gradient[i] = 0.0f;
+    a.weights[i] = step(a, lambda, lambda1, a.weights[i], live ? a.gradient[i] : 0.0f, v, v2, regularization);
   }
-  if (a.regularization) gpu::add_fixed(a.regularization, regularization);  // uniform over the block
+};
+
+// Which blocks of the grid step which item: item k takes blocks [first_block[k], first_block[k + 1]).
+// An item goes by quads where its buffers are 16-byte aligned (and, with row stamps, its rows a whole
+// number of quads).
+struct UpdatePlan {
+  uint32_t first_block[UpdateListArgs::kMax + 1];
+  bool quads[UpdateListArgs::kMax];
+};
+
+__global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
+  unsigned k = 0;
+  while (blockIdx.x >= plan.first_block[k + 1]) ++k;
+  const UpdateArgs& a = list.items[k];
+  const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
+  const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
+  Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
+  if (a.row_stamp) {  // a warp a row; the gradient of a row this batch did not write is zero
+    const unsigned lane = threadIdx.x & 31u;
+    const uint64_t rows = a.n / a.row_width;
+    for (uint64_t r = first >> 5; r < rows; r += threads >> 5) {
+      const bool live = a.row_stamp[r] == a.stamp;
+      if (plan.quads[k]) {
+        const uint32_t quads = a.row_width / 4;
+        for (uint32_t q = lane; q < quads; q += 32) s.quad(r * quads + q, live);
+      } else {
+        for (uint32_t j = lane; j < a.row_width; j += 32) s.one(r * a.row_width + j, live);
+      }
+    }
+  } else {
+    const uint64_t quads = plan.quads[k] ? a.n / 4 : 0;
+    for (uint64_t i = first; i < quads; i += threads) s.quad(i, true);
+    for (uint64_t i = 4 * quads + first; i < a.n; i += threads) s.one(i, true);
+  }
+  if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);  // uniform over the block
 }
 
 __global__ void regularization_kernel(RegularizationArgs a) {
@@ -77,9 +100,11 @@ void CudaBackend::update(const UpdateListArgs& list) {
   uint64_t blocks = 0;
   for (unsigned k = 0; k < list.count; ++k) {
     const UpdateArgs& a = list.items[k];
-    const bool vector = aligned16(a.weights) && aligned16(a.gradient) && aligned16(a.velocity) && aligned16(a.velocity2);
-    plan.quads[k] = vector ? a.n / 4 : 0;
-    const uint64_t items = plan.quads[k] + (a.n - 4 * plan.quads[k]);
+    plan.quads[k] = aligned16(a.weights) && aligned16(a.gradient) && aligned16(a.velocity) &&
+                    aligned16(a.velocity2) && (!a.row_stamp || a.row_width % 4 == 0);
+    // Threads' items: rows (a warp each) or quads and single parameters.
+    const uint64_t items = a.row_stamp ? (a.n / a.row_width) * 32
+                                       : (plan.quads[k] ? a.n / 4 + a.n % 4 : a.n);
     plan.first_block[k] = static_cast<uint32_t>(blocks);
     // With the regularisation sum, few blocks looping: one integer atomic per block.
     blocks += items == 0 ? 0

@@ -111,6 +111,7 @@ void HostBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
       for (uint32_t u = 0; u < a.input_units; ++u) {
         if (s.count[u] == 0) continue;
         s.present[present++] = u;
+        if (a.row_stamp) a.row_stamp[u] = a.stamp;
         s.start[u] = running;
         running += s.count[u];
         s.count[u] = 0;  // refilled below as the fill position of the bucket

@@ -2,7 +2,7 @@
 // (the regularisation error of the chunk first, while it is in cache).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <vector>
 
 #include "dsstne/errors.h"
 #include "dsstne/fixed_point.h"
@@ -50,15 +50,26 @@ void update_one(const UpdateArgs& a) {
   DSSTNE_REQUIRE(state == 0 || (a.velocity && (state == 1 || a.velocity2)), "optimiser state buffers missing");
   const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kChunk - 1) / kChunk;
   const float lambda = a.params.lambda * a.regularization_scale, lambda1 = a.params.lambda1 * a.regularization_scale;
+  static const std::vector<float> zeros(kChunk);  // the gradient of a row the batch did not write
+  // Parameters [i, end) of one gradient row (or of a gradient without rows), with the row's gradient or none.
+  const auto step = [&a, state](int64_t i, int64_t end, bool live) {
+    update_range(a.params, a.weights + i, live ? a.gradient + i : zeros.data(), state > 0 ? a.velocity + i : nullptr,
+                 state > 1 ? a.velocity2 + i : nullptr, static_cast<size_t>(end - i));
+  };
   long long regularization = 0;  // integers: the sum is the same whatever the split between threads
 #pragma omp parallel for schedule(dynamic, 2) reduction(+ : regularization) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t i = c * kChunk;
-    const size_t len = static_cast<size_t>(std::min(kChunk, n - i));
-    if (a.regularization) regularization += regularization_of(a.weights + i, len, lambda, lambda1);
-    update_range(a.params, a.weights + i, a.gradient + i, state > 0 ? a.velocity + i : nullptr,
-                 state > 1 ? a.velocity2 + i : nullptr, len);
-    if (a.clear_gradient) std::memset(a.gradient + i, 0, sizeof(float) * len);  // chunk still in cache
+    const int64_t i = c * kChunk, end = std::min(i + kChunk, n);
+    if (a.regularization) regularization += regularization_of(a.weights + i, end - i, lambda, lambda1);
+    if (!a.row_stamp) {
+      step(i, end, true);
+      continue;
+    }
+    for (int64_t j = i; j < end;) {
+      const int64_t row = j / a.row_width, row_end = std::min(end, (row + 1) * int64_t{a.row_width});
+      step(j, row_end, a.row_stamp[row] == a.stamp);
+      j = row_end;
+    }
   }
   if (a.regularization) *a.regularization += regularization;
 }

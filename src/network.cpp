@@ -338,6 +338,9 @@ void Network::allocate_batch_buffers() {
       max_sparse_units = std::max(max_sparse_units, layer->stride);
     }
   }
+  for (auto& w : weights_)
+    if (w->in->sparse_input && w->row_stamp.size() != w->in->stride)
+      w->row_stamp = Buffer<uint32_t>(ctx_->backend, w->in->stride);
   if (max_datapoints > max_batch_datapoints_) {
     sparse_scratch_.resize(backend().sparse_gradient_scratch_bytes(max_datapoints, max_sparse_units));
     max_batch_datapoints_ = max_datapoints;
@@ -568,7 +571,7 @@ void Network::output_deltas(const BatchRows& rows) {
   }
 }
 
-SparseGradientArgs Network::sparse_gradient_args(const Weight& w, const BatchRows& rows) {
+SparseGradientArgs Network::sparse_gradient_args(Weight& w, const BatchRows& rows) {
   const Layer& in = *w.in;
   SparseGradientArgs a;
   a.stride = w.out->stride;
@@ -580,7 +583,14 @@ SparseGradientArgs Network::sparse_gradient_args(const Weight& w, const BatchRow
   a.datapoints = in.data->batch_datapoints(host_order_, rows.position, rows.rows);
   a.longest = in.data->batch_longest(host_order_, rows.position, rows.rows);
   a.scratch = sparse_scratch_.device();
+  a.row_stamp = w.row_stamp.device();  // a sparse input never shares its matrix
+  a.stamp = stamp_;
   return a;
+}
+
+void Network::begin_batch() {
+  for (auto& layer : layers_) layer->delta_written = false;
+  ++stamp_;
 }
 
 Weight* Network::plan_sparse_gradient(const BatchRows& rows) {
@@ -821,7 +831,12 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
     if (w.locked) continue;
     // A shared matrix is updated once, by its owner, from everyone's gradient; a stepped one was in backward.
     if (!w.shared() && !w.stepped) {
-      UpdateArgs a{w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u, w.in->sparse_input};
+      UpdateArgs a{w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u};
+      if (w.in->sparse_input) {  // only the rows of the units this minibatch listed were written
+        a.row_stamp = w.row_stamp.device();
+        a.stamp = stamp_;
+        a.row_width = w.out->stride;
+      }
       if (u.lambda != 0.0f || u.lambda1 != 0.0f) {  // the regularisation error, per example
         a.regularization = error_.device() + 1;
         a.regularization_scale = static_cast<float>(rows);
@@ -869,7 +884,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
     brake_total_ = 0;
     for (uint32_t pos = 0; pos < examples; pos += spec_.batch) {
       const BatchRows rows{order_.device(), pos, std::min(spec_.batch, examples - pos)};
-      for (auto& layer : layers_) layer->delta_written = false;
+      begin_batch();
       const Weight* planned = plan_sparse_gradient(rows);
       forward(rows, true);
       output_deltas(rows);
@@ -1039,7 +1054,7 @@ double Network::batch_gradients(uint32_t position) {
   clear_gradients();
   error_.zero();
   const BatchRows rows{order_.device(), position, std::min(spec_.batch, examples - position)};
-  for (auto& layer : layers_) layer->delta_written = false;
+  begin_batch();
   forward(rows, true, false);
   output_deltas(rows);
   backward(rows, error_.device() + 2);  // the penalty's loss too: the gradients include it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import network_config
+from conftest import network_config, random_csr
 
 import dsstne
 
@@ -206,3 +206,34 @@ def test_cuda_sgd_steps_in_gradient_gemms_match_cpu():
         np.testing.assert_allclose(gpu.weights(*pair)[0], cpu.weights(*pair)[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose([r.regularization for r in gpu.history], [r.regularization for r in cpu.history],
                                rtol=1e-5)
+
+
+def _sparse_or_dense(x, device, sparse):
+    cfg = network_config(n_in=x.shape[1], hidden=((6, "Sigmoid"),), output_activation="Linear", error="L2",
+                         sparse_input=sparse)
+    t = np.random.default_rng(5).normal(size=(x.shape[0], 3)).astype(np.float32)
+    data = dsstne.DataSet.from_scipy(x, "input") if sparse else dsstne.DataSet.from_numpy(x.toarray(), "input")
+    return dsstne.Network.from_json(cfg, [data, dsstne.DataSet.from_numpy(t, "output")], batch=8, device=device,
+                                    seed=1)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("mode", ["SGD", "RMSProp", "Adam"])
+def test_sparse_input_trains_as_the_same_data_dense(device, mode):
+    # The sparse input's gradient is written only in the rows of the units a minibatch lists; the update
+    # must take every other row's gradient as zero (and still decay it), never an older minibatch's row.
+    # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
+    x = random_csr(32, 60, 0.05, seed=8, values=True)
+    sparse, dense = _sparse_or_dense(x, device, True), _sparse_or_dense(x, device, False)
+    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        dense.set_weights(*pair, *sparse.weights(*pair))
+    w0 = sparse.weights("Input", "Hidden1")[0]
+    for n in (sparse, dense):
+        n.train(3, lambda_=0.01, optimizer=mode, **PARAMS[mode])
+    w = sparse.weights("Input", "Hidden1")[0]
+    assert not np.allclose(w, w0)
+    np.testing.assert_allclose(w, dense.weights("Input", "Hidden1")[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sparse.weights("Hidden1", "Output")[0], dense.weights("Hidden1", "Output")[0],
+                               rtol=1e-5, atol=1e-6)
+    assert [h.regularization for h in sparse.history] == pytest.approx([h.regularization for h in dense.history],
+                                                                        rel=1e-6)

@@ -56,6 +56,8 @@ struct Weight {
   Layer* out = nullptr;
   Buffer<float> w, b, gw, gb;  // w [in stride][out stride], gradients hold the descent direction
   Buffer<float> vw, vb, vw2, vb2;  // optimiser state (modes other than SGD)
+  // Sparse input: the minibatch (Network::stamp_) that last wrote each input unit's gradient row.
+  Buffer<uint32_t> row_stamp;
   // SharedWeights: the connection owning the matrix (w, gw and their optimiser state); this one keeps
   // only its bias. Transposed: the owner's matrix is [out stride][in stride].
   Weight* owner = nullptr;
@@ -171,6 +173,7 @@ class Network {
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
+  void begin_batch();  // a training minibatch's forward and backward follow
   // `planned`: the weight whose sparse gradient's datapoints plan_sparse_gradient ordered. `step`: the
   // minibatch's optimiser step (training), which the matrices that steps_in_gemm allows take here.
   void backward(const BatchRows& rows, long long* penalty_error = nullptr, const Weight* planned = nullptr,
@@ -182,7 +185,7 @@ class Network {
   void step_in_gemm(Weight& w, const BatchRows& rows, const UpdateParams& step);
   // The main stream waits for steps left on the side stream by the last backward (update runs beside them).
   void join_steps();
-  SparseGradientArgs sparse_gradient_args(const Weight& w, const BatchRows& rows);
+  SparseGradientArgs sparse_gradient_args(Weight& w, const BatchRows& rows);
   // In training, before the forward: the one sparse input's gradient needs only the batch's indices to
   // order its datapoints, so that runs on the side stream beside the forward. Returns that weight
   // (nullptr when there is none, or several that share the scratch).
@@ -209,6 +212,7 @@ class Network {
   uint64_t epochs_ = 0, batches_ = 0;
   uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
+  uint32_t stamp_ = 0;  // minibatches begun (0: none), for the sparse gradients' row stamps
   bool steps_pending_ = false;  // see join_steps
   // Divergence brake state, reset by every train() call (as the original's locals).
   static constexpr uint32_t kBrakeWarmup = 100;  // minibatches before the brake may engage

@@ -89,6 +89,10 @@ struct SparseGradientArgs {
   // sparse_gradient_plan already ordered this batch's datapoints by input unit into the scratch (it
   // needs only the indices and values, so it can run before the delta exists).
   bool planned = false;
+  // When set, the plan writes `stamp` at row_stamp[u] for every unit u whose gradient row this batch writes
+  // (the other rows keep what they held; see UpdateArgs::row_stamp).
+  uint32_t* row_stamp = nullptr;
+  uint32_t stamp = 0;
 };
 
 // [activation] unit = f(unit) in place; SoftMax normalises each row. With `bias`, unit = f(unit + bias)
@@ -168,9 +172,12 @@ struct UpdateArgs {
   float* velocity2 = nullptr;
   size_t n = 0;
   UpdateParams params;
-  // Zero the gradient once read: a sparse input layer's gradient is written only in the batch's rows, so
-  // it must be all zero before the next batch (cheaper here, streaming, than revisiting those rows).
-  bool clear_gradient = false;
+  // A sparse input layer's gradient, written only in the rows of the units its batch lists: the gradient
+  // is [n / row_width][row_width] and a row whose row_stamp is not `stamp` is zero (not read: its memory
+  // holds an older batch's row). Nothing then clears the gradient between batches.
+  const uint32_t* row_stamp = nullptr;
+  uint32_t stamp = 0;
+  uint32_t row_width = 0;
   // When set, *regularization += fixed(scale * (0.5 lambda w^2 + lambda1 |w|)) over the weights before the
   // step: the regularisation error, from the pass that reads every weight anyway.
   long long* regularization = nullptr;
