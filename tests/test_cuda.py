@@ -233,6 +233,26 @@ def test_hidden_deltas_of_a_wide_and_a_narrow_layer_match_cpu(rows):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
+@pytest.mark.parametrize("rows, hidden, items", [(256, 128, 27278), (200, 100, 9001), (256, 40, 12000)],
+                         ids=["sample_shape", "odd_width", "narrow"])
+def test_delta_of_a_narrow_layer_feeding_a_wide_one_matches_cpu(rows, hidden, items):
+    # delta_hidden = delta_out W^T over k = the output width (the sample network's shape, cuBLAS splitting
+    # k over blocks; a batch and a layer short of it; an odd row pitch). Bitwise the same run to run.
+    x = random_csr(rows, 300, 0.05, seed=31)
+    y = random_csr(rows, items, 0.005, seed=32)
+    cfg = network_config(hidden=[(hidden, "Sigmoid")])
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=5) for d in ("cpu", "cuda")]
+    cpu.gradients(0)
+    gpu.gradients(0)
+    expected = cpu.deltas("Hidden1")
+    assert np.abs(expected).max() > 0
+    got = gpu.deltas("Hidden1")
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    gpu.gradients(0)
+    assert gpu.deltas("Hidden1").tobytes() == got.tobytes()
+
+
 def test_out_of_memory_is_a_clean_error():
     x = random_csr(10, 20, 0.2, seed=1)
     cfg = network_config(n_in=20, hidden=[(1 << 16, "Sigmoid")])
