@@ -875,6 +875,17 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
   brake_ = 0;
   brake_batches_ = 0;
   brake_total_ = 0;
+  // However the loop ends (an error included), no step is left on the side stream for a later download,
+  // which waits for the main stream only, to race.
+  struct JoinSteps {
+    Network& net;
+    ~JoinSteps() {
+      try {
+        net.join_steps();
+      } catch (...) {  // a failing device reports at the next checked call
+      }
+    }
+  } join_on_exit{*this};
   std::vector<EpochReport> reports;
   for (uint32_t e = 0; e < epochs; ++e) {
     const auto t0 = std::chrono::steady_clock::now();
