@@ -2,6 +2,9 @@
 
 Network: dense input (5) -> Linear output (3), L2 loss, one minibatch of 8 examples, so the gradient is
 exact in numpy: G = -(1/rows) X^T (Z - T), gb = -mean(Z - T), with L2 (lambda) and L1 (lambda1) on weights.
+Then the update's two shortcuts: SGD steps taken inside the gradient GEMMs (a hidden layer's network
+against numpy, and the GPU against the CPU target), and a sparse input's gradient read only in the rows
+its minibatch wrote (against the same examples fed as a dense input).
 """
 
 from __future__ import annotations
