@@ -70,7 +70,8 @@ struct SparseForwardArgs {
 };
 
 // [sparse] gradient[i][j] = scale * sum over the batch rows r holding input i of w * value * delta[r][j],
-// written only for inputs present in the batch (other rows of gradient are left as they are, zero).
+// written only for inputs present in the batch (other rows of gradient are left as they are; see
+// row_stamp).
 // Deterministic: each output element is a sum in batch-row order (on the GPU, an input held by many rows
 // is summed in fixed slices of those rows, added in slice order).
 struct SparseGradientArgs {
