@@ -185,12 +185,12 @@ struct UpdateArgs {
   float regularization_scale = 1.0f;
 };
 
-// [regularization_sum] *out += fixed(scale * (0.5 lambda w^2 + lambda1 |w|)) over n weights: the
-// regularisation error of a matrix whose step is not an update op's (see Network::steps_in_gemm).
+// [regularization_sum] *out += fixed(0.5 lambda w^2 + lambda1 |w|) over n weights: the regularisation
+// error of a matrix whose step is not an update op's (see Network::steps_in_gemm).
 struct RegularizationArgs {
   const float* weights = nullptr;
   size_t n = 0;
-  float lambda = 0.0f, lambda1 = 0.0f;  // already times the scale
+  float lambda = 0.0f, lambda1 = 0.0f;  // already scaled as the error is reported (times the batch's rows)
   long long* out = nullptr;
 };
 
