@@ -56,6 +56,13 @@ GemmArgs gemm_args(bool trans_a, bool trans_b, uint32_t m, uint32_t n, uint32_t 
   return g;
 }
 
+// c = alpha X^T delta + beta c: a connection's weight gradient (or its step) as a row-major [in][out]
+// matrix, X the input layer's units and delta the output layer's, over `rows` rows.
+GemmArgs input_delta_gemm(const Layer& in, const Layer& out, uint32_t rows, float alpha, float beta, float* c) {
+  return gemm_args(true, false, in.stride, out.stride, rows, alpha, in.unit.device(), in.stride, out.delta.device(),
+                   out.stride, beta, c, out.stride);
+}
+
 const char* activation_name(Activation a) {
   static const char* names[] = {"Sigmoid", "Tanh", "RectifiedLinear", "Linear", "ParametricRectifiedLinear",
                                 "SoftPlus", "SoftSign", "SoftMax", "RELUMax", "LinearMax", "ExponentialLinear",
@@ -621,9 +628,8 @@ void Network::step_in_gemm(Weight& w, const BatchRows& rows, const UpdateParams&
     be.regularization_sum({w.w.device(), w.w.size(), step.lambda * static_cast<float>(rows.rows), 0.0f,
                            error_.device() + 1});
   const float scale = -1.0f / static_cast<float>(rows.rows);
-  be.gemm(gemm_args(true, false, w.in->stride, w.out->stride, rows.rows, step.alpha * scale, w.in->unit.device(),
-                    w.in->stride, w.out->delta.device(), w.out->stride, 1.0f - step.alpha * step.lambda,
-                    w.w.device(), w.out->stride));
+  be.gemm(input_delta_gemm(*w.in, *w.out, rows.rows, step.alpha * scale, 1.0f - step.alpha * step.lambda,
+                           w.w.device()));
   be.mark(kGradientMark);
   w.stepped = true;
 }
@@ -715,9 +721,7 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
                               m.gw.device(), in.stride));
           } else {
             // gW (+)= scale X^T delta
-            be.gemm(gemm_args(true, false, in.stride, layer.stride, rows.rows, scale, in.unit.device(), in.stride,
-                              layer.delta.device(), layer.stride, m.gradient_written ? 1.0f : 0.0f, m.gw.device(),
-                              layer.stride));
+            be.gemm(input_delta_gemm(in, layer, rows.rows, scale, m.gradient_written ? 1.0f : 0.0f, m.gw.device()));
           }
           be.mark(kGradientMark);
           side_gradients = true;

@@ -71,7 +71,8 @@ class Backend {
   // Faster modes: TF32 tensor-core GEMMs (no effect on the CPU target).
   virtual void set_tf32(bool on) = 0;
 
-  // Overlap of independent work (recommendations rank one batch while the next one's forward runs).
+  // Overlap of independent work (training's weight gradients and steps beside the deltas' propagation;
+  // recommendations rank one batch while the next one's forward runs).
   // Between begin_side() and end_side(), ops queue on a side stream that first waits for everything
   // queued on the main one so far. mark(slot) records the current stream's work so far in one of kMarks
   // slots, and wait_mark(slot) makes the current stream wait for the work last marked there. The CPU
