@@ -86,7 +86,7 @@ def run_dsstne(args: argparse.Namespace, wl: peer.Workload, train: Any,
             ds_in = dsstne.DataSet.from_scipy(train, "gl_input", boolean=True)
             ds_out = dsstne.DataSet.from_scipy(train, "gl_output", boolean=True)
             net = dsstne.Network.from_json(peer.dsstne_config(wl), [ds_in, ds_out], batch=args.batch,
-                                           device=args.device, seed=args.seed, tf32=args.mode == "tf32")
+                                           device=args.device, seed=args.seed, math=args.mode)
             out["setup_s"] = time.perf_counter() - t0
             out["device_description"] = net.device_description
             out["engine_device"] = net.device
@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=datasets.ML20M_USERS)
     ap.add_argument("--items", type=int, default=datasets.ML20M_ITEMS)
     ap.add_argument("--epochs", type=int, default=2, help="the first one counts as warm-up")
-    ap.add_argument("--mode", choices=["fp32", "tf32"], default="fp32")
+    ap.add_argument("--mode", choices=list(dsstne.network.MATH_MODES), default="fp32",
+                    help="ours: Network's math; the peer: TF32 for tf32, FP32 otherwise")
     ap.add_argument("--peer", choices=["eager", "compile", "both", "none"], default=None,
                     help="default: both on cuda, eager on cpu")
     ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default: torch's default)")

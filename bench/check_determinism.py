@@ -24,7 +24,7 @@ def train_once(args: argparse.Namespace, train) -> tuple[list[float], list[bytes
     ds_in = dsstne.DataSet.from_scipy(train, "gl_input", boolean=True)
     ds_out = dsstne.DataSet.from_scipy(train, "gl_output", boolean=True)
     net = dsstne.Network.from_json(peer.dsstne_config(wl), [ds_in, ds_out], batch=256, device=args.device,
-                                   seed=args.seed)
+                                   seed=args.seed, math=args.math)
     errors = net.train(args.epochs, alpha=wl.alpha, lambda_=wl.lambda_, mu=wl.mu, optimizer=wl.optimizer)
     layers = [layer["Name"] for layer in peer.dsstne_config(wl)["Layers"]]
     blobs = []
@@ -41,11 +41,13 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=datasets.ML20M_USERS)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--math", choices=list(dsstne.network.MATH_MODES), default="fp32")
     args = ap.parse_args()
     train = datasets.synthetic_ratings(args.users, datasets.ML20M_ITEMS, test_fraction=0.0, seed=args.seed).train
     (e1, w1), (e2, w2) = train_once(args, train), train_once(args, train)
     same = e1 == e2 and w1 == w2
-    print(json.dumps({"workload": args.workload, "device": args.device, "users": args.users, "epochs": args.epochs,
+    print(json.dumps({"workload": args.workload, "device": args.device, "math": args.math, "users": args.users,
+                      "epochs": args.epochs,
                       "errors": [e1, e2], "weights_identical": w1 == w2, "bitwise_reproducible": same}))
     return 0 if same else 1
 

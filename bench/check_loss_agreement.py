@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", choices=["torch", "cpu", "nudged"], default="torch",
                     help="the reference: the PyTorch peer, our engine on the CPU target, or our engine from "
                          "initial weights one float step away")
+    ap.add_argument("--math", choices=list(dsstne.network.MATH_MODES), default="fp32",
+                    help="our engine's GEMMs on the GPU (the references stay FP32)")
     args = ap.parse_args(argv)
 
     base = peer.WORKLOADS[args.net]
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     train = datasets.synthetic_ratings(args.users, args.items, test_fraction=0.0, seed=args.seed).train
     ds_in = dsstne.DataSet.from_scipy(train, "gl_input", boolean=True)
     ds_out = dsstne.DataSet.from_scipy(train, "gl_output", boolean=True)
-    net = dsstne.Network.from_json(cfg, [ds_in, ds_out], batch=args.batch, device=args.device, seed=args.seed)
+    net = dsstne.Network.from_json(cfg, [ds_in, ds_out], batch=args.batch, device=args.device, seed=args.seed,
+                                   math=args.math)
     names = peer.layer_names(base)
     pairs = list(zip(names[:-1], names[1:], strict=True))
     initial = [net.weights(src, dst) for src, dst in pairs]
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             "b_max_abs_diff": float(np.abs(b - tb_np).max()),
         }
     result = {
-        "check": "loss_agreement", "against": args.against, "net": args.net, "device": args.device,
+        "check": "loss_agreement", "against": args.against, "net": args.net, "device": args.device, "math": args.math,
         "users": train.shape[0],
         "items": train.shape[1], "ratings": int(train.nnz), "batch": args.batch, "alpha": args.alpha,
         "lambda": args.lambda_, "dsstne_epoch_errors": ours, "reference_epoch_errors": theirs,

@@ -4,9 +4,11 @@
 // Then, in FP32 at the engine's pitch, every cuBLASLt algorithm its heuristic offers for each shape
 // (deterministic reductions only), against the default: is any algorithm worth pinning? Last, each way
 // of computing the shapes, timed and with its error against an FP64 GEMM: cuBLAS FP32 (SIMT), cuBLAS's
-// FP32 emulation on BF16 tensor cores (BF16x9, forced on; it does not engage on sm_90) and cuBLAS TF32.
-// Build and run on a GPU machine:
-//   nvcc -O2 -arch=sm_90 -o /tmp/gemm_shapes bench/gemm_shapes.cu -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units]
+// FP32 emulation on BF16 tensor cores (BF16x9, forced on; it does not engage on sm_90), cuBLAS TF32, and
+// the engine's tensor-core GEMM (cuda/tensor_gemm.cu) with three TF32 products and with one.
+// Build and run on a GPU machine (`ways` runs the last part only):
+//   nvcc -O2 -arch=sm_90 -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
+//     -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units] [ways]
 // Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s; then one per shape
 // with the default's and the best cuBLASLt algorithm's microseconds; then one per (shape, way) with
 // microseconds and the largest error relative to the largest output.
@@ -19,7 +21,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
+
+#include "tensor_gemm.cuh"
 
 #define CHECK(x)                                                                  \
   do {                                                                            \
@@ -37,7 +42,7 @@ __global__ void fill(float* p, size_t n, unsigned seed) {
     x ^= x >> 13;
     x *= 0x5bd1e995u;
     x ^= x >> 15;
-    p[i] = static_cast<float>(x & 0xFFFF) / 65536.0f - 0.5f;
+    p[i] = static_cast<float>(static_cast<double>(x) / 4294967296.0 - 0.5);  // full mantissas
   }
 }
 
@@ -87,7 +92,8 @@ struct Matrices {
   Matrices& operator=(const Matrices&) = delete;
 };
 
-// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices).
+// One column-major GEMM call C = op(A) op(B) (the engine's gemm.cu view of its row-major matrices), and
+// the same product as the engine's row-major GemmArgs.
 struct Gemm {
   const char* name;
   cublasOperation_t ta, tb;
@@ -98,14 +104,26 @@ struct Gemm {
   int ldb;
   float* C;
   int ldc;
+  dsstne::GemmArgs row_major;
 };
+
+dsstne::GemmArgs row_major(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                           float* c, int ldc) {
+  dsstne::GemmArgs g;
+  g.trans_a = ta, g.trans_b = tb, g.m = m, g.n = n, g.k = k, g.a = a, g.lda = lda, g.b = b, g.ldb = ldb, g.c = c;
+  g.ldc = ldc;
+  return g;
+}
 
 // The output layer's three GEMMs, as the engine calls them.
 std::vector<Gemm> output_layer_gemms(const Matrices& x, int batch, int hidden, int units, int pitch) {
   return {
-      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch},
-      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch},
-      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden},
+      {"forward Z=H.W", CUBLAS_OP_N, CUBLAS_OP_N, units, batch, hidden, x.W, pitch, x.H, hidden, x.Z, pitch,
+       row_major(false, false, batch, units, hidden, x.H, hidden, x.W, pitch, x.Z, pitch)},
+      {"weight grad GW=Ht.D", CUBLAS_OP_N, CUBLAS_OP_T, units, hidden, batch, x.D, pitch, x.H, hidden, x.GW, pitch,
+       row_major(true, false, hidden, units, batch, x.H, hidden, x.D, pitch, x.GW, pitch)},
+      {"delta DH=D.Wt", CUBLAS_OP_T, CUBLAS_OP_N, hidden, batch, units, x.W, pitch, x.D, pitch, x.DH, hidden,
+       row_major(false, true, batch, hidden, units, x.D, pitch, x.W, pitch, x.DH, hidden)},
   };
 }
 
@@ -195,12 +213,13 @@ double* fp64_reference(cublasHandle_t h, const Gemm& g, size_t a_n, size_t b_n, 
 
 int main(int argc, char** argv) {
   const int batch = 256, hidden = argc > 1 ? std::atoi(argv[1]) : 128, units = argc > 2 ? std::atoi(argv[2]) : 27278;
+  const bool ways_only = argc > 3 && std::string(argv[3]) == "ways";
   cublasHandle_t h;
   CHECK(cublasCreate(&h));
   const double flops = 2.0 * batch * hidden * units;
   const int pitches[] = {units, (units + 3) / 4 * 4, (units + 127) / 128 * 128};
   const char* modes[] = {"fp32", "tf32", "tf32-fast-compute"};
-  for (int mode = 0; mode < 3; ++mode) {
+  for (int mode = 0; mode < (ways_only ? 0 : 3); ++mode) {
     CHECK(cublasSetMathMode(h, mode == 1 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     const cublasComputeType_t compute = mode == 2 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     for (int pitch : pitches) {
@@ -220,7 +239,7 @@ int main(int argc, char** argv) {
   const size_t workspace_bytes = size_t{32} << 20;
   void* workspace = nullptr;
   CHECK(cudaMalloc(&workspace, workspace_bytes));
-  {
+  if (!ways_only) {
     const Matrices x(batch, hidden, units);
     for (const Gemm& g : output_layer_gemms(x, batch, hidden, units, units)) {
       const float default_us = time_gemm(h, g, CUBLAS_COMPUTE_32F);
@@ -239,6 +258,8 @@ int main(int argc, char** argv) {
     const size_t sizes[3][3] = {{size_t(hidden) * units, size_t(batch) * hidden, size_t(batch) * units},
                                 {size_t(batch) * units, size_t(batch) * hidden, size_t(hidden) * units},
                                 {size_t(hidden) * units, size_t(batch) * units, size_t(batch) * hidden}};
+    cudaDeviceProp props;
+    CHECK(cudaGetDeviceProperties(&props, 0));
     const std::vector<Gemm> gemms = output_layer_gemms(x, batch, hidden, units, units);
     for (size_t i = 0; i < gemms.size(); ++i) {
       const Gemm& g = gemms[i];
@@ -253,6 +274,17 @@ int main(int argc, char** argv) {
       report("cublas bf16x9", time_gemm(h, g, CUBLAS_COMPUTE_32F_EMULATED_16BFX9));
       CHECK(cublasSetEmulationStrategy(h, CUBLAS_EMULATION_STRATEGY_DEFAULT));
       report("cublas tf32", time_gemm(h, g, CUBLAS_COMPUTE_32F_FAST_TF32));
+      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(g.row_major, props.multiProcessorCount);
+      if (!plan.supported) continue;
+      float* workspace = nullptr;
+      CHECK(cudaMalloc(&workspace, std::max<size_t>(1, plan.workspace_floats) * sizeof(float)));
+      for (int products : {3, 1}) {
+        const float us = median_us([&] { dsstne::gpu::tensor_gemm(g.row_major, plan, products, workspace, nullptr); });
+        report(products == 3 ? "ours 3xtf32" : "ours tf32", us);
+      }
+      std::printf("{\"plan\": \"%s\", \"tiles\": %u, \"splits\": %u, \"blocks\": %u}\n", g.name,
+                  plan.tiles_m * plan.tiles_n, plan.splits, plan.blocks);
+      CHECK(cudaFree(workspace));
       CHECK(cudaFree(ref));
     }
   }

@@ -29,7 +29,7 @@ std::unique_ptr<CUevent_st, gpu::EventDeleter> new_event() {
 }
 
 // A cuBLAS handle bound to one stream. Reproducible GEMMs: no atomics inside cuBLAS, plain FP32 math
-// until set_tf32(true).
+// until set_math asks for TF32.
 std::unique_ptr<cublasContext, gpu::BlasDeleter> new_blas(cudaStream_t stream) {
   cublasHandle_t h = nullptr;
   DSSTNE_CUBLAS_CHECK(cublasCreate(&h));
@@ -61,6 +61,7 @@ CudaBackend::~CudaBackend() {
   // Queued work must finish before the handle and stream go (members are destroyed after this body).
   cudaSetDevice(device_);
   wait_all();
+  for (Workspace& w : gemm_workspace_) release(w.p, w.bytes);
   (void)cudaGetLastError();
 }
 
@@ -174,11 +175,25 @@ void CudaBackend::wait_mark(unsigned slot) {
   DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(stream(), marks_[slot].get(), 0));
 }
 
-void CudaBackend::set_tf32(bool on) {
+// cuBLAS runs the GEMMs the tensor-core kernel does not take: in TF32 for Tf32, in FP32 otherwise.
+void CudaBackend::set_math(MathMode mode) {
   bind();
   for (cublasContext* h : {blas_.get(), side_blas_.get()})
-    DSSTNE_CUBLAS_CHECK(cublasSetMathMode(h, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-  tf32_ = on;
+    DSSTNE_CUBLAS_CHECK(
+        cublasSetMathMode(h, mode == MathMode::Tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  math_ = mode;
+}
+
+float* CudaBackend::gemm_workspace(size_t floats) {
+  Workspace& w = gemm_workspace_[on_side_ ? 1 : 0];
+  const size_t bytes = floats * sizeof(float);
+  if (bytes > w.bytes) {
+    release(w.p, w.bytes);  // waits for the queued work that may still read it
+    w = Workspace{};
+    w.p = allocate(bytes);
+    w.bytes = bytes;
+  }
+  return static_cast<float*>(w.p);
 }
 
 }  // namespace dsstne

@@ -51,7 +51,7 @@ class CudaBackend final : public Backend {
   size_t sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const override;
   size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const override;
   size_t output_delta_scratch_bytes(uint32_t rows, uint32_t stride) const override;
-  void set_tf32(bool on) override;
+  void set_math(MathMode mode) override;
   void begin_side() override;
   void end_side() override;
   void mark(unsigned slot) override;
@@ -78,7 +78,15 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_, side_blas_;
   cublasHandle_t blas() const { return (on_side_ ? side_blas_ : blas_).get(); }
   std::atomic<size_t> current_{0}, peak_{0};
-  bool tf32_ = false;
+  MathMode math_ = MathMode::Fp32;
+  // The tensor-core GEMM's split-K partial tiles, one buffer a stream (GEMMs on both may run at once),
+  // grown to the largest asked for and kept: after the first minibatch no GEMM allocates.
+  struct Workspace {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  std::array<Workspace, 2> gemm_workspace_;
+  float* gemm_workspace(size_t floats);
 };
 
 }  // namespace dsstne

@@ -1,14 +1,23 @@
-// GEMM twin on the GPU: cuBLAS, which is column-major. A row-major matrix read column-major is its
-// transpose, so row-major C = op(A) op(B) is computed as column-major C^T = op(B)^T op(A)^T: operands
-// swapped, m and n swapped, the transpose flags kept.
+// GEMM twin on the GPU. FP32 (and the shapes the tensor-core kernel does not take): cuBLAS, which is
+// column-major. A row-major matrix read column-major is its transpose, so row-major C = op(A) op(B) is
+// computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped, the transpose flags
+// kept. The tensor modes: the engine's own kernel (tensor_gemm.cuh), row-major as it is.
 #include "check.cuh"
 #include "cuda_backend.cuh"
+#include "tensor_gemm.cuh"
 
 namespace dsstne {
 
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
+  if (math_ != MathMode::Fp32) {
+    const gpu::TensorGemmPlan plan = gpu::tensor_gemm_plan(g, props_.multiProcessorCount);
+    if (plan.supported) {
+      gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream());
+      return;
+    }
+  }
   DSSTNE_CUBLAS_CHECK(cublasSgemm(blas(), g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.n, g.m, g.k, &g.alpha, g.b, g.ldb, g.a,
                                   g.lda, &g.beta, g.c, g.ldc));

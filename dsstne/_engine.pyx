@@ -28,11 +28,16 @@ cdef extern from "dsstne/backend.h" namespace "dsstne":
         size_t current
         size_t peak
 
+    cdef enum class MathMode(int32_t):
+        Fp32
+        Tf32
+        Tf32x3
+
     cdef cppclass Backend:
         string name()
         string description()
         MemoryUsage memory()
-        void set_tf32(cbool) except +translate_error
+        void set_math(MathMode) except +translate_error
 
 
 cdef extern from "dsstne/context.h" namespace "dsstne":
@@ -172,8 +177,9 @@ cdef class EngineContext:
         cdef MemoryUsage m = self.ptr.get().backend.get().memory()
         return m.current, m.peak
 
-    def set_tf32(self, bint on):
-        self.ptr.get().backend.get().set_tf32(on)
+    def set_math(self, str mode):
+        cdef MathMode m = {"fp32": MathMode.Fp32, "tf32": MathMode.Tf32, "tf32x3": MathMode.Tf32x3}[mode]
+        self.ptr.get().backend.get().set_math(m)
 
 
 cdef class EngineDataSet:

@@ -25,6 +25,7 @@ from .validation import ValidationResult, validate_network
 log = logging.getLogger("dsstne")
 
 DEFAULT_SEED = 12134  # the original's fixed seed of its command-line tools
+MATH_MODES = ("fp32", "tf32", "tf32x3")  # how a GPU's GEMMs multiply (Network's `math`)
 
 EpochCallback = Callable[["EpochReport"], "bool | None"]
 
@@ -65,11 +66,17 @@ class Network:
         batch: int = 512,
         device: str = "auto",
         seed: int = DEFAULT_SEED,
-        tf32: bool = False,
+        math: str = "fp32",
         tanh_dropout_scale: bool = True,
         batch_norm_momentum: float = 1.0,
     ) -> None:
         """Bind `descriptor` to `datasets` (matched by name to the layers' DataSet) on `device`.
+
+        `math` is how a GPU's GEMMs multiply: ``"fp32"`` (cuBLAS FP32, the reference), ``"tf32"`` (tensor
+        cores, operands truncated to TF32's 10 mantissa bits) or ``"tf32x3"`` (tensor cores, each operand
+        split into two TF32 parts and three products summed: errors a few times FP32's, faster than
+        ``"fp32"`` on Hopper). The CPU target always computes in FP32. docs/performance.md gives each
+        mode's speed and measured error.
 
         `tanh_dropout_scale` keeps the original's Tanh hidden-layer derivative under dropout,
         ``s(1 - (a/s)^2)`` with ``s = 1/(1 - pDropout)`` (the derivative of a kept, rescaled unit); False uses
@@ -98,8 +105,10 @@ class Network:
         self.seed = int(seed)
         self.datasets: dict[str, DataSet] = {d.name: d for d in datasets}
         self._context = _engine.EngineContext(resolve_device(device), self.seed, plugin_path())
-        self._context.set_tf32(tf32)
-        self.tf32 = tf32
+        if math not in MATH_MODES:
+            raise ConfigError(f"math must be one of {', '.join(MATH_MODES)}, not {math!r}")
+        self._context.set_math(math)
+        self.math: str = math
         uploads = [d._upload(self._context) for d in datasets]
         spec = _spec(self.descriptor, batch, tanh_dropout_scale)
         spec["bn_momentum"] = self.batch_norm_momentum
@@ -116,12 +125,12 @@ class Network:
         batch: int = 512,
         device: str = "auto",
         seed: int = DEFAULT_SEED,
-        tf32: bool = False,
+        math: str = "fp32",
         tanh_dropout_scale: bool = True,
         batch_norm_momentum: float = 1.0,
     ) -> Network:
         """Build a network from DSSTNE JSON (a path, JSON text or a dict) and the datasets it names."""
-        return cls(parse_network(config), datasets, batch=batch, device=device, seed=seed, tf32=tf32,
+        return cls(parse_network(config), datasets, batch=batch, device=device, seed=seed, math=math,
                    tanh_dropout_scale=tanh_dropout_scale, batch_norm_momentum=batch_norm_momentum)
 
     # ------------------------------------------------------------------ facts
@@ -451,17 +460,18 @@ def load(
     batch: int | None = None,
     device: str = "auto",
     seed: int | None = None,
+    math: str = "fp32",
     batch_norm_momentum: float = 1.0,
 ) -> Network:
     """Load a model NetCDF file (saved here or by the original's ``train``) bound to `datasets`.
 
     The network definition comes from the file; `batch` and `seed` default to the saved ones, and the
     epoch and minibatch counters are restored, so training continues exactly where it stopped.
-    `batch_norm_momentum` is :class:`Network`'s (not stored in the file).
+    `math` and `batch_norm_momentum` are :class:`Network`'s (not stored in the file).
     """
     from .formats.model_netcdf import load_network
 
-    return load_network(path, datasets, batch=batch, device=device, seed=seed,
+    return load_network(path, datasets, batch=batch, device=device, seed=seed, math=math,
                         batch_norm_momentum=batch_norm_momentum)
 
 

@@ -25,7 +25,7 @@ class HostBackend final : public Backend {
   size_t sparse_forward_scratch_bytes(uint32_t, uint32_t, uint64_t) const override { return 0; }  // row by row
   size_t topk_scratch_bytes(uint32_t rows, uint32_t stride) const override;
   size_t output_delta_scratch_bytes(uint32_t rows, uint32_t stride) const override;
-  void set_tf32(bool) override {}
+  void set_math(MathMode) override {}
   void begin_side() override {}
   void end_side() override {}
   void mark(unsigned) override {}

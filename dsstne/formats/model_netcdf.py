@@ -726,6 +726,7 @@ def load_network(
     batch: int | None = None,
     device: str = "auto",
     seed: int | None = None,
+    math: str = "fp32",
     batch_norm_momentum: float = 1.0,
 ) -> Network:
     """Build a :class:`~dsstne.Network` from a model file: its descriptor, then its weights and counters.
@@ -743,6 +744,7 @@ def load_network(
         batch=batch if batch is not None else (model.batch or 512),
         device=device,
         seed=seed if seed is not None else (model.seed if model.seed is not None else DEFAULT_SEED),
+        math=math,
         batch_norm_momentum=batch_norm_momentum,
     )
     for (src, dst), matrix in model.weights.items():

@@ -42,6 +42,13 @@ struct MemoryUsage {
   size_t peak = 0;
 };
 
+// How the GPU target's GEMMs multiply. Fp32: cuBLAS's FP32 kernels, the reference. Tf32: the tensor
+// cores on operands truncated to TF32 (10 mantissa bits). Tf32x3: the tensor cores on each operand split
+// into a TF32 big and small part, three products (big.big + big.small + small.big): FP32-class accuracy
+// (errors a few times FP32's), faster than Fp32 on Hopper. Both tensor modes run the engine's own GEMM
+// (cuda/tensor_gemm.cu) where its shape and alignment allow, cuBLAS otherwise.
+enum class MathMode : int32_t { Fp32 = 0, Tf32 = 1, Tf32x3 = 2 };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -68,8 +75,8 @@ class Backend {
   // Scratch of output_delta with a bias gradient over `rows` rows of `stride` units.
   virtual size_t output_delta_scratch_bytes(uint32_t rows, uint32_t stride) const = 0;
 
-  // Faster modes: TF32 tensor-core GEMMs (no effect on the CPU target).
-  virtual void set_tf32(bool on) = 0;
+  // How GEMMs multiply (MathMode); the CPU target always computes in FP32.
+  virtual void set_math(MathMode mode) = 0;
 
   // Overlap of independent work (training's weight gradients and steps beside the deltas' propagation;
   // recommendations rank one batch while the next one's forward runs).

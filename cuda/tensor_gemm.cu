@@ -1,0 +1,388 @@
+// The tensor-core GEMM of tensor_gemm.cuh. A block owns a 128 x 128 output tile at a time with 8 warps
+// (each a 64 x 32 tile of 4 x 4 m16n8k8 products) and walks its tiles' K steps of 32 as one sequence
+// through a 3-stage cp.async pipeline: the next tile's first stages load while this tile finishes and
+// stores. Operands are copied in 8-byte pairs, so any even row pitch and either transpose works; the
+// shared tiles keep the operand's own layout, laid out so that every fragment read is free of bank
+// conflicts.
+#include <algorithm>
+#include <cstdint>
+
+#include "check.cuh"
+#include "launch.cuh"
+#include "tensor_gemm.cuh"
+
+namespace dsstne::gpu {
+namespace {
+
+constexpr int kBM = 128, kBN = 128, kBK = 32, kStages = 3;
+constexpr int kWarpsM = 2, kWarpsN = 2, kGemmThreads = 32 * kWarpsM * kWarpsN;
+constexpr int kWarpM = kBM / kWarpsM, kWarpN = kBN / kWarpsN;  // 64 x 64
+constexpr int kTilesM = kWarpM / 16, kTilesN = kWarpN / 8;     // m16n8k8 products per warp and K slice
+constexpr int kBlocksPerSm = 2;
+// The epilogue's rows in the stage just used: 8 of a warp's 64 columns, padded (72 = 8 mod 32) so that
+// the fragments' pair writes (8 rows x 4 pairs a store) hit 32 distinct banks.
+constexpr int kRowsStride = kWarpN + 8;
+constexpr int kMinSplitSteps = 4;  // K steps a split keeps at least
+// The split decision uses a fixed multiprocessor count (an H100's), not the card's: the order of every
+// sum then depends on the shape alone.
+constexpr int kSplitMultiprocessors = 132;
+
+// One operand's stage in shared memory, unpadded (two blocks' stages then leave the multiprocessor
+// 60 KB of L1, which the 8-byte cp.async copies allocate in: less of it measurably slows the loads).
+// K contiguous in global memory: [rows][kBK], each row's (k, k + 1) pairs permuted by an XOR of
+// row & 3, so the 16 lanes of a half-warp reading pairs of rows 0-3 hit 16 distinct bank pairs. Else
+// [kBK][rows], each depth's rows permuted by an XOR of (k / 2) & 3 in bits 3-4, so the 8 x 4 lanes of
+// a fragment read (rows 0-7, depths 2 apart) hit 32 distinct banks.
+template <bool kContiguousK, int kRows>
+struct Tile {
+  static constexpr int floats = kRows * kBK;
+  __device__ static int at(int row, int k) {
+    if constexpr (kContiguousK) return row * kBK + (((k >> 1) ^ ((row & 3) << 2)) << 1) + (k & 1);
+    else return k * kRows + (row ^ (((k >> 1) & 3) << 3));
+  }
+};
+
+// A thread's fragment reads from one operand's stage: elements (row0 + group + c, kk + 2 quad) and the
+// next depth, for a warp's first row row0, c a multiple of 8 and kk of 8 (both fixed at compile time).
+// The per-thread part of the offset is computed once; the XOR pattern depends only on group & 3.
+template <bool kContiguousK, int kRows>
+struct Fragments {
+  int base = 0, pattern = 0;
+  __device__ Fragments(int row0, int group, int quad) {
+    if constexpr (kContiguousK) {
+      base = (row0 + group) * kBK + 2 * quad;
+      pattern = (group & 3) << 2;
+    } else {  // row0 is a multiple of 64 and c ^ pattern < 64: the XOR touches c alone
+      base = 2 * quad * kRows + row0 + group;
+      pattern = quad << 3;
+    }
+  }
+  __device__ __forceinline__ float2 pair(const float* tile, int c, int kk) const {
+    if constexpr (kContiguousK) {
+      return *reinterpret_cast<const float2*>(tile + base + c * kBK + (((kk >> 1) ^ pattern) << 1));
+    } else {
+      const float* p = tile + base + kk * kRows + (c ^ pattern);
+      return make_float2(p[0], p[kRows]);
+    }
+  }
+};
+
+// One operand's copies into the stages, as pairs along its contiguous dimension (row r, depth k at
+// p[r * ld + k] when K is contiguous, else p[k * ld + r]; that extent even, so a pair is wholly inside or
+// outside). Consecutive threads copy consecutive pairs; a thread's pairs are a fixed stride apart in
+// global memory and in the stage, so a stage costs a pointer step and a test a pair. Zeros outside.
+template <bool kContiguousK, int kRows>
+struct Loader {
+  using T = Tile<kContiguousK, kRows>;
+  static constexpr int kPairs = kRows * kBK / 2 / kGemmThreads;  // a thread's pairs per stage
+  // Between a thread's consecutive pairs: rows (K contiguous) or depths (rows contiguous).
+  static constexpr int kPass = kContiguousK ? kGemmThreads / (kBK / 2) : kGemmThreads / (kRows / 2);
+  static_assert(kContiguousK ? kPass % 4 == 0 : kPass == 2, "the XOR pattern of a pass is known at compile time");
+  const float* p;
+  int64_t ld;
+  int row, k;  // this thread's first pair within a stage
+  unsigned dst;  // its shared offset in floats
+  // Per unit: the first pair's address at the unit's first depth and what bounds it.
+  const float* src = nullptr;
+  int rows_left = 0, k_left = 0;
+
+  __device__ Loader(const float* p_, int ld_) : p(p_), ld(ld_) {
+    const int t = static_cast<int>(threadIdx.x);
+    row = kContiguousK ? t / (kBK / 2) : t % (kRows / 2) * 2;
+    k = kContiguousK ? t % (kBK / 2) * 2 : t / (kRows / 2);
+    dst = static_cast<unsigned>(T::at(row, k));
+  }
+  __device__ void begin(int row0, int rows, int k_begin, int k_end) {
+    src = p + (kContiguousK ? int64_t{row0 + row} * ld + (k_begin + k) : int64_t{k_begin + k} * ld + (row0 + row));
+    rows_left = rows - row0 - row;
+    k_left = k_end - k_begin - k;
+  }
+  // Queues the copies of K step `step` of the unit into `stage`.
+  __device__ __forceinline__ void copy(float* stage, int step) const {
+    const int k_here = k_left - step * kBK;
+    const float* from = src + (kContiguousK ? int64_t{step} * kBK : int64_t{step} * kBK * ld);
+    const int64_t pass = int64_t{kPass} * ld;  // rows or depths: ld apart either way
+    const auto base = static_cast<unsigned>(__cvta_generic_to_shared(stage + dst));
+#pragma unroll
+    for (int i = 0; i < kPairs; ++i) {
+      const bool valid = kContiguousK ? (i * kPass < rows_left && k_here > 0) : (rows_left > 0 && i * kPass < k_here);
+      const float* s = valid ? from + i * pass : p;
+      // Rows contiguous: depth k + 2i (k < 2) has the XOR pattern of i & 3.
+      const int offset = kContiguousK ? i * kPass * kBK : i * kPass * kRows + ((row ^ ((i & 3) << 3)) - row);
+      const unsigned d = base + static_cast<unsigned>(sizeof(float) * offset);
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(s), "r"(valid ? 8 : 0));
+    }
+  }
+};
+
+__device__ __forceinline__ void commit_stage() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void wait_stages() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// The operand halves the tensor cores read. One product: x as it is (the tensor cores use its top 19
+// bits, TF32 truncated). Three: x = big + small, big truncated to TF32 (a mask: NaN and infinity stay
+// so), small the exact rest rounded to TF32 (nearest, half away from zero) in integer arithmetic; sm_90
+// has no conversion instruction, and its emulated cvt.rna cost several instructions an element.
+template <int kProducts>
+__device__ __forceinline__ void split(float x, uint32_t& big, uint32_t& small) {
+  if constexpr (kProducts == 1) {
+    big = __float_as_uint(x);
+  } else {
+    big = __float_as_uint(x) & 0xFFFFE000u;
+    small = (__float_as_uint(x - __uint_as_float(big)) + 0x1000u) & 0xFFFFE000u;
+  }
+}
+
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// A unit of work: one split of one output tile. Units run M tiles fastest (the tiles sharing a B tile
+// run together), then N tiles, then splits.
+struct Unit {
+  int m0, n0, k_begin, k_end, split;
+};
+__device__ __forceinline__ Unit unit_at(const GemmArgs& g, const TensorGemmPlan& p, unsigned u) {
+  const unsigned tiles = p.tiles_m * p.tiles_n, split = u / tiles, tile = u % tiles;
+  const int k_begin = static_cast<int>(split) * p.k_chunk;
+  return {static_cast<int>(tile % p.tiles_m) * kBM, static_cast<int>(tile / p.tiles_m) * kBN, k_begin,
+          min(g.k, k_begin + p.k_chunk), static_cast<int>(split)};
+}
+__device__ __forceinline__ int steps_of(const Unit& u) { return (u.k_end - u.k_begin + kBK - 1) / kBK; }
+
+template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
+__global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
+    tensor_gemm_kernel(GemmArgs g, TensorGemmPlan p, float* partial) {
+  using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
+  using TB = Tile<kTransB, kBN>;   // B is K x N: N contiguous unless transposed
+  constexpr int kStageFloats = TA::floats + TB::floats;
+  extern __shared__ float smem[];
+  const unsigned units = p.tiles_m * p.tiles_n * p.splits;
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int group = lane >> 2, quad = lane & 3;  // the mma fragments' row and column within a product
+  const int wm = warp / kWarpsN * kWarpM, wn = warp % kWarpsN * kWarpN;
+  const Fragments<!kTransA, kBM> frag_a(wm, group, quad);
+  const Fragments<kTransB, kBN> frag_b(wn, group, quad);
+  const int m = g.m, n = g.n;
+
+  // The loader runs kStages - 1 (unit, step) pairs ahead of the products, across unit boundaries.
+  Loader<!kTransA, kBM> load_a(g.a, g.lda);
+  Loader<kTransB, kBN> load_b(g.b, g.ldb);
+  unsigned load_unit = blockIdx.x;
+  int load_step = 0, load_steps = 0, load_stage = 0;
+  const auto begin_load = [&] {
+    const Unit u = unit_at(g, p, load_unit);
+    load_a.begin(u.m0, m, u.k_begin, u.k_end);
+    load_b.begin(u.n0, n, u.k_begin, u.k_end);
+    load_steps = steps_of(u);
+  };
+  if (load_unit < units) begin_load();
+  const auto load_next = [&] {
+    if (load_unit < units) {
+      float* s = smem + load_stage * kStageFloats;
+      load_a.copy(s, load_step);
+      load_b.copy(s + TA::floats, load_step);
+      if (++load_step == load_steps) {
+        load_step = 0;
+        load_unit += gridDim.x;
+        if (load_unit < units) begin_load();
+      }
+    }
+    commit_stage();  // an empty group past the end keeps the wait counts uniform
+    load_stage = load_stage == kStages - 1 ? 0 : load_stage + 1;
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) load_next();
+
+  float acc[kTilesM][kTilesN][4] = {};
+  unsigned unit = blockIdx.x;
+  Unit u = unit_at(g, p, unit);
+  int step = 0, steps = steps_of(u), stage = 0;
+  while (unit < units) {
+    wait_stages<kStages - 2>();
+    __syncthreads();  // this step's stage is in; every warp is done with the stage refilled next
+    load_next();
+    float* const a = smem + stage * kStageFloats;
+    const float* b = a + TA::floats;
+    stage = stage == kStages - 1 ? 0 : stage + 1;
+    // Each thread's two K slots of an 8-deep product take the adjacent depths kk + 2 quad and + 1 of A
+    // and B alike (the product sums over K in any order the operands agree on): pairs in shared memory.
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 8) {
+      uint32_t b_big[kTilesN][2], b_small[kTilesN][2];
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j) {
+        const float2 x = frag_b.pair(b, j * 8, kk);
+        split<kProducts>(x.x, b_big[j][0], b_small[j][0]);
+        split<kProducts>(x.y, b_big[j][1], b_small[j][1]);
+      }
+      uint32_t a_big[kTilesM][4], a_small[kTilesM][4];
+#pragma unroll
+      for (int i = 0; i < kTilesM; ++i) {
+        const float2 top = frag_a.pair(a, i * 16, kk), bottom = frag_a.pair(a, i * 16 + 8, kk);
+        split<kProducts>(top.x, a_big[i][0], a_small[i][0]);
+        split<kProducts>(bottom.x, a_big[i][1], a_small[i][1]);
+        split<kProducts>(top.y, a_big[i][2], a_small[i][2]);
+        split<kProducts>(bottom.y, a_big[i][3], a_small[i][3]);
+      }
+      // Each product over all the warp's tiles before the next: no mma waits on the one before it.
+      if constexpr (kProducts == 3) {  // the small terms first, while the sums are small
+#pragma unroll
+        for (int i = 0; i < kTilesM; ++i)
+#pragma unroll
+          for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_small[i], b_big[j]);
+#pragma unroll
+        for (int i = 0; i < kTilesM; ++i)
+#pragma unroll
+          for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_big[i], b_small[j]);
+      }
+#pragma unroll
+      for (int i = 0; i < kTilesM; ++i)
+#pragma unroll
+        for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_big[i], b_big[j]);
+    }
+    if (++step < steps) continue;
+
+    // The tile is done. Unsplit: C = alpha acc + beta C (C not read when beta is 0). Split: the raw
+    // partial tile into partial[split][m][n]. A warp passes its tile through shared memory 8 rows at a
+    // time, so each store instruction writes 64 consecutive columns of one row (the fragments' own
+    // layout would scatter every store over 8 rows). n is even: a column pair is wholly inside or out.
+    __syncthreads();  // every warp is done with this step's stage: it holds the epilogue's rows
+    float* rows = a + warp * 8 * kRowsStride;
+    const int64_t ld = kSplit ? n : g.ldc;
+    const int r_first = u.m0 + wm, c = u.n0 + wn + 2 * lane;
+    float* out = (kSplit ? partial + (int64_t{u.split} * m + r_first) * n : g.c + int64_t{r_first} * g.ldc) + c;
+    const bool column_in = c < n;
+#pragma unroll
+    for (int i = 0; i < kTilesM; ++i) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        __syncwarp();  // the previous rows are read out
+#pragma unroll
+        for (int j = 0; j < kTilesN; ++j)
+          *reinterpret_cast<float2*>(rows + group * kRowsStride + j * 8 + 2 * quad) =
+              make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+        __syncwarp();
+#pragma unroll
+        for (int rr = 0; rr < 8; ++rr) {
+          const int r = i * 16 + h * 8 + rr;
+          if (r_first + r >= m || !column_in) continue;
+          float2 v = *reinterpret_cast<const float2*>(rows + rr * kRowsStride + 2 * lane);
+          auto* dst = reinterpret_cast<float2*>(out + r * ld);
+          if constexpr (!kSplit) {
+            v.x *= g.alpha;
+            v.y *= g.alpha;
+            if (g.beta != 0.0f) {
+              const float2 old = *dst;
+              v.x += g.beta * old.x;
+              v.y += g.beta * old.y;
+            }
+          }
+          *dst = v;
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kTilesM; ++i)
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) acc[i][j][h] = 0.0f;
+    step = 0;
+    unit += gridDim.x;
+    if (unit < units) {
+      u = unit_at(g, p, unit);
+      steps = steps_of(u);
+    }
+  }
+  wait_stages<0>();
+}
+
+// C = alpha (sum of the partial tiles in split order) + beta C, a pair of columns a thread.
+__global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* partial) {
+  const uint64_t pairs = uint64_t{static_cast<unsigned>(g.m)} * static_cast<unsigned>(g.n) / 2;
+  for (uint64_t i = global_thread(); i < pairs; i += grid_threads()) {
+    float2 sum = make_float2(0.0f, 0.0f);
+    for (unsigned s = 0; s < splits; ++s) {
+      const float2 x = reinterpret_cast<const float2*>(partial)[s * pairs + i];
+      sum.x += x.x;
+      sum.y += x.y;
+    }
+    const uint64_t r = 2 * i / static_cast<unsigned>(g.n), c = 2 * i % static_cast<unsigned>(g.n);
+    auto* out = reinterpret_cast<float2*>(g.c + r * g.ldc + c);
+    float2 v = make_float2(g.alpha * sum.x, g.alpha * sum.y);
+    if (g.beta != 0.0f) {
+      const float2 old = *out;
+      v.x += g.beta * old.x;
+      v.y += g.beta * old.y;
+    }
+    *out = v;
+  }
+}
+
+template <bool kTransA, bool kTransB, int kProducts>
+void launch(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream) {
+  constexpr int kBytes =
+      kStages * (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
+  const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
+                              : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
+  DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
+  kernel<<<plan.blocks, kGemmThreads, kBytes, stream>>>(g, plan, partial);
+  DSSTNE_LAUNCH_CHECK();
+}
+
+template <int kProducts>
+void launch_any(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream) {
+  if (g.trans_a && g.trans_b) launch<true, true, kProducts>(g, plan, partial, stream);
+  else if (g.trans_a) launch<true, false, kProducts>(g, plan, partial, stream);
+  else if (g.trans_b) launch<false, true, kProducts>(g, plan, partial, stream);
+  else launch<false, false, kProducts>(g, plan, partial, stream);
+}
+
+bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
+
+}  // namespace
+
+TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors) {
+  TensorGemmPlan p;
+  // Pairs along each operand's contiguous dimension and float2 stores of C: even extents and pitches.
+  const int a_contiguous = g.trans_a ? g.m : g.k, b_contiguous = g.trans_b ? g.k : g.n;
+  p.supported = g.m > 0 && g.n > 0 && g.k > 0 && a_contiguous % 2 == 0 && b_contiguous % 2 == 0 && g.n % 2 == 0 &&
+                g.lda % 2 == 0 && g.ldb % 2 == 0 && g.ldc % 2 == 0 && aligned(g.a) && aligned(g.b) && aligned(g.c);
+  if (!p.supported) return p;
+  p.tiles_m = static_cast<unsigned>((g.m + kBM - 1) / kBM);
+  p.tiles_n = static_cast<unsigned>((g.n + kBN - 1) / kBN);
+  const uint64_t tiles = uint64_t{p.tiles_m} * p.tiles_n;
+  const int steps = (g.k + kBK - 1) / kBK;
+  // Fewer tiles than multiprocessors: split K until each has kBlocksPerSm units, each split keeping at
+  // least kMinSplitSteps steps.
+  uint64_t splits = 1;
+  if (tiles < static_cast<uint64_t>(kSplitMultiprocessors))
+    splits = std::clamp<uint64_t>((kBlocksPerSm * kSplitMultiprocessors + tiles - 1) / tiles, 1,
+                                  static_cast<uint64_t>(std::max(1, steps / kMinSplitSteps)));
+  const int chunk_steps = static_cast<int>((steps + splits - 1) / splits);
+  p.k_chunk = chunk_steps * kBK;
+  p.splits = static_cast<unsigned>((g.k + p.k_chunk - 1) / p.k_chunk);
+  p.blocks = static_cast<unsigned>(
+      std::min<uint64_t>(tiles * p.splits, static_cast<uint64_t>(kBlocksPerSm) * std::max(1, multiprocessors)));
+  p.workspace_floats = p.splits > 1 ? size_t{p.splits} * g.m * g.n : 0;
+  return p;
+}
+
+void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace,
+                 cudaStream_t stream) {
+  float* partial = plan.splits > 1 ? workspace : nullptr;
+  if (products == 3) launch_any<3>(g, plan, partial, stream);
+  else launch_any<1>(g, plan, partial, stream);
+  if (partial) {
+    split_sum_kernel<<<grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream>>>(g, plan.splits, partial);
+    DSSTNE_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace dsstne::gpu

@@ -1,0 +1,33 @@
+// A GEMM on the tensor cores for the engine's row-major GemmArgs, built for its skinny shapes (a batch of a
+// few hundred rows against layers of up to millions of units): persistent blocks stream (tile, K step)
+// pairs through one cp.async pipeline, so a tile's loads overlap the previous tile's products and stores
+// even when K is only 128. Long-K products with few output tiles are split over K into partial tiles
+// summed in split order afterwards. Products are TF32 (one product per pair), or FP32-class from the
+// 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big). Every sum's
+// order depends on the shape only: reproducible run to run and across cards.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "dsstne/ops.h"
+
+namespace dsstne::gpu {
+
+struct TensorGemmPlan {
+  bool supported = false;  // shapes and alignment the kernel takes (else the caller uses cuBLAS)
+  unsigned tiles_m = 0, tiles_n = 0, splits = 1, blocks = 0;
+  int k_chunk = 0;              // K per split, a multiple of the K step
+  size_t workspace_floats = 0;  // partial tiles of a split product
+};
+
+// The plan for g: tiling, split and workspace. `multiprocessors` sizes the grid only.
+TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors);
+
+// C = alpha op(A) op(B) + beta C (C not read when beta is 0) with `products` TF32 products a pair (1 or 3).
+// `workspace` holds plan.workspace_floats floats.
+void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace,
+                 cudaStream_t stream);
+
+}  // namespace dsstne::gpu

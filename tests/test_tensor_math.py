@@ -1,0 +1,117 @@
+"""Network's `math`: the GPU's GEMMs on the tensor cores (cuda/tensor_gemm.cu), against FP64 numpy and the
+CPU target; which shapes take the tensor-core kernel and which fall back to cuBLAS; reproducibility.
+
+Bounds, relative to the largest output (bench/gemm_shapes.cu measures the same on the output layer's
+shapes): ``tf32x3`` 3e-5 (measured 1.6e-6 - 9.8e-6 at K = 128 - 1,024, cuBLAS FP32 4.5e-7 - 1.6e-6),
+``tf32`` 3e-3 (its operands keep 10 of 23 mantissa bits: measured 6.4e-4 - 7.2e-4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import network_config, random_csr
+
+import dsstne
+from dsstne.errors import ConfigError
+
+BOUND = {"fp32": 5e-6, "tf32": 3e-3, "tf32x3": 3e-5}
+
+
+def _linear(rows: int, inputs: int, units: int, math: str, device: str = "cuda", seed: int = 3):
+    """A dense input -> Linear output network with random weights, and its input."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (rows, inputs)).astype(np.float32)
+    cfg = network_config(hidden=[], output_activation="Linear", error="L2", sparse_input=False)
+    inp = dsstne.DataSet.from_numpy(x, "input")
+    out = dsstne.DataSet.from_numpy(np.zeros((rows, units), np.float32), "output")
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=device, seed=seed, math=math)
+    w = rng.uniform(-1, 1, (inputs, units)).astype(np.float32)
+    b = rng.uniform(-1, 1, units).astype(np.float32)
+    net.set_weights("Input", "Output", w, b)
+    return net, x, w, b
+
+
+def _relative_error(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(got - ref).max() / np.abs(ref).max())
+
+
+def test_math_mode_is_checked_and_cpu_ignores_it():
+    with pytest.raises(ConfigError, match="math must be one of"):
+        _linear(8, 4, 6, "fp16", device="cpu")
+    fp32, x, _, _ = _linear(40, 30, 50, "fp32", device="cpu")
+    tensor, _, _, _ = _linear(40, 30, 50, "tf32x3", device="cpu")
+    assert tensor.math == "tf32x3"
+    assert tensor.predict(x).tobytes() == fp32.predict(x).tobytes()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("math", ["tf32", "tf32x3"])
+@pytest.mark.parametrize("rows, inputs, units", [(256, 128, 4002), (300, 130, 2048), (77, 1024, 514)],
+                         ids=["sample_like", "ragged_rows", "deep"])
+def test_forward_matches_fp64_and_leaves_fp32(math, rows, inputs, units):
+    net, x, w, b = _linear(rows, inputs, units, math)
+    ref = x.astype(np.float64) @ w.astype(np.float64) + b
+    got = net.predict(x)
+    assert _relative_error(got, ref) < BOUND[math]
+    fp32, _, _, _ = _linear(rows, inputs, units, "fp32")
+    plain = fp32.predict(x)
+    assert _relative_error(plain, ref) < BOUND["fp32"]
+    assert got.tobytes() != plain.tobytes()  # the tensor-core kernel ran, not cuBLAS
+    assert net.predict(x).tobytes() == got.tobytes()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("units", [999, 27277])
+def test_odd_widths_fall_back_to_cublas(units):
+    # An odd row pitch cannot be copied in 8-byte pairs: cuBLAS FP32 runs, bit for bit as in fp32 mode.
+    tensor, x, _, _ = _linear(64, 32, units, "tf32x3")
+    fp32, _, _, _ = _linear(64, 32, units, "fp32")
+    assert tensor.predict(x).tobytes() == fp32.predict(x).tobytes()
+
+
+def _hidden_pair(math: str, rows: int = 256, hidden: int = 128, items: int = 12000):
+    x = random_csr(rows * 3, 300, 0.05, seed=31)
+    y = random_csr(rows * 3, items, 0.005, seed=32)
+    cfg = network_config(hidden=[(hidden, "Sigmoid")])
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    return [dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=5, math=math)
+            for d in ("cpu", "cuda")]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("math", ["tf32", "tf32x3"])
+def test_deltas_and_gradients_match_cpu(math):
+    # The output layer's three products: forward (H W), weight gradient (H^T delta) and the hidden delta
+    # (delta W^T, K = 12,000 split over blocks and summed in split order).
+    cpu, gpu = _hidden_pair(math)
+    e_cpu, g_cpu = cpu.gradients(0)
+    e_gpu, g_gpu = gpu.gradients(0)
+    bound = BOUND[math] * 10  # through a Sigmoid, the loss and a second product
+    assert e_gpu == pytest.approx(e_cpu, rel=bound)
+    for layer in ("Hidden1", "Output"):
+        assert _relative_error(gpu.units(layer), cpu.units(layer)) < bound
+        assert _relative_error(gpu.deltas(layer), cpu.deltas(layer)) < bound
+    for key in g_cpu:
+        for a, b in zip(g_gpu[key], g_cpu[key]):
+            assert _relative_error(a, b) < bound
+    deltas = gpu.deltas("Hidden1")
+    gpu.gradients(0)
+    assert gpu.deltas("Hidden1").tobytes() == deltas.tobytes()
+
+
+@pytest.mark.cuda
+def test_tf32x3_training_matches_cpu_and_repeats_bitwise():
+    # Two epochs of SGD with weight decay: the output matrix steps inside its gradient GEMM (beta != 0).
+    cpu, gpu = _hidden_pair("tf32x3")
+    e_cpu = cpu.train(2, alpha=0.2, lambda_=0.001)
+    e_gpu = gpu.train(2, alpha=0.2, lambda_=0.001)
+    np.testing.assert_allclose(e_gpu, e_cpu, rtol=1e-4)
+    for src, dst in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        for a, b in zip(gpu.weights(src, dst), cpu.weights(src, dst)):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    _, again = _hidden_pair("tf32x3")
+    assert again.train(2, alpha=0.2, lambda_=0.001) == e_gpu
+    for src, dst in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        for a, b in zip(again.weights(src, dst), gpu.weights(src, dst)):
+            assert a.tobytes() == b.tobytes()
