@@ -175,7 +175,8 @@ void CudaBackend::wait_mark(unsigned slot) {
   DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(stream(), marks_[slot].get(), 0));
 }
 
-// cuBLAS runs the GEMMs the tensor-core kernel does not take: in TF32 for Tf32, in FP32 otherwise.
+// cuBLAS runs every GEMM in Fp32 and Tf32 (in TF32 for the latter) and the ones Tf32x3's kernel does not
+// take.
 void CudaBackend::set_math(MathMode mode) {
   bind();
   for (cublasContext* h : {blas_.get(), side_blas_.get()})

@@ -1,7 +1,9 @@
-// GEMM twin on the GPU. FP32 (and the shapes the tensor-core kernel does not take): cuBLAS, which is
-// column-major. A row-major matrix read column-major is its transpose, so row-major C = op(A) op(B) is
-// computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped, the transpose flags
-// kept. The tensor modes: the engine's own kernel (tensor_gemm.cuh), row-major as it is.
+// GEMM twin on the GPU. FP32 and TF32 (and the shapes the tensor-core kernel does not take): cuBLAS,
+// which is column-major. A row-major matrix read column-major is its transpose, so row-major
+// C = op(A) op(B) is computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped,
+// the transpose flags kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. (Its
+// one-product TF32 variant, timed by bench/gemm_shapes.cu, lost to cuBLAS's TF32 on the sample network
+// and rounds less accurately: TF32 stays on cuBLAS.)
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "tensor_gemm.cuh"
@@ -11,10 +13,10 @@ namespace dsstne {
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
-  if (math_ != MathMode::Fp32) {
+  if (math_ == MathMode::Tf32x3) {
     const gpu::TensorGemmPlan plan = gpu::tensor_gemm_plan(g, props_.multiProcessorCount);
     if (plan.supported) {
-      gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream());
+      gpu::tensor_gemm(g, plan, 3, gemm_workspace(plan.workspace_floats), stream());
       return;
     }
   }

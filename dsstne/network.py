@@ -72,11 +72,11 @@ class Network:
     ) -> None:
         """Bind `descriptor` to `datasets` (matched by name to the layers' DataSet) on `device`.
 
-        `math` is how a GPU's GEMMs multiply: ``"fp32"`` (cuBLAS FP32, the reference), ``"tf32"`` (tensor
-        cores, operands truncated to TF32's 10 mantissa bits) or ``"tf32x3"`` (tensor cores, each operand
-        split into two TF32 parts and three products summed: errors a few times FP32's, faster than
-        ``"fp32"`` on Hopper). The CPU target always computes in FP32. docs/performance.md gives each
-        mode's speed and measured error.
+        `math` is how a GPU's GEMMs multiply: ``"fp32"`` (cuBLAS FP32, the reference), ``"tf32"`` (cuBLAS on
+        the tensor cores, operands rounded to TF32's 10 mantissa bits) or ``"tf32x3"`` (our tensor-core
+        GEMM, each operand split into two TF32 parts and three products summed: errors a few times FP32's,
+        faster than ``"fp32"`` on Hopper). The CPU target always computes in FP32. docs/performance.md
+        gives each mode's speed and measured error.
 
         `tanh_dropout_scale` keeps the original's Tanh hidden-layer derivative under dropout,
         ``s(1 - (a/s)^2)`` with ``s = 1/(1 - pDropout)`` (the derivative of a kept, rescaled unit); False uses

@@ -1,9 +1,10 @@
-"""Network's `math`: the GPU's GEMMs on the tensor cores (cuda/tensor_gemm.cu), against FP64 numpy and the
-CPU target; which shapes take the tensor-core kernel and which fall back to cuBLAS; reproducibility.
+"""Network's `math`: the GPU's GEMMs on the tensor cores (``tf32x3``: our kernel, cuda/tensor_gemm.cu;
+``tf32``: cuBLAS), against FP64 numpy and the CPU target; which shapes take our kernel and which fall
+back to cuBLAS; reproducibility.
 
 Bounds, relative to the largest output (bench/gemm_shapes.cu measures the same on the output layer's
 shapes): ``tf32x3`` 3e-5 (measured 1.6e-6 - 9.8e-6 at K = 128 - 1,024, cuBLAS FP32 4.5e-7 - 1.6e-6),
-``tf32`` 3e-3 (its operands keep 10 of 23 mantissa bits: measured 6.4e-4 - 7.2e-4).
+``tf32`` 3e-3 (its operands keep 10 of 23 mantissa bits: cuBLAS measured 2.1e-5 - 2.8e-4).
 """
 
 from __future__ import annotations
@@ -57,14 +58,14 @@ def test_forward_matches_fp64_and_leaves_fp32(math, rows, inputs, units):
     fp32, _, _, _ = _linear(rows, inputs, units, "fp32")
     plain = fp32.predict(x)
     assert _relative_error(plain, ref) < BOUND["fp32"]
-    assert got.tobytes() != plain.tobytes()  # the tensor-core kernel ran, not cuBLAS
+    assert got.tobytes() != plain.tobytes()  # the tensor cores ran, not cuBLAS FP32
     assert net.predict(x).tobytes() == got.tobytes()
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("units", [999, 27277])
 def test_odd_widths_fall_back_to_cublas(units):
-    # An odd row pitch cannot be copied in 8-byte pairs: cuBLAS FP32 runs, bit for bit as in fp32 mode.
+    # An odd row pitch cannot be copied in 8-byte pairs: tf32x3 runs cuBLAS FP32, bit for bit as fp32.
     tensor, x, _, _ = _linear(64, 32, units, "tf32x3")
     fp32, _, _, _ = _linear(64, 32, units, "fp32")
     assert tensor.predict(x).tobytes() == fp32.predict(x).tobytes()
@@ -83,7 +84,7 @@ def _hidden_pair(math: str, rows: int = 256, hidden: int = 128, items: int = 120
 @pytest.mark.parametrize("math", ["tf32", "tf32x3"])
 def test_deltas_and_gradients_match_cpu(math):
     # The output layer's three products: forward (H W), weight gradient (H^T delta) and the hidden delta
-    # (delta W^T, K = 12,000 split over blocks and summed in split order).
+    # (delta W^T: K = 12,000, which our kernel splits over blocks and sums in split order).
     cpu, gpu = _hidden_pair(math)
     e_cpu, g_cpu = cpu.gradients(0)
     e_gpu, g_gpu = gpu.gradients(0)

@@ -42,11 +42,11 @@ struct MemoryUsage {
   size_t peak = 0;
 };
 
-// How the GPU target's GEMMs multiply. Fp32: cuBLAS's FP32 kernels, the reference. Tf32: the tensor
-// cores on operands truncated to TF32 (10 mantissa bits). Tf32x3: the tensor cores on each operand split
-// into a TF32 big and small part, three products (big.big + big.small + small.big): FP32-class accuracy
-// (errors a few times FP32's), faster than Fp32 on Hopper. Both tensor modes run the engine's own GEMM
-// (cuda/tensor_gemm.cu) where its shape and alignment allow, cuBLAS otherwise.
+// How the GPU target's GEMMs multiply. Fp32: cuBLAS's FP32 kernels, the reference. Tf32: cuBLAS's TF32
+// tensor-core kernels (operands rounded to 10 mantissa bits). Tf32x3: the engine's own tensor-core GEMM
+// (cuda/tensor_gemm.cu) on each operand split into a TF32 big and small part, three products (big.big +
+// big.small + small.big): FP32-class accuracy (errors a few times FP32's), faster than Fp32 on Hopper;
+// cuBLAS FP32 where its shape or alignment does not fit the kernel.
 enum class MathMode : int32_t { Fp32 = 0, Tf32 = 1, Tf32x3 = 2 };
 
 class Backend {
