@@ -1,9 +1,9 @@
-// The tensor-core GEMM of tensor_gemm.cuh. A block owns a 128 x 128 output tile at a time with 8 warps
-// (each a 64 x 32 tile of 4 x 4 m16n8k8 products) and walks its tiles' K steps of 32 as one sequence
+// The tensor-core GEMM of tensor_gemm.cuh. A block owns a 128 x 128 output tile at a time with 4 warps
+// (each a 64 x 64 tile of 4 x 8 m16n8k8 products) and walks its tiles' K steps of 32 as one sequence
 // through a 3-stage cp.async pipeline: the next tile's first stages load while this tile finishes and
 // stores. Operands are copied in 8-byte pairs, so any even row pitch and either transpose works; the
-// shared tiles keep the operand's own layout, laid out so that every fragment read is free of bank
-// conflicts.
+// shared tiles keep the operand's own layout, permuted so that every fragment read is free of bank
+// conflicts. A finished tile leaves through shared memory, a row of 64 columns a store.
 #include <algorithm>
 #include <cstdint>
 
