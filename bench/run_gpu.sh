@@ -3,7 +3,7 @@
 # tests included), then the benchmarks. Results go to $1 (default $OUT or /tmp/dsstne-gpu).
 # Wheels the machine lacks (scipy-openblas32, netCDF4, cftime) may be placed in .whl/ beforehand.
 # Env: ARCH (CUDA architectures, default 90), BENCH (workloads, default "sample"), EPOCHS (default 3),
-#      TESTS (pytest selection, default the whole suite).
+#      MODES (--mode values, default "fp32"; e.g. "fp32 tf32x3"), TESTS (pytest selection, default all).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/dsstne-gpu}}
@@ -29,7 +29,9 @@ python3 -m pytest "$repo/tests" ${TESTS:-} -q -p no:cacheprovider -rs >"$out/tes
 echo "pytest exit $?"; tail -15 "$out/tests.log"
 echo "== bench"
 for w in ${BENCH:-sample}; do
-  python3 "$repo/bench/bench_train.py" --workload "$w" --device cuda --epochs "${EPOCHS:-3}" \
-    2>>"$out/bench.err" | tee -a "$out/bench.jsonl"
+  for m in ${MODES:-fp32}; do
+    python3 "$repo/bench/bench_train.py" --workload "$w" --device cuda --epochs "${EPOCHS:-3}" --mode "$m" \
+      2>>"$out/bench.err" | tee -a "$out/bench.jsonl"
+  done
 done
 tail -5 "$out/bench.err"
