@@ -416,13 +416,15 @@ def generate_recommendations(
     dataset: str | None = None,
     batch: int = 1024,
     device: str = "auto",
+    math: str = "fp32",
     chunk: int = 16384,
     echo: Echo | None = None,
 ) -> PredictSummary:
     """Score text-format samples with a trained network and write the top `k` items per sample (``predict``).
 
     Args:
-        network: a :class:`~dsstne.Network`, or the path of a model file (loaded with `batch` and `device`).
+        network: a :class:`~dsstne.Network`, or the path of a model file (loaded with `batch`, `device` and
+            `math`).
         input_text: text-format samples to score (file or directory, ``-r``), converted on the fly; features
             missing from the input index are dropped.
         input_index: the input feature index (``-i``): a file or a mapping label -> unit.
@@ -438,6 +440,7 @@ def generate_recommendations(
         dataset: the input dataset name (``-d`` + ``_input``); checked against the model's input layer.
         batch: minibatch size when `network` is a path (``-b``).
         device: target when `network` is a path.
+        math: how a GPU's GEMMs multiply when `network` is a path (:class:`~dsstne.Network`'s `math`).
         chunk: samples scored (and written) per call to the engine.
         echo: receives progress and warning lines.
 
@@ -463,7 +466,7 @@ def generate_recommendations(
     in_path = "<input index>" if isinstance(input_index, Mapping) else os.fspath(input_index)
     out_path = "<output index>" if isinstance(output_index, Mapping) else os.fspath(output_index)
 
-    net = network if isinstance(network, Network) else load(network, batch=batch, device=device)
+    net = network if isinstance(network, Network) else load(network, batch=batch, device=device, math=math)
     inputs = net.descriptor.input_layers
     if len(inputs) != 1:
         raise DataError(f"predict needs a network with one input layer; this one has {len(inputs)}")

@@ -284,6 +284,20 @@ def test_force_resume_and_optimizers(flow, tmp_path, capsys):
                        "--resume", str(flow.dir / "gl.nc10.nc")]) == 0
     assert dsstne.load(resumed, device="cpu").epochs_done == 12
     assert "Epoch 11/12" in capsys.readouterr().out
+    # --math reaches the network (the CPU computes in FP32 whatever it says: the same model bytes)
+    fp32, tf32x3 = str(tmp_path / "fp32.nc"), str(tmp_path / "tf32x3.nc")
+    for path, math in ((fp32, "fp32"), (tf32x3, "tf32x3")):
+        assert train.main([*base, "-n", path, "-e", "1", "--checkpoint-interval", "0", "--math", math]) == 0
+        assert f"GEMMs {math}" in capsys.readouterr().out
+    for src, dst in (("Input", "Hidden"), ("Hidden", "Output")):
+        for a, b in zip(dsstne.load(fp32, device="cpu").weights(src, dst),
+                        dsstne.load(tf32x3, device="cpu").weights(src, dst)):
+            assert a.tobytes() == b.tobytes()
+    assert train.main([*base, "-n", str(tmp_path / "bad.nc"), "--math", "fp16"]) == 1
+    recs = str(tmp_path / "recs_tf32x3")
+    assert predict.main([*flow.predict_args, "-s", recs, "--math", "tf32x3"]) == 0
+    with open(recs, "rb") as f, open(flow.recs, "rb") as g:
+        assert f.read() == g.read()
     # --resume without a file: the newest checkpoint of -n
     assert train.main([*base, "-n", str(tmp_path / "none.nc"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err

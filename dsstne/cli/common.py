@@ -49,6 +49,15 @@ def echo(line: str) -> None:
         say(line)
 
 
+def add_math_flag(group: argparse._ArgumentGroup) -> None:
+    """``--math``: how a GPU's GEMMs multiply (:class:`~dsstne.Network`'s `math`; no effect on the CPU)."""
+    from ..network import MATH_MODES
+
+    group.add_argument("--math", choices=MATH_MODES, default="fp32",
+                       help="GPU GEMMs: fp32 (cuBLAS, default), tf32 (cuBLAS TF32) or tf32x3 (our tensor-core "
+                            "GEMM, FP32-class accuracy, faster on Hopper)")
+
+
 def require(args: argparse.Namespace, required: Sequence[tuple[str, str, str]]) -> None:
     """Raise UsageError for the first missing (dest, flag, message), worded as the original's tools."""
     for dest, flag, message in required:

@@ -2,7 +2,7 @@ r"""Write the top-k recommendations of a trained network for text-format samples
 
 Usage: predict -d <dataset_name> -n <network.nc> -i <input_feature_index> -o <output_feature_index>
 -r <input_text> -s <recs_file> [-f <filter>] [-b 1024] [-k 100] [-p 4.3f] [-l Output] [--multiply-filter]
-[--device auto]
+[--device auto] [--math fp32]
 
 Output, one line per sample of -r, in input order: ``<sample>\t<feature>,<score>:<feature>,<score>:...:``.
 Differences from the original (deliberate): any k (k above the number of items returns every item, ranked);
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from ..errors import FormatError
 from ..recommendations import DEFAULT_PRECISION, generate_recommendations, score_format
-from .common import UsageError, console_main, echo, guarded, remember, require, say
+from .common import UsageError, add_math_flag, console_main, echo, guarded, remember, require, say
 
 __all__ = ["add_parser", "main", "run"]
 
@@ -59,6 +59,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     n.add_argument("--multiply-filter", dest="multiply", action="store_true",
                    help="apply -f as the original: score x listed value (a missing value is 0)")
     n.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_math_flag(n)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         dataset=f"{args.dataset}_input",
         batch=args.batch,
         device=args.device,
+        math=args.math,
         echo=echo,
     )
     say(f"Wrote {summary.samples} samples, {summary.items_written} recommendations, to {summary.output}")

@@ -2,7 +2,7 @@
 
 Usage: train -c <config.json> -i <input.nc> -o <output.nc> -n <network.nc> [-b 1024] [-e 40]
 [-alpha 0.025] [-lambda 0.0001] [-lambda1 0] [-mu 0.5] [-mu1 0] [--optimizer sgd] [--device auto]
-[--seed 12134] [--checkpoint-interval 10] [--resume [FILE]] [--force] [--initial-network FILE]
+[--math fp32] [--seed 12134] [--checkpoint-interval 10] [--resume [FILE]] [--force] [--initial-network FILE]
 
 Every dataset of -i and -o is bound to the layer whose DataSet names it. A checkpoint <network><epoch>.nc
 (e.g. gl.nc10.nc) is written every --checkpoint-interval epochs; the trained network goes to -n, which must
@@ -27,7 +27,7 @@ from ..errors import FormatError, NotSupportedError
 from ..formats.dataset_netcdf import read_datasets
 from ..formats.model_netcdf import Checkpointer
 from ..network import DEFAULT_SEED, EpochReport, Network, load
-from .common import UsageError, console_main, guarded, remember, require, say, warn
+from .common import UsageError, add_math_flag, console_main, guarded, remember, require, say, warn
 
 __all__ = ["OPTIMIZERS", "add_parser", "latest_checkpoint", "main", "run"]
 
@@ -63,6 +63,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     n.add_argument("--optimizer", default="SGD", type=_optimizer, metavar="NAME",
                    help=f"one of {', '.join(OPTIMIZERS)} (case-insensitive; default SGD, the original's)")
     n.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_math_flag(n)
     n.add_argument("--seed", type=int, default=None,
                    help=f"random seed (default {DEFAULT_SEED}, the original's; a resumed model keeps its own)")
     n.add_argument("--checkpoint-interval", dest="checkpoint_interval", type=int, default=10, metavar="EPOCHS",
@@ -152,14 +153,14 @@ def _run(args: argparse.Namespace) -> int:
     same = os.path.samefile(args.input, args.output)  # an autoencoder's one file
     datasets = inputs if same else _merge(inputs, _read(args.output, "-o", "target"))
     if resume is not None:
-        net = load(resume, datasets, batch=args.batch, device=args.device, seed=args.seed)
+        net = load(resume, datasets, batch=args.batch, device=args.device, seed=args.seed, math=args.math)
         say(f"Resuming from {resume} after epoch {net.epochs_done}")
     else:
         descriptor = parse_network(args.config)
         net = Network(descriptor, datasets, batch=args.batch, device=args.device,
-                      seed=DEFAULT_SEED if args.seed is None else args.seed)
+                      seed=DEFAULT_SEED if args.seed is None else args.seed, math=args.math)
     say(f"Network: {net}")
-    say(f"Device: {net.device} ({net.device_description})")
+    say(f"Device: {net.device} ({net.device_description}), GEMMs {net.math}")
     if args.initial:
         net.save(args.initial)
         say(f"Saved the initial network to {args.initial}")
