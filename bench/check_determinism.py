@@ -47,8 +47,8 @@ def main() -> int:
     (e1, w1), (e2, w2) = train_once(args, train), train_once(args, train)
     same = e1 == e2 and w1 == w2
     print(json.dumps({"workload": args.workload, "device": args.device, "math": args.math, "users": args.users,
-                      "epochs": args.epochs,
-                      "errors": [e1, e2], "weights_identical": w1 == w2, "bitwise_reproducible": same}))
+                      "epochs": args.epochs, "errors": [e1, e2], "weights_identical": w1 == w2,
+                      "bitwise_reproducible": same}))
     return 0 if same else 1
 
 
