@@ -1,5 +1,5 @@
-// The tensor-core GEMM of tensor_gemm.cuh. A block owns a 128 x 128 output tile at a time with 4 warps
-// (each a 64 x 64 tile of 4 x 8 m16n8k8 products) and walks its tiles' K steps of 32 as one sequence
+// The tensor-core GEMM of tensor_gemm.cuh. A block owns a 128 x 128 output tile at a time with 8 warps
+// (each a 64 x 32 tile of 4 x 4 m16n8k8 products) and walks its tiles' K steps of 32 as one sequence
 // through a 3-stage cp.async pipeline: the next tile's first stages load while this tile finishes and
 // stores. Operands are copied in 8-byte pairs, so any even row pitch and either transpose works; the
 // shared tiles keep the operand's own layout, permuted so that every fragment read is free of bank
@@ -15,20 +15,23 @@ namespace dsstne::gpu {
 namespace {
 
 constexpr int kBM = 128, kBN = 128, kBK = 32, kStages = 3;
-constexpr int kWarpsM = 2, kWarpsN = 2, kGemmThreads = 32 * kWarpsM * kWarpsN;
-constexpr int kWarpM = kBM / kWarpsM, kWarpN = kBN / kWarpsN;  // 64 x 64
+constexpr int kWarpsM = 2, kWarpsN = 4, kGemmThreads = 32 * kWarpsM * kWarpsN;
+constexpr int kWarpM = kBM / kWarpsM, kWarpN = kBN / kWarpsN;  // 64 x 32
 constexpr int kTilesM = kWarpM / 16, kTilesN = kWarpN / 8;     // m16n8k8 products per warp and K slice
-constexpr int kBlocksPerSm = 2;
-// The epilogue's rows in the stage just used: 8 of a warp's 64 columns, padded (72 = 8 mod 32) so that
-// the fragments' pair writes (8 rows x 4 pairs a store) hit 32 distinct banks.
+// One block of 8 warps a multiprocessor: each thread holds two sets of sums (below), so it needs more
+// registers than two blocks of 4 warps would leave it.
+constexpr int kBlocksPerSm = 1;
+// The epilogue's rows in the stage just used: 8 of a warp's 32 columns, padded (40 = 8 mod 32) so that
+// each half-warp's pair writes (4 rows x 4 pairs) hit 32 distinct banks.
 constexpr int kRowsStride = kWarpN + 8;
+constexpr int kLanesPerRow = kWarpN / 2;  // the epilogue stores a column pair a lane: 2 rows a store
 constexpr int kMinSplitSteps = 4;  // K steps a split keeps at least
 // The split decision uses a fixed multiprocessor count (an H100's), not the card's: the order of every
 // sum then depends on the shape alone.
 constexpr int kSplitMultiprocessors = 132;
 
-// One operand's stage in shared memory, unpadded (two blocks' stages then leave the multiprocessor
-// 60 KB of L1, which the 8-byte cp.async copies allocate in: less of it measurably slows the loads).
+// One operand's stage in shared memory, unpadded (the stages leave the multiprocessor L1, which the
+// 8-byte cp.async copies allocate in: less of it measurably slows the loads).
 // K contiguous in global memory: [rows][kBK], each row's (k, k + 1) pairs permuted by an XOR of
 // row & 3, so the 16 lanes of a half-warp reading pairs of rows 0-3 hit 16 distinct bank pairs. Else
 // [kBK][rows], each depth's rows permuted by an XOR of (k / 2) & 3 in bits 3-4, so the 8 x 4 lanes of
@@ -52,7 +55,7 @@ struct Fragments {
     if constexpr (kContiguousK) {
       base = (row0 + group) * kBK + 2 * quad;
       pattern = (group & 3) << 2;
-    } else {  // row0 is a multiple of 64 and c ^ pattern < 64: the XOR touches c alone
+    } else {  // row0 is a multiple of 32 and c ^ pattern < 32: the XOR touches c alone
       base = 2 * quad * kRows + row0 + group;
       pattern = quad << 3;
     }
@@ -77,11 +80,14 @@ struct Loader {
   static constexpr int kPairs = kRows * kBK / 2 / kGemmThreads;  // a thread's pairs per stage
   // Between a thread's consecutive pairs: rows (K contiguous) or depths (rows contiguous).
   static constexpr int kPass = kContiguousK ? kGemmThreads / (kBK / 2) : kGemmThreads / (kRows / 2);
-  static_assert(kContiguousK ? kPass % 4 == 0 : kPass == 2, "the XOR pattern of a pass is known at compile time");
+  static_assert(kContiguousK ? kPass % 4 == 0 : kPass == 4, "the XOR pattern of a pass is as below");
   const float* p;
   int64_t ld;
   int row, k;  // this thread's first pair within a stage
   unsigned dst;  // its shared offset in floats
+  // Rows contiguous: depth k + 4i (k < 4) has the XOR pattern (k / 2) ^ (2i & 3), so odd passes flip bit
+  // 4 of the permuted row: by +16 or -16 floats, whichever this thread's row has.
+  int flip = 0;
   // Per unit: the first pair's address at the unit's first depth and what bounds it.
   const float* src = nullptr;
   int rows_left = 0, k_left = 0;
@@ -91,6 +97,7 @@ struct Loader {
     row = kContiguousK ? t / (kBK / 2) : t % (kRows / 2) * 2;
     k = kContiguousK ? t % (kBK / 2) * 2 : t / (kRows / 2);
     dst = static_cast<unsigned>(T::at(row, k));
+    if constexpr (!kContiguousK) flip = (row ^ ((k >> 1) << 3)) & 16 ? -16 : 16;
   }
   __device__ void begin(int row0, int rows, int k_begin, int k_end) {
     src = p + (kContiguousK ? int64_t{row0 + row} * ld + (k_begin + k) : int64_t{k_begin + k} * ld + (row0 + row));
@@ -107,8 +114,7 @@ struct Loader {
     for (int i = 0; i < kPairs; ++i) {
       const bool valid = kContiguousK ? (i * kPass < rows_left && k_here > 0) : (rows_left > 0 && i * kPass < k_here);
       const float* s = valid ? from + i * pass : p;
-      // Rows contiguous: depth k + 2i (k < 2) has the XOR pattern of i & 3.
-      const int offset = kContiguousK ? i * kPass * kBK : i * kPass * kRows + ((row ^ ((i & 3) << 3)) - row);
+      const int offset = kContiguousK ? i * kPass * kBK : i * kPass * kRows + (i & 1 ? flip : 0);
       const unsigned d = base + static_cast<unsigned>(sizeof(float) * offset);
       asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(s), "r"(valid ? 8 : 0));
     }
@@ -199,6 +205,9 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) load_next();
 
+  // The tensor cores add into their accumulator truncating, not rounding to nearest: accumulated over
+  // all of K, that bias grows with K (35 times FP32's error at K = 1,600, measured). So the products
+  // accumulate only over one 32-deep step, into `part`, and one rounded add a step takes that into `acc`.
   float acc[kTilesM][kTilesN][4] = {};
   unsigned unit = blockIdx.x;
   Unit u = unit_at(g, p, unit);
@@ -210,6 +219,7 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     float* const a = smem + stage * kStageFloats;
     const float* b = a + TA::floats;
     stage = stage == kStages - 1 ? 0 : stage + 1;
+    float part[kTilesM][kTilesN][4] = {};
     // Each thread's two K slots of an 8-deep product take the adjacent depths kk + 2 quad and + 1 of A
     // and B alike (the product sums over K in any order the operands agree on): pairs in shared memory.
 #pragma unroll
@@ -235,27 +245,34 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
 #pragma unroll
         for (int i = 0; i < kTilesM; ++i)
 #pragma unroll
-          for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_small[i], b_big[j]);
+          for (int j = 0; j < kTilesN; ++j) mma(part[i][j], a_small[i], b_big[j]);
 #pragma unroll
         for (int i = 0; i < kTilesM; ++i)
 #pragma unroll
-          for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_big[i], b_small[j]);
+          for (int j = 0; j < kTilesN; ++j) mma(part[i][j], a_big[i], b_small[j]);
       }
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i)
 #pragma unroll
-        for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_big[i], b_big[j]);
+        for (int j = 0; j < kTilesN; ++j) mma(part[i][j], a_big[i], b_big[j]);
     }
+#pragma unroll
+    for (int i = 0; i < kTilesM; ++i)
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) acc[i][j][h] += part[i][j][h];
     if (++step < steps) continue;
 
     // The tile is done. Unsplit: C = alpha acc + beta C (C not read when beta is 0). Split: the raw
     // partial tile into partial[split][m][n]. A warp passes its tile through shared memory 8 rows at a
-    // time, so each store instruction writes 64 consecutive columns of one row (the fragments' own
-    // layout would scatter every store over 8 rows). n is even: a column pair is wholly inside or out.
+    // time, so each store instruction writes 32 consecutive columns of each of two rows (the fragments'
+    // own layout would scatter every store over 8 rows). n is even: a column pair is wholly inside or out.
     __syncthreads();  // every warp is done with this step's stage: it holds the epilogue's rows
     float* rows = a + warp * 8 * kRowsStride;
     const int64_t ld = kSplit ? n : g.ldc;
-    const int r_first = u.m0 + wm, c = u.n0 + wn + 2 * lane;
+    const int r_lane = lane / kLanesPerRow, c_lane = 2 * (lane % kLanesPerRow);
+    const int r_first = u.m0 + wm + r_lane, c = u.n0 + wn + c_lane;
     float* out = (kSplit ? partial + (int64_t{u.split} * m + r_first) * n : g.c + int64_t{r_first} * g.ldc) + c;
     const bool column_in = c < n;
 #pragma unroll
@@ -269,10 +286,10 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
               make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
         __syncwarp();
 #pragma unroll
-        for (int rr = 0; rr < 8; ++rr) {
-          const int r = i * 16 + h * 8 + rr;
+        for (int rr = 0; rr < 8; rr += 32 / kLanesPerRow) {
+          const int r = i * 16 + h * 8 + rr;  // this lane's row is r_lane further
           if (r_first + r >= m || !column_in) continue;
-          float2 v = *reinterpret_cast<const float2*>(rows + rr * kRowsStride + 2 * lane);
+          float2 v = *reinterpret_cast<const float2*>(rows + (rr + r_lane) * kRowsStride + c_lane);
           auto* dst = reinterpret_cast<float2*>(out + r * ld);
           if constexpr (!kSplit) {
             v.x *= g.alpha;
@@ -359,12 +376,12 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors) {
   p.tiles_n = static_cast<unsigned>((g.n + kBN - 1) / kBN);
   const uint64_t tiles = uint64_t{p.tiles_m} * p.tiles_n;
   const int steps = (g.k + kBK - 1) / kBK;
-  // Fewer tiles than multiprocessors: split K until each has kBlocksPerSm units, each split keeping at
-  // least kMinSplitSteps steps.
+  // Fewer tiles than blocks: split K into as many units as fit one wave of blocks (one more unit would
+  // take a second wave for itself), each split keeping at least kMinSplitSteps steps.
+  const uint64_t wave = uint64_t{kBlocksPerSm} * kSplitMultiprocessors;
   uint64_t splits = 1;
-  if (tiles < static_cast<uint64_t>(kSplitMultiprocessors))
-    splits = std::clamp<uint64_t>((kBlocksPerSm * kSplitMultiprocessors + tiles - 1) / tiles, 1,
-                                  static_cast<uint64_t>(std::max(1, steps / kMinSplitSteps)));
+  if (tiles < wave)
+    splits = std::clamp<uint64_t>(wave / tiles, 1, static_cast<uint64_t>(std::max(1, steps / kMinSplitSteps)));
   const int chunk_steps = static_cast<int>((steps + splits - 1) / splits);
   p.k_chunk = chunk_steps * kBK;
   p.splits = static_cast<unsigned>((g.k + p.k_chunk - 1) / p.k_chunk);

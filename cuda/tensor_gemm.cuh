@@ -3,8 +3,9 @@
 // pairs through one cp.async pipeline, so a tile's loads overlap the previous tile's products and stores
 // even when K is only 128. Long-K products with few output tiles are split over K into partial tiles
 // summed in split order afterwards. Products are TF32 (one product per pair), or FP32-class from the
-// 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big). Every sum's
-// order depends on the shape only: reproducible run to run and across cards.
+// 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big); either way the
+// tensor cores sum only 32 depths, which a rounded FP32 add then takes into the output's sum. Every
+// sum's order depends on the shape only: reproducible run to run and across cards.
 #pragma once
 
 #include <cuda_runtime.h>
