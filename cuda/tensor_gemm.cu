@@ -385,8 +385,12 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors) {
   const int chunk_steps = static_cast<int>((steps + splits - 1) / splits);
   p.k_chunk = chunk_steps * kBK;
   p.splits = static_cast<unsigned>((g.k + p.k_chunk - 1) / p.k_chunk);
-  p.blocks = static_cast<unsigned>(
-      std::min<uint64_t>(tiles * p.splits, static_cast<uint64_t>(kBlocksPerSm) * std::max(1, multiprocessors)));
+  // The fewest blocks that take as few rounds of units as a full grid would: the multiprocessors left
+  // over run the other stream's kernels (the block count changes no sum: units are whole tiles or splits).
+  const uint64_t units = tiles * p.splits;
+  const uint64_t slots = static_cast<uint64_t>(kBlocksPerSm) * std::max(1, multiprocessors);
+  const uint64_t rounds = (units + slots - 1) / slots;
+  p.blocks = static_cast<unsigned>((units + rounds - 1) / rounds);
   p.workspace_floats = p.splits > 1 ? size_t{p.splits} * g.m * g.n : 0;
   return p;
 }
