@@ -127,14 +127,15 @@ __device__ __forceinline__ void wait_stages() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
-// The operand halves the tensor cores read. One product: x as it is (the tensor cores use its top 19
-// bits, TF32 truncated). Three: x = big + small, big truncated to TF32 (a mask: NaN and infinity stay
-// so), small the exact rest rounded to TF32 (nearest, half away from zero) in integer arithmetic; sm_90
-// has no conversion instruction, and its emulated cvt.rna cost several instructions an element.
+// The operand halves the tensor cores read. One product: x rounded to TF32 (nearest, half away from
+// zero, as cvt.rna; a NaN kept as it is: the rounding carry could turn it into a number). Three: x = big
+// + small, big truncated to TF32 (a mask: NaN and infinity stay so), small the exact rest rounded to TF32
+// in the same way. Integer arithmetic: sm_90 has no conversion instruction, and its emulated cvt.rna
+// cost several instructions an element.
 template <int kProducts>
 __device__ __forceinline__ void split(float x, uint32_t& big, uint32_t& small) {
   if constexpr (kProducts == 1) {
-    big = __float_as_uint(x);
+    big = isnan(x) ? __float_as_uint(x) : (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
   } else {
     big = __float_as_uint(x) & 0xFFFFE000u;
     small = (__float_as_uint(x - __uint_as_float(big)) + 0x1000u) & 0xFFFFE000u;
