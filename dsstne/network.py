@@ -75,8 +75,8 @@ class Network:
         `math` is how a GPU's GEMMs multiply: ``"fp32"`` (cuBLAS FP32, the reference), ``"tf32"`` (cuBLAS on
         the tensor cores, operands rounded to TF32's 10 mantissa bits) or ``"tf32x3"`` (our tensor-core
         GEMM, each operand split into two TF32 parts and three products summed, rounded into FP32 once
-        every 32 depths: errors within those of cuBLAS FP32, faster than ``"fp32"`` on Hopper). The CPU target always computes in FP32. docs/performance.md
-        gives each mode's speed and measured error.
+        every 32 depths: errors of cuBLAS FP32's size, faster than ``"fp32"`` on Hopper). The CPU target
+        always computes in FP32. docs/performance.md gives each mode's speed and measured error.
 
         `tanh_dropout_scale` keeps the original's Tanh hidden-layer derivative under dropout,
         ``s(1 - (a/s)^2)`` with ``s = 1/(1 - pDropout)`` (the derivative of a kept, rescaled unit); False uses
