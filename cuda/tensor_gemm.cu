@@ -32,40 +32,102 @@ constexpr int kSplitMultiprocessors = 132;
 
 // One operand's stage in shared memory, unpadded (the stages leave the multiprocessor L1, which the
 // 8-byte cp.async copies allocate in: less of it measurably slows the loads).
-// K contiguous in global memory: [rows][kBK], each row's (k, k + 1) pairs permuted by an XOR of
-// row & 3, so the 16 lanes of a half-warp reading pairs of rows 0-3 hit 16 distinct bank pairs. Else
-// [kBK][rows], each depth's rows permuted by an XOR of (k / 2) & 3 in bits 3-4, so the 8 x 4 lanes of
-// a fragment read (rows 0-7, depths 2 apart) hit 32 distinct banks.
+// K contiguous in global memory: [rows][kBK], each row's 16-byte chunks (4 depths) permuted by an XOR of
+// row & 7, so the 8 rows of an ldmatrix read hit 8 distinct bank quadruples. Else [kBK][rows], each
+// depth's rows permuted by an XOR of (k & 3) << 3, so the 4 depths of a fragment read (8 rows apiece)
+// hit 4 distinct bank octets.
 template <bool kContiguousK, int kRows>
 struct Tile {
   static constexpr int floats = kRows * kBK;
   __device__ static int at(int row, int k) {
-    if constexpr (kContiguousK) return row * kBK + (((k >> 1) ^ ((row & 3) << 2)) << 1) + (k & 1);
-    else return k * kRows + (row ^ (((k >> 1) & 3) << 3));
+    if constexpr (kContiguousK) return row * kBK + ((((k >> 2) ^ (row & 7)) << 2) | (k & 3));
+    else return k * kRows + (row ^ ((k & 3) << 3));
   }
 };
 
-// A thread's fragment reads from one operand's stage: elements (row0 + group + c, kk + 2 quad) and the
-// next depth, for a warp's first row row0, c a multiple of 8 and kk of 8 (both fixed at compile time).
-// The per-thread part of the offset is computed once; the XOR pattern depends only on group & 3.
-template <bool kContiguousK, int kRows>
-struct Fragments {
-  int base = 0, pattern = 0;
-  __device__ Fragments(int row0, int group, int quad) {
+__device__ __forceinline__ unsigned shared_address(const float* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+// Four 8 x 4 blocks of floats, one register of each a thread: ldmatrix's 8 x 8 blocks of 16-bit halves
+// are 8 x 4 blocks of floats, and lane 4 g + t receives element (g, t), which is where an m16n8k8 TF32
+// fragment wants element (row g, depth t). Lane l gives the address of block l / 8's row l % 8.
+__device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], unsigned address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+// A warp's A fragments of one 8-deep slice kk of a stage, for its kTiles tiles of 16 rows from row0:
+// registers a0..a3 = (g, kk + t), (g + 8, kk + t), (g, kk + t + 4), (g + 8, kk + t + 4) of each tile, for
+// lane 4 g + t, loaded straight into the order the mma reads them (no register moves).
+// K contiguous: one ldmatrix a tile (blocks: rows 0-7 and 8-15 of depths kk..kk+3, then of kk+4..kk+7).
+// Rows contiguous: the tile's rows are permuted (its stored row 2 g + h is its row g + 8 h), so each
+// thread's (a0, a1) and (a2, a3) are adjacent pairs: two 8-byte loads a tile. The epilogue undoes that.
+template <bool kContiguousK, int kRows, int kTiles>
+struct FragmentsA {
+  static constexpr bool kRowsPermuted = !kContiguousK;
+  int base = 0;   // this thread's first read at kk = 0, in floats from the stage
+  int chunk = 0;  // K contiguous: the XOR pattern of this lane's row and depth block
+  int rows[kTiles] = {};  // rows contiguous: each tile's permuted row pair
+  __device__ FragmentsA(int row0, int lane) {
     if constexpr (kContiguousK) {
-      base = (row0 + group) * kBK + 2 * quad;
-      pattern = (group & 3) << 2;
-    } else {  // row0 is a multiple of 32 and c ^ pattern < 32: the XOR touches c alone
-      base = 2 * quad * kRows + row0 + group;
-      pattern = quad << 3;
+      const int block = lane >> 3, r = lane & 7;
+      base = (row0 + (block & 1) * 8 + r) * kBK;
+      chunk = ((block >> 1) ^ r) << 2;
+    } else {
+      const int g = lane >> 2, t = lane & 3;
+      base = t * kRows;
+#pragma unroll
+      for (int i = 0; i < kTiles; ++i) rows[i] = (row0 + i * 16 + 2 * g) ^ (t << 3);
     }
   }
-  __device__ __forceinline__ float2 pair(const float* tile, int c, int kk) const {
+  __device__ __forceinline__ void load(uint32_t (&a)[kTiles][4], const float* stage, int kk) const {
+#pragma unroll
+    for (int i = 0; i < kTiles; ++i) {
+      if constexpr (kContiguousK) {
+        ldmatrix4(a[i], shared_address(stage + base + i * 16 * kBK + (kk ^ chunk)));
+      } else {
+        const float* p = stage + base + kk * kRows + rows[i];
+        const uint2 low = *reinterpret_cast<const uint2*>(p), high = *reinterpret_cast<const uint2*>(p + 4 * kRows);
+        a[i][0] = low.x, a[i][1] = low.y, a[i][2] = high.x, a[i][3] = high.y;
+      }
+    }
+  }
+};
+
+// A warp's B fragments of one slice, for its kTiles tiles of 8 columns from col0: b0, b1 = (kk + t, g),
+// (kk + t + 4, g) of each tile for lane 4 g + t. K contiguous: one ldmatrix for two tiles (blocks: tile
+// j's columns at depths kk..kk+3 and kk+4..kk+7, then tile j + 1's). Columns contiguous: two 4-byte loads.
+template <bool kContiguousK, int kRows, int kTiles>
+struct FragmentsB {
+  int base = 0, chunk = 0;
+  __device__ FragmentsB(int col0, int lane) {
     if constexpr (kContiguousK) {
-      return *reinterpret_cast<const float2*>(tile + base + c * kBK + (((kk >> 1) ^ pattern) << 1));
+      const int block = lane >> 3, r = lane & 7;
+      base = (col0 + (block >> 1) * 8 + r) * kBK;
+      chunk = ((block & 1) ^ r) << 2;
+    } else {  // col0 is a multiple of 32, so the XOR of depth t picks the tile's 8-column block
+      const int g = lane >> 2, t = lane & 3;
+      base = t * kRows + col0 + g;
+      chunk = t;
+    }
+  }
+  __device__ __forceinline__ void load(uint32_t (&b)[kTiles][2], const float* stage, int kk) const {
+    if constexpr (kContiguousK) {
+      static_assert(kTiles % 2 == 0, "tiles are read in pairs");
+#pragma unroll
+      for (int j = 0; j < kTiles; j += 2) {
+        uint32_t r[4];
+        ldmatrix4(r, shared_address(stage + base + j * 8 * kBK + (kk ^ chunk)));
+        b[j][0] = r[0], b[j][1] = r[1], b[j + 1][0] = r[2], b[j + 1][1] = r[3];
+      }
     } else {
-      const float* p = tile + base + kk * kRows + (c ^ pattern);
-      return make_float2(p[0], p[kRows]);
+#pragma unroll
+      for (int j = 0; j < kTiles; ++j) {
+        const float* p = stage + base + kk * kRows + ((j ^ chunk) << 3);
+        b[j][0] = __float_as_uint(p[0]), b[j][1] = __float_as_uint(p[4 * kRows]);
+      }
     }
   }
 };
@@ -80,14 +142,12 @@ struct Loader {
   static constexpr int kPairs = kRows * kBK / 2 / kGemmThreads;  // a thread's pairs per stage
   // Between a thread's consecutive pairs: rows (K contiguous) or depths (rows contiguous).
   static constexpr int kPass = kContiguousK ? kGemmThreads / (kBK / 2) : kGemmThreads / (kRows / 2);
-  static_assert(kContiguousK ? kPass % 4 == 0 : kPass == 4, "the XOR pattern of a pass is as below");
+  // A thread's pairs share their XOR pattern (rows 16 apart, or depths 4 apart): one offset each.
+  static_assert(kContiguousK ? kPass % 8 == 0 : kPass % 4 == 0, "a pass keeps the XOR pattern");
   const float* p;
   int64_t ld;
   int row, k;  // this thread's first pair within a stage
   unsigned dst;  // its shared offset in floats
-  // Rows contiguous: depth k + 4i (k < 4) has the XOR pattern (k / 2) ^ (2i & 3), so odd passes flip bit
-  // 4 of the permuted row: by +16 or -16 floats, whichever this thread's row has.
-  int flip = 0;
   // Per unit: the first pair's address at the unit's first depth and what bounds it.
   const float* src = nullptr;
   int rows_left = 0, k_left = 0;
@@ -97,7 +157,6 @@ struct Loader {
     row = kContiguousK ? t / (kBK / 2) : t % (kRows / 2) * 2;
     k = kContiguousK ? t % (kBK / 2) * 2 : t / (kRows / 2);
     dst = static_cast<unsigned>(T::at(row, k));
-    if constexpr (!kContiguousK) flip = (row ^ ((k >> 1) << 3)) & 16 ? -16 : 16;
   }
   __device__ void begin(int row0, int rows, int k_begin, int k_end) {
     src = p + (kContiguousK ? int64_t{row0 + row} * ld + (k_begin + k) : int64_t{k_begin + k} * ld + (row0 + row));
@@ -114,7 +173,7 @@ struct Loader {
     for (int i = 0; i < kPairs; ++i) {
       const bool valid = kContiguousK ? (i * kPass < rows_left && k_here > 0) : (rows_left > 0 && i * kPass < k_here);
       const float* s = valid ? from + i * pass : p;
-      const int offset = kContiguousK ? i * kPass * kBK : i * kPass * kRows + (i & 1 ? flip : 0);
+      const int offset = kContiguousK ? i * kPass * kBK : i * kPass * kRows;
       const unsigned d = base + static_cast<unsigned>(sizeof(float) * offset);
       asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(s), "r"(valid ? 8 : 0));
     }
@@ -133,12 +192,12 @@ __device__ __forceinline__ void wait_stages() {
 // in the same way. Integer arithmetic: sm_90 has no conversion instruction, and its emulated cvt.rna
 // cost several instructions an element.
 template <int kProducts>
-__device__ __forceinline__ void split(float x, uint32_t& big, uint32_t& small) {
+__device__ __forceinline__ void split(uint32_t x, uint32_t& big, uint32_t& small) {
   if constexpr (kProducts == 1) {
-    big = isnan(x) ? __float_as_uint(x) : (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
+    big = isnan(__uint_as_float(x)) ? x : (x + 0x1000u) & 0xFFFFE000u;
   } else {
-    big = __float_as_uint(x) & 0xFFFFE000u;
-    small = (__float_as_uint(x - __uint_as_float(big)) + 0x1000u) & 0xFFFFE000u;
+    big = x & 0xFFFFE000u;
+    small = (__float_as_uint(__uint_as_float(x) - __uint_as_float(big)) + 0x1000u) & 0xFFFFE000u;
   }
 }
 
@@ -173,8 +232,8 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int group = lane >> 2, quad = lane & 3;  // the mma fragments' row and column within a product
   const int wm = warp / kWarpsN * kWarpM, wn = warp % kWarpsN * kWarpN;
-  const Fragments<!kTransA, kBM> frag_a(wm, group, quad);
-  const Fragments<kTransB, kBN> frag_b(wn, group, quad);
+  const FragmentsA<!kTransA, kBM, kTilesM> frag_a(wm, lane);
+  const FragmentsB<kTransB, kBN, kTilesN> frag_b(wn, lane);
   const int m = g.m, n = g.n;
 
   // The loader runs kStages - 1 (unit, step) pairs ahead of the products, across unit boundaries.
@@ -221,26 +280,21 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     const float* b = a + TA::floats;
     stage = stage == kStages - 1 ? 0 : stage + 1;
     float part[kTilesM][kTilesN][4] = {};
-    // Each thread's two K slots of an 8-deep product take the adjacent depths kk + 2 quad and + 1 of A
-    // and B alike (the product sums over K in any order the operands agree on): pairs in shared memory.
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 8) {
-      uint32_t b_big[kTilesN][2], b_small[kTilesN][2];
+      // The loads give the big halves as they are (the tensor cores read a TF32 operand's top 19 bits
+      // only); the small ones are split off here.
+      uint32_t a_big[kTilesM][4], a_small[kTilesM][4], b_big[kTilesN][2], b_small[kTilesN][2];
+      frag_b.load(b_big, b, kk);
+      frag_a.load(a_big, a, kk);
 #pragma unroll
-      for (int j = 0; j < kTilesN; ++j) {
-        const float2 x = frag_b.pair(b, j * 8, kk);
-        split<kProducts>(x.x, b_big[j][0], b_small[j][0]);
-        split<kProducts>(x.y, b_big[j][1], b_small[j][1]);
-      }
-      uint32_t a_big[kTilesM][4], a_small[kTilesM][4];
+      for (int j = 0; j < kTilesN; ++j)
 #pragma unroll
-      for (int i = 0; i < kTilesM; ++i) {
-        const float2 top = frag_a.pair(a, i * 16, kk), bottom = frag_a.pair(a, i * 16 + 8, kk);
-        split<kProducts>(top.x, a_big[i][0], a_small[i][0]);
-        split<kProducts>(bottom.x, a_big[i][1], a_small[i][1]);
-        split<kProducts>(top.y, a_big[i][2], a_small[i][2]);
-        split<kProducts>(bottom.y, a_big[i][3], a_small[i][3]);
-      }
+        for (int h = 0; h < 2; ++h) split<kProducts>(b_big[j][h], b_big[j][h], b_small[j][h]);
+#pragma unroll
+      for (int i = 0; i < kTilesM; ++i)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) split<kProducts>(a_big[i][h], a_big[i][h], a_small[i][h]);
       // Each product over all the warp's tiles before the next: no mma waits on the one before it.
       if constexpr (kProducts == 3) {  // the small terms first, while the sums are small
 #pragma unroll
@@ -272,8 +326,10 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     __syncthreads();  // every warp is done with this step's stage: it holds the epilogue's rows
     float* rows = a + warp * 8 * kRowsStride;
     const int64_t ld = kSplit ? n : g.ldc;
+    // Row g + 8 h of a 16-row product is the tile's row g + 8 h, or 2 g + h where A's rows are permuted.
+    constexpr int kRowStep = decltype(frag_a)::kRowsPermuted ? 2 : 1, kHalfStep = kRowStep == 2 ? 1 : 8;
     const int r_lane = lane / kLanesPerRow, c_lane = 2 * (lane % kLanesPerRow);
-    const int r_first = u.m0 + wm + r_lane, c = u.n0 + wn + c_lane;
+    const int r_first = u.m0 + wm + kRowStep * r_lane, c = u.n0 + wn + c_lane;
     float* out = (kSplit ? partial + (int64_t{u.split} * m + r_first) * n : g.c + int64_t{r_first} * g.ldc) + c;
     const bool column_in = c < n;
 #pragma unroll
@@ -288,7 +344,7 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
         __syncwarp();
 #pragma unroll
         for (int rr = 0; rr < 8; rr += 32 / kLanesPerRow) {
-          const int r = i * 16 + h * 8 + rr;  // this lane's row is r_lane further
+          const int r = i * 16 + h * kHalfStep + kRowStep * rr;  // this lane's row is kRowStep r_lane further
           if (r_first + r >= m || !column_in) continue;
           float2 v = *reinterpret_cast<const float2*>(rows + (rr + r_lane) * kRowsStride + c_lane);
           auto* dst = reinterpret_cast<float2*>(out + r * ld);
