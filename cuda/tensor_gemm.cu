@@ -170,12 +170,11 @@ struct Loader {
     const int64_t pass = int64_t{kPass} * ld;  // rows or depths: ld apart either way
     const auto base = static_cast<unsigned>(__cvta_generic_to_shared(stage + dst));
 #pragma unroll
-    for (int i = 0; i < kPairs; ++i) {
+    for (int i = 0; i < kPairs; ++i, from += pass) {  // a running address: no 64-bit product a pair
       const bool valid = kContiguousK ? (i * kPass < rows_left && k_here > 0) : (rows_left > 0 && i * kPass < k_here);
-      const float* s = valid ? from + i * pass : p;
       const int offset = kContiguousK ? i * kPass * kBK : i * kPass * kRows;
       const unsigned d = base + static_cast<unsigned>(sizeof(float) * offset);
-      asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(s), "r"(valid ? 8 : 0));
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(valid ? from : p), "r"(valid ? 8 : 0));
     }
   }
 };
