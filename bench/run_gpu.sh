@@ -19,7 +19,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 echo "== build"
 t0=$(date +%s)
-(cd "$repo" && rm -rf build && DSSTNE_CUDA=ON DSSTNE_CUDA_ARCHITECTURES=${ARCH:-90} \
+(cd "$repo" && rm -rf build && DSSTNE_CUDA=ON DSSTNE_CUDA_ARCHITECTURES=${ARCH:-90a} \
   python3 -m pip install --no-build-isolation --no-deps -q . >"$out/build.log" 2>&1) || { tail -40 "$out/build.log"; exit 1; }
 echo "built in $(( $(date +%s) - t0 )) s"
 cd /tmp  # import the installed package, not the source tree

@@ -1,7 +1,9 @@
 # CUDA target: built when DSSTNE_CUDA is ON, or AUTO and both nvcc and cuBLAS are found.
 # cuBLAS comes from the CUDA toolkit, else from the nvidia-cublas wheel of the Python running the build.
 set(DSSTNE_CUDA "AUTO" CACHE STRING "Build the CUDA target: ON, OFF or AUTO")
-set(DSSTNE_CUDA_ARCHITECTURES "80;86;89;90" CACHE STRING "CUDA architectures of the CUDA target")
+# 90a: the Hopper image, with the wgmma GEMM (math="tf32x3"); sm_90a code runs on cards of compute
+# capability 9.0 only, later cards run the compute_89 PTX.
+set(DSSTNE_CUDA_ARCHITECTURES "80;86;89;90a" CACHE STRING "CUDA architectures of the CUDA target")
 set(DSSTNE_WITH_CUDA OFF)
 set(DSSTNE_CUBLAS_RPATH "")
 set(DSSTNE_CUDA_WHY "disabled (DSSTNE_CUDA=OFF)")

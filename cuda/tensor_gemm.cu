@@ -5,7 +5,10 @@
 // shared tiles keep the operand's own layout, permuted so that every fragment read is free of bank
 // conflicts. A finished tile leaves through shared memory, a row of 64 columns a store.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "check.cuh"
 #include "launch.cuh"
@@ -376,6 +379,208 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
   wait_stages<0>();
 }
 
+// ---- The Hopper kernel: wgmma (sm_90a) ----
+// Two warpgroups, each 64 rows of the block's 128 x 128 tile, every product m64n128k8 from one
+// instruction: A from registers (each warp its own 16 rows, loaded and split as above, once a block),
+// B from shared memory, where a pass of the whole block writes its big and small halves K-major with the
+// 128-byte swizzle the instruction reads (any layout of B in: the pass transposes). The products run
+// asynchronously while the block splits the next step's B; one rounded add a step takes them into `acc`.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DSSTNE_WGMMA 1
+#else
+#define DSSTNE_WGMMA 0
+#endif
+
+// Whether the image loaded for this card has the wgmma kernel (the host reads it once).
+__device__ int wgmma_image = DSSTNE_WGMMA;
+
+constexpr int kWgStages = 4;  // the split pass reads the step after the one being multiplied
+constexpr int kHalfFloats = kBN * kBK;  // one half of B's step: [kBN][kBK], K-major
+
+#if DSSTNE_WGMMA  // the helpers exist in the sm_90a image only
+// The matrix descriptor of a K-major [rows][32 floats] tile with the 128-byte swizzle: 8-row groups
+// 1,024 bytes apart (the tile 1,024-byte aligned); an 8-deep slice starts 32 bytes further a slice.
+__device__ __forceinline__ uint64_t swizzled_descriptor(unsigned address) {
+  return uint64_t{(address & 0x3FFFFu) >> 4} | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Shared-memory stores made visible to the asynchronous proxy the wgmma reads through.
+__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// d (+)= a b for the warpgroup's 64 x 128 tile: a this warp's 16 x 8 fragment, b a descriptor.
+__device__ __forceinline__ void wgmma_tf32(float (&d)[64], const uint32_t (&a)[4], uint64_t b, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+}
+
+// The block's pass over one step of B: big and small halves (or the rounded value alone, one product)
+// into [kBN][kBK] K-major tiles with the 128-byte swizzle (16-byte chunk c of row n at c ^ (n & 7)).
+// Thread t takes row t % kBN and every other chunk: each store of 8 lanes covers 8 rows' distinct
+// chunks, each load of a warp 32 consecutive rows.
+template <bool kContiguousK, int kProducts>
+__device__ __forceinline__ void split_b(const float* stage, float* big, float* small) {
+  using T = Tile<kContiguousK, kBN>;
+  const int n = static_cast<int>(threadIdx.x) % kBN, c0 = static_cast<int>(threadIdx.x) / kBN;
+#pragma unroll
+  for (int i = 0; i < kBK / 4 / (kGemmThreads / kBN); ++i) {
+    const int c = c0 + i * (kGemmThreads / kBN), at = n * kBK + ((c ^ (n & 7)) << 2);
+    uint4 x;
+    if constexpr (kContiguousK) {
+      x = *reinterpret_cast<const uint4*>(stage + at);  // the stage has this very layout
+    } else {
+      x.x = __float_as_uint(stage[T::at(n, 4 * c)]), x.y = __float_as_uint(stage[T::at(n, 4 * c + 1)]);
+      x.z = __float_as_uint(stage[T::at(n, 4 * c + 2)]), x.w = __float_as_uint(stage[T::at(n, 4 * c + 3)]);
+    }
+    uint4 b, s;
+    split<kProducts>(x.x, b.x, s.x);
+    split<kProducts>(x.y, b.y, s.y);
+    split<kProducts>(x.z, b.z, s.z);
+    split<kProducts>(x.w, b.w, s.w);
+    *reinterpret_cast<uint4*>(big + at) = b;
+    if constexpr (kProducts == 3) *reinterpret_cast<uint4*>(small + at) = s;
+  }
+}
+#endif
+
+template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
+__global__ void __launch_bounds__(kGemmThreads, 1)
+    wgmma_gemm_kernel(GemmArgs g, TensorGemmPlan p, float* partial) {
+#if DSSTNE_WGMMA
+  using TA = Tile<!kTransA, kBM>;
+  using TB = Tile<kTransB, kBN>;
+  constexpr int kStageFloats = TA::floats + TB::floats;
+  extern __shared__ float smem_raw[];
+  // B's halves first, 1,024-byte aligned for the swizzle: [2 buffers][big, small][kBN][kBK]; then the stages.
+  float* const halves = smem_raw + (1024 - shared_address(smem_raw) % 1024) % 1024 / sizeof(float);
+  float* const stages = halves + 2 * 2 * kHalfFloats;
+  const unsigned units = p.tiles_m * p.tiles_n * p.splits;
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int wm = warp * 16;  // warpgroup warp / 4 has rows 64 (warp / 4) on; this warp 16 of them
+  const FragmentsA<!kTransA, kBM, 1> frag_a(wm, lane);
+  const int m = g.m, n = g.n;
+
+  Loader<!kTransA, kBM> load_a(g.a, g.lda);
+  Loader<kTransB, kBN> load_b(g.b, g.ldb);
+  unsigned load_unit = blockIdx.x;
+  int load_step = 0, load_steps = 0, load_stage = 0;
+  const auto begin_load = [&] {
+    const Unit u = unit_at(g, p, load_unit);
+    load_a.begin(u.m0, m, u.k_begin, u.k_end);
+    load_b.begin(u.n0, n, u.k_begin, u.k_end);
+    load_steps = steps_of(u);
+  };
+  if (load_unit < units) begin_load();
+  const auto load_next = [&] {
+    if (load_unit < units) {
+      float* s = stages + load_stage * kStageFloats;
+      load_a.copy(s, load_step);
+      load_b.copy(s + TA::floats, load_step);
+      if (++load_step == load_steps) {
+        load_step = 0;
+        load_unit += gridDim.x;
+        if (load_unit < units) begin_load();
+      }
+    }
+    commit_stage();
+    load_stage = load_stage == kWgStages - 1 ? 0 : load_stage + 1;
+  };
+#pragma unroll
+  for (int s = 0; s < kWgStages - 1; ++s) load_next();
+  wait_stages<kWgStages - 2>();
+  __syncthreads();
+  split_b<kTransB, kProducts>(stages + TA::floats, halves, halves + kHalfFloats);
+  fence_async_shared();
+
+  float acc[64] = {}, part[64] = {};
+  unsigned unit = blockIdx.x, global = 0;  // global: steps multiplied so far, over all units
+  Unit u = unit_at(g, p, unit);
+  int step = 0, steps = steps_of(u);
+  while (unit < units) {
+    wait_stages<kWgStages - 3>();
+    __syncthreads();  // the next step's stage is in; this step's halves are written; every thread is done
+    load_next();      // with the stage refilled now (its step's A and B were read one and two steps ago)
+    const float* const a_stage = stages + global % kWgStages * kStageFloats;
+    const float* const b_next = stages + (global + 1) % kWgStages * kStageFloats + TA::floats;
+    float* const half = halves + (global & 1) * 2 * kHalfFloats;
+    float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
+    uint32_t a_big[kBK / 8][1][4], a_small[kBK / 8][4];
+#pragma unroll
+    for (int s = 0; s < kBK / 8; ++s) {
+      frag_a.load(a_big[s], a_stage, 8 * s);
+#pragma unroll
+      for (int h = 0; h < 4; ++h) split<kProducts>(a_big[s][0][h], a_big[s][0][h], a_small[s][h]);
+    }
+    const uint64_t big = swizzled_descriptor(shared_address(half));
+    const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < kBK / 8; ++s) {  // an 8-deep slice is 32 bytes further: 2 in the descriptor
+      if constexpr (kProducts == 3) {  // the small terms first, while the sums are small
+        wgmma_tf32(part, a_small[s], big + 2 * s, s > 0);
+        wgmma_tf32(part, a_big[s][0], small + 2 * s, 1);
+        wgmma_tf32(part, a_big[s][0], big + 2 * s, 1);
+      } else {
+        wgmma_tf32(part, a_big[s][0], big + 2 * s, s > 0);
+      }
+    }
+    wgmma_commit();
+    split_b<kTransB, kProducts>(b_next, next_half, next_half + kHalfFloats);  // beside the products
+    fence_async_shared();
+    wgmma_wait();
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      asm volatile("" : "+f"(part[i])::"memory");
+      acc[i] += part[i];
+    }
+    ++global;
+    if (++step < steps) continue;
+
+    // The tile is done: each thread's column pairs straight to C (or the split's partial tile).
+    constexpr bool kPermuted = decltype(frag_a)::kRowsPermuted;
+    const int group = lane >> 2, quad = lane & 3;
+    const int64_t ld = kSplit ? n : g.ldc;
+    float* const out = kSplit ? partial + int64_t{u.split} * m * n : g.c;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = u.m0 + wm + (kPermuted ? 2 * group + h : group + 8 * h);
+      if (r >= m) continue;
+#pragma unroll
+      for (int j = 0; j < kBN / 8; ++j) {
+        const int c = u.n0 + 8 * j + 2 * quad;
+        if (c >= n) continue;
+        float2 v = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+        auto* dst = reinterpret_cast<float2*>(out + r * ld + c);
+        if constexpr (!kSplit) {
+          v.x *= g.alpha;
+          v.y *= g.alpha;
+          if (g.beta != 0.0f) {
+            const float2 old = *dst;
+            v.x += g.beta * old.x;
+            v.y += g.beta * old.y;
+          }
+        }
+        *dst = v;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+    step = 0;
+    unit += gridDim.x;
+    if (unit < units) {
+      u = unit_at(g, p, unit);
+      steps = steps_of(u);
+    }
+  }
+  wait_stages<0>();
+#endif
+}
+
 // C = alpha (sum of the partial tiles in split order) + beta C, a pair of columns a thread.
 __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* partial) {
   const uint64_t pairs = uint64_t{static_cast<unsigned>(g.m)} * static_cast<unsigned>(g.n) / 2;
@@ -400,13 +605,37 @@ __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* parti
 
 template <bool kTransA, bool kTransB, int kProducts>
 void launch(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream) {
-  constexpr int kBytes =
-      kStages * (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
-  const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
-                              : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
-  DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-  kernel<<<plan.blocks, kGemmThreads, kBytes, stream>>>(g, plan, partial);
+  constexpr int kStageBytes = (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
+  if (plan.wgmma) {
+    // 1,024 bytes of slack to align B's halves.
+    constexpr int kBytes = 1024 + 2 * 2 * kHalfFloats * static_cast<int>(sizeof(float)) + kWgStages * kStageBytes;
+    const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true>
+                                : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false>;
+    DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
+    kernel<<<plan.blocks, kGemmThreads, kBytes, stream>>>(g, plan, partial);
+  } else {
+    constexpr int kBytes = kStages * kStageBytes;
+    const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
+                                : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
+    DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
+    kernel<<<plan.blocks, kGemmThreads, kBytes, stream>>>(g, plan, partial);
+  }
   DSSTNE_LAUNCH_CHECK();
+}
+
+// Whether the current card runs the wgmma kernel: its loaded image says so (read once a device).
+bool wgmma_image_loaded() {
+  static std::atomic<int> known[64] = {};  // 0 unknown, 1 no, 2 yes
+  int device = 0;
+  DSSTNE_CUDA_CHECK(cudaGetDevice(&device));
+  if (device >= 64) return false;
+  if (known[device] == 0) {
+    int image = 0;
+    DSSTNE_CUDA_CHECK(cudaMemcpyFromSymbol(&image, wgmma_image, sizeof(image)));
+    const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
+    known[device] = image && !(force && std::string(force) == "mma") ? 2 : 1;
+  }
+  return known[device] == 2;
 }
 
 template <int kProducts>
@@ -448,6 +677,7 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors) {
   const uint64_t rounds = (units + slots - 1) / slots;
   p.blocks = static_cast<unsigned>((units + rounds - 1) / rounds);
   p.workspace_floats = p.splits > 1 ? size_t{p.splits} * g.m * g.n : 0;
+  p.wgmma = wgmma_image_loaded();
   return p;
 }
 

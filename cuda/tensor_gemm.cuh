@@ -20,6 +20,7 @@ struct TensorGemmPlan {
   bool supported = false;  // shapes and alignment the kernel takes (else the caller uses cuBLAS)
   unsigned tiles_m = 0, tiles_n = 0, splits = 1, blocks = 0;
   int k_chunk = 0;              // K per split, a multiple of the K step
+  bool wgmma = false;           // the Hopper kernel (sm_90a image loaded), else the mma.sync one
   size_t workspace_floats = 0;  // partial tiles of a split product
 };
 
