@@ -1,9 +1,15 @@
-// The tensor-core GEMM of tensor_gemm.cuh. A block owns a 128 x 128 output tile at a time with 8 warps
-// (each a 64 x 32 tile of 4 x 4 m16n8k8 products) and walks its tiles' K steps of 32 as one sequence
-// through a 3-stage cp.async pipeline: the next tile's first stages load while this tile finishes and
-// stores. Operands are copied in 8-byte pairs, so any even row pitch and either transpose works; the
-// shared tiles keep the operand's own layout, permuted so that every fragment read is free of bank
-// conflicts. A finished tile leaves through shared memory, a row of 64 columns a store.
+// The tensor-core GEMMs of tensor_gemm.cuh, two kernels over one plan of units (a split of a 128 x 128
+// output tile) and one pipeline of copies: persistent blocks of 8 warps walk their units' K steps of 32
+// as one sequence through a ring of cp.async stages, so the next unit's first stages load while this one
+// finishes and stores. Operands are copied in 8-byte pairs (any even row pitch, either transpose) into
+// stages that keep the operand's own layout, permuted so that every fragment read is free of bank
+// conflicts and lands in the registers in the order the tensor cores read them.
+// - mma.sync (sm_80 on): each warp a 64 x 32 tile of 4 x 4 m16n8k8 products, every operand split by
+//   each warp that reads it.
+// - wgmma (the sm_90a image): each warpgroup 64 rows, m64n128k8 products; A split in registers by the
+//   warp that owns its rows, B split once a block into K-major halves, products asynchronous beside the
+//   next step's split.
+// A finished tile leaves through shared memory, in row segments of 32 (mma.sync) or 64 (wgmma) columns.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -223,14 +229,69 @@ __device__ __forceinline__ Unit unit_at(const GemmArgs& g, const TensorGemmPlan&
 }
 __device__ __forceinline__ int steps_of(const Unit& u) { return (u.k_end - u.k_begin + kBK - 1) / kBK; }
 
+// The copies of a block's (unit, step) sequence into a ring of kRing stages, run ahead of the products
+// across unit boundaries. Each next() queues one step's copies (or none past the last unit) as one group.
+template <bool kTransA, bool kTransB, int kRing>
+struct CopyPipeline {
+  using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
+  using TB = Tile<kTransB, kBN>;   // B is K x N: N contiguous unless transposed
+  static constexpr int kStageFloats = TA::floats + TB::floats;
+  const GemmArgs& g;
+  const TensorGemmPlan& p;
+  const unsigned units;
+  Loader<!kTransA, kBM> a;
+  Loader<kTransB, kBN> b;
+  unsigned unit = blockIdx.x;
+  int step = 0, steps = 0, stage = 0;
+
+  __device__ CopyPipeline(const GemmArgs& g_, const TensorGemmPlan& p_)
+      : g(g_), p(p_), units(p_.tiles_m * p_.tiles_n * p_.splits), a(g_.a, g_.lda), b(g_.b, g_.ldb) {
+    if (unit < units) begin();
+  }
+  __device__ void begin() {
+    const Unit u = unit_at(g, p, unit);
+    a.begin(u.m0, g.m, u.k_begin, u.k_end);
+    b.begin(u.n0, g.n, u.k_begin, u.k_end);
+    steps = steps_of(u);
+  }
+  __device__ void next(float* stages) {
+    if (unit < units) {
+      float* s = stages + stage * kStageFloats;
+      a.copy(s, step);
+      b.copy(s + TA::floats, step);
+      if (++step == steps) {
+        step = 0;
+        unit += gridDim.x;
+        if (unit < units) begin();
+      }
+    }
+    commit_stage();  // an empty group past the end keeps the wait counts uniform
+    stage = stage == kRing - 1 ? 0 : stage + 1;
+  }
+};
+
+// One column pair of a finished tile: C = alpha v + beta C (C not read when beta is 0), or v itself into
+// a split's partial tile.
+template <bool kSplit>
+__device__ __forceinline__ void store_pair(float* at, float2 v, const GemmArgs& g) {
+  auto* dst = reinterpret_cast<float2*>(at);
+  if constexpr (!kSplit) {
+    v.x *= g.alpha;
+    v.y *= g.alpha;
+    if (g.beta != 0.0f) {
+      const float2 old = *dst;
+      v.x += g.beta * old.x;
+      v.y += g.beta * old.y;
+    }
+  }
+  *dst = v;
+}
+
 template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     tensor_gemm_kernel(GemmArgs g, TensorGemmPlan p, float* partial) {
-  using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
-  using TB = Tile<kTransB, kBN>;   // B is K x N: N contiguous unless transposed
-  constexpr int kStageFloats = TA::floats + TB::floats;
+  using Copies = CopyPipeline<kTransA, kTransB, kStages>;
   extern __shared__ float smem[];
-  const unsigned units = p.tiles_m * p.tiles_n * p.splits;
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int group = lane >> 2, quad = lane & 3;  // the mma fragments' row and column within a product
   const int wm = warp / kWarpsN * kWarpM, wn = warp % kWarpsN * kWarpN;
@@ -238,34 +299,11 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
   const FragmentsB<kTransB, kBN, kTilesN> frag_b(wn, lane);
   const int m = g.m, n = g.n;
 
-  // The loader runs kStages - 1 (unit, step) pairs ahead of the products, across unit boundaries.
-  Loader<!kTransA, kBM> load_a(g.a, g.lda);
-  Loader<kTransB, kBN> load_b(g.b, g.ldb);
-  unsigned load_unit = blockIdx.x;
-  int load_step = 0, load_steps = 0, load_stage = 0;
-  const auto begin_load = [&] {
-    const Unit u = unit_at(g, p, load_unit);
-    load_a.begin(u.m0, m, u.k_begin, u.k_end);
-    load_b.begin(u.n0, n, u.k_begin, u.k_end);
-    load_steps = steps_of(u);
-  };
-  if (load_unit < units) begin_load();
-  const auto load_next = [&] {
-    if (load_unit < units) {
-      float* s = smem + load_stage * kStageFloats;
-      load_a.copy(s, load_step);
-      load_b.copy(s + TA::floats, load_step);
-      if (++load_step == load_steps) {
-        load_step = 0;
-        load_unit += gridDim.x;
-        if (load_unit < units) begin_load();
-      }
-    }
-    commit_stage();  // an empty group past the end keeps the wait counts uniform
-    load_stage = load_stage == kStages - 1 ? 0 : load_stage + 1;
-  };
+  // The copies run kStages - 1 (unit, step) pairs ahead of the products.
+  Copies copies(g, p);
+  const unsigned units = copies.units;
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) load_next();
+  for (int s = 0; s < kStages - 1; ++s) copies.next(smem);
 
   // The tensor cores add into their accumulator truncating, not rounding to nearest: accumulated over
   // all of K, that bias grows with K (35 times FP32's error at K = 1,600, measured). So the products
@@ -277,9 +315,9 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
   while (unit < units) {
     wait_stages<kStages - 2>();
     __syncthreads();  // this step's stage is in; every warp is done with the stage refilled next
-    load_next();
-    float* const a = smem + stage * kStageFloats;
-    const float* b = a + TA::floats;
+    copies.next(smem);
+    float* const a = smem + stage * Copies::kStageFloats;
+    const float* b = a + Copies::TA::floats;
     stage = stage == kStages - 1 ? 0 : stage + 1;
     float part[kTilesM][kTilesN][4] = {};
 #pragma unroll
@@ -348,18 +386,7 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
         for (int rr = 0; rr < 8; rr += 32 / kLanesPerRow) {
           const int r = i * 16 + h * kHalfStep + kRowStep * rr;  // this lane's row is kRowStep r_lane further
           if (r_first + r >= m || !column_in) continue;
-          float2 v = *reinterpret_cast<const float2*>(rows + (rr + r_lane) * kRowsStride + c_lane);
-          auto* dst = reinterpret_cast<float2*>(out + r * ld);
-          if constexpr (!kSplit) {
-            v.x *= g.alpha;
-            v.y *= g.alpha;
-            if (g.beta != 0.0f) {
-              const float2 old = *dst;
-              v.x += g.beta * old.x;
-              v.y += g.beta * old.y;
-            }
-          }
-          *dst = v;
+          store_pair<kSplit>(out + r * ld, *reinterpret_cast<const float2*>(rows + (rr + r_lane) * kRowsStride + c_lane), g);
         }
       }
     }
@@ -452,49 +479,23 @@ template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, 1)
     wgmma_gemm_kernel(GemmArgs g, TensorGemmPlan p, float* partial) {
 #if DSSTNE_WGMMA
-  using TA = Tile<!kTransA, kBM>;
-  using TB = Tile<kTransB, kBN>;
-  constexpr int kStageFloats = TA::floats + TB::floats;
+  using Copies = CopyPipeline<kTransA, kTransB, kWgStages>;
   extern __shared__ float smem_raw[];
   // B's halves first, 1,024-byte aligned for the swizzle: [2 buffers][big, small][kBN][kBK]; then the stages.
   float* const halves = smem_raw + (1024 - shared_address(smem_raw) % 1024) % 1024 / sizeof(float);
   float* const stages = halves + 2 * 2 * kHalfFloats;
-  const unsigned units = p.tiles_m * p.tiles_n * p.splits;
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int wm = warp * 16;  // warpgroup warp / 4 has rows 64 (warp / 4) on; this warp 16 of them
   const FragmentsA<!kTransA, kBM, 1> frag_a(wm, lane);
   const int m = g.m, n = g.n;
 
-  Loader<!kTransA, kBM> load_a(g.a, g.lda);
-  Loader<kTransB, kBN> load_b(g.b, g.ldb);
-  unsigned load_unit = blockIdx.x;
-  int load_step = 0, load_steps = 0, load_stage = 0;
-  const auto begin_load = [&] {
-    const Unit u = unit_at(g, p, load_unit);
-    load_a.begin(u.m0, m, u.k_begin, u.k_end);
-    load_b.begin(u.n0, n, u.k_begin, u.k_end);
-    load_steps = steps_of(u);
-  };
-  if (load_unit < units) begin_load();
-  const auto load_next = [&] {
-    if (load_unit < units) {
-      float* s = stages + load_stage * kStageFloats;
-      load_a.copy(s, load_step);
-      load_b.copy(s + TA::floats, load_step);
-      if (++load_step == load_steps) {
-        load_step = 0;
-        load_unit += gridDim.x;
-        if (load_unit < units) begin_load();
-      }
-    }
-    commit_stage();
-    load_stage = load_stage == kWgStages - 1 ? 0 : load_stage + 1;
-  };
+  Copies copies(g, p);
+  const unsigned units = copies.units;
 #pragma unroll
-  for (int s = 0; s < kWgStages - 1; ++s) load_next();
+  for (int s = 0; s < kWgStages - 1; ++s) copies.next(stages);
   wait_stages<kWgStages - 2>();
   __syncthreads();
-  split_b<kTransB, kProducts>(stages + TA::floats, halves, halves + kHalfFloats);
+  split_b<kTransB, kProducts>(stages + Copies::TA::floats, halves, halves + kHalfFloats);
   fence_async_shared();
 
   float acc[64] = {}, part[64] = {};
@@ -504,9 +505,9 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   while (unit < units) {
     wait_stages<kWgStages - 3>();
     __syncthreads();  // the next step's stage is in; this step's halves are written; every thread is done
-    load_next();      // with the stage refilled now (its step's A and B were read one and two steps ago)
-    const float* const a_stage = stages + global % kWgStages * kStageFloats;
-    const float* const b_next = stages + (global + 1) % kWgStages * kStageFloats + TA::floats;
+    copies.next(stages);  // with the stage refilled now (its step's A and B were read one and two steps ago)
+    const float* const a_stage = stages + global % kWgStages * Copies::kStageFloats;
+    const float* const b_next = stages + (global + 1) % kWgStages * Copies::kStageFloats + Copies::TA::floats;
     float* const half = halves + (global & 1) * 2 * kHalfFloats;
     float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
     uint32_t a_big[kBK / 8][1][4], a_small[kBK / 8][4];
@@ -541,31 +542,36 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     ++global;
     if (++step < steps) continue;
 
-    // The tile is done: each thread's column pairs straight to C (or the split's partial tile).
+    // The tile is done. Unsplit: C = alpha acc + beta C (C not read when beta is 0). Split: the raw
+    // partial tile into partial[split][m][n]. A warp passes its 16 rows through shared memory (the halves
+    // just multiplied) 8 at a time, so each store writes 64 consecutive columns of a row, not 8 rows' 8.
+    // Row g's 8-column blocks are permuted by an XOR of g, so the fragments' writes hit distinct banks.
+    __syncthreads();  // both warpgroups' products are done with the halves
     constexpr bool kPermuted = decltype(frag_a)::kRowsPermuted;
+    float* const rows = half + warp * 8 * kBN;
     const int group = lane >> 2, quad = lane & 3;
     const int64_t ld = kSplit ? n : g.ldc;
-    float* const out = kSplit ? partial + int64_t{u.split} * m * n : g.c;
+    float* const out = (kSplit ? partial + int64_t{u.split} * m * n : g.c) + u.n0 + 2 * lane;
+    const bool low_in = u.n0 + 2 * lane < n, high_in = u.n0 + kBN / 2 + 2 * lane < n;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int r = u.m0 + wm + (kPermuted ? 2 * group + h : group + 8 * h);
-      if (r >= m) continue;
+      __syncwarp();  // the previous rows are read out
 #pragma unroll
-      for (int j = 0; j < kBN / 8; ++j) {
-        const int c = u.n0 + 8 * j + 2 * quad;
-        if (c >= n) continue;
-        float2 v = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
-        auto* dst = reinterpret_cast<float2*>(out + r * ld + c);
-        if constexpr (!kSplit) {
-          v.x *= g.alpha;
-          v.y *= g.alpha;
-          if (g.beta != 0.0f) {
-            const float2 old = *dst;
-            v.x += g.beta * old.x;
-            v.y += g.beta * old.y;
-          }
+      for (int j = 0; j < kBN / 8; ++j)
+        *reinterpret_cast<float2*>(rows + group * kBN + 8 * (j ^ group) + 2 * quad) =
+            make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+      __syncwarp();
+#pragma unroll
+      for (int rr = 0; rr < 8; ++rr) {
+        const int r = u.m0 + wm + (kPermuted ? 2 * rr + h : rr + 8 * h);
+        if (r >= m) break;
+#pragma unroll
+        for (int side = 0; side < 2; ++side) {
+          if (!(side ? high_in : low_in)) continue;
+          const int col = side * kBN / 2 + 2 * lane;
+          store_pair<kSplit>(out + r * ld + side * kBN / 2,
+                             *reinterpret_cast<const float2*>(rows + rr * kBN + (col ^ (rr << 3))), g);
         }
-        *dst = v;
       }
     }
 #pragma unroll

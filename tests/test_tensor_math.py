@@ -9,6 +9,11 @@ shapes): ``tf32x3`` as FP32, 5e-6 (measured 3.6e-7 - 6.5e-7 at K = 128 - 27,278,
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import network_config, random_csr
@@ -131,3 +136,35 @@ def test_tf32x3_training_matches_cpu_and_repeats_bitwise():
     for src, dst in (("Input", "Hidden1"), ("Hidden1", "Output")):
         for a, b in zip(again.weights(src, dst), gpu.weights(src, dst)):
             assert a.tobytes() == b.tobytes()
+
+
+_KERNEL_BITS = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+from test_tensor_math import _hidden_pair
+gpu = _hidden_pair("tf32x3")[1]
+error, gradients = gpu.gradients(0)
+digest = hashlib.sha256()
+for layer in ("Hidden1", "Output"):
+    digest.update(gpu.units(layer).tobytes())
+    digest.update(gpu.deltas(layer).tobytes())
+for key in sorted(gradients):
+    for array in gradients[key]:
+        digest.update(array.tobytes())
+print(repr(error), digest.hexdigest())
+"""
+
+
+@pytest.mark.cuda
+def test_hopper_and_mma_kernels_give_the_same_bits():
+    # On a card of compute capability 9.0 tf32x3 runs the wgmma kernel; DSSTNE_TENSOR_GEMM=mma forces
+    # the mma.sync one (which other cards run anyway). Both take each output's products in the same
+    # order (three TF32 products an 8-deep slice, rounded into FP32 every 32 depths), so the forward,
+    # weight-gradient and delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split) agree
+    # bit for bit.
+    tests = str(Path(__file__).parent)
+    runs = [subprocess.run([sys.executable, "-c", _KERNEL_BITS, tests], env={**os.environ, **extra},
+                           capture_output=True, text=True, check=True).stdout
+            for extra in ({}, {"DSSTNE_TENSOR_GEMM": "mma"})]
+    assert runs[0] == runs[1]
+    assert len(runs[0].split()) == 2
