@@ -7,7 +7,7 @@
 // FP32 emulation on BF16 tensor cores (BF16x9, forced on; it does not engage on sm_90), cuBLAS TF32, and
 // the engine's tensor-core GEMM (cuda/tensor_gemm.cu) with three TF32 products and with one.
 // Build and run on a GPU machine (`ways` runs the last part only):
-//   nvcc -O2 -arch=sm_90 -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
+//   nvcc -O2 -arch=sm_90a -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
 //     -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units] [ways]
 // Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s; then one per shape
 // with the default's and the best cuBLASLt algorithm's microseconds; then one per (shape, way) with

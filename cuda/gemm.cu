@@ -3,7 +3,8 @@
 // C = op(A) op(B) is computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped,
 // the transpose flags kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. (Its
 // one-product TF32 variant, timed by bench/gemm_shapes.cu, rounds as cuBLAS's TF32 does but ran the
-// sample network at 0.129 s an epoch against cuBLAS's 0.115 on an H100: TF32 stays on cuBLAS.)
+// sample network slower than cuBLAS TF32 on an H100: 0.129 s an epoch against 0.115 with mma.sync, 0.121
+// against 0.115 with wgmma. TF32 stays on cuBLAS.)
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "tensor_gemm.cuh"
