@@ -322,8 +322,8 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     float part[kTilesM][kTilesN][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 8) {
-      // The loads give the big halves as they are (the tensor cores read a TF32 operand's top 19 bits
-      // only); the small ones are split off here.
+      // Raw values in, split in place (the big halves' masks cost nothing: the tensor cores read a TF32
+      // operand's top 19 bits only, and the compiler drops them).
       uint32_t a_big[kTilesM][4], a_small[kTilesM][4], b_big[kTilesN][2], b_small[kTilesN][2];
       frag_b.load(b_big, b, kk);
       frag_a.load(a_big, a, kk);
