@@ -274,7 +274,8 @@ int main(int argc, char** argv) {
       report("cublas bf16x9", time_gemm(h, g, CUBLAS_COMPUTE_32F_EMULATED_16BFX9));
       CHECK(cublasSetEmulationStrategy(h, CUBLAS_EMULATION_STRATEGY_DEFAULT));
       report("cublas tf32", time_gemm(h, g, CUBLAS_COMPUTE_32F_FAST_TF32));
-      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(g.row_major, props.multiProcessorCount);
+      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(g.row_major, props.multiProcessorCount,
+                                                                                dsstne::gpu::wgmma_kernel_available());
       if (!plan.supported) continue;
       float* workspace = nullptr;
       CHECK(cudaMalloc(&workspace, std::max<size_t>(1, plan.workspace_floats) * sizeof(float)));

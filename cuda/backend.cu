@@ -5,6 +5,7 @@
 
 #include "check.cuh"
 #include "cuda_backend.cuh"
+#include "tensor_gemm.cuh"
 
 namespace dsstne {
 
@@ -55,6 +56,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fork_ = new_event();
   blas_ = new_blas(stream_.get());
   side_blas_ = new_blas(side_.get());
+  wgmma_ = gpu::wgmma_kernel_available();
 }
 
 CudaBackend::~CudaBackend() {

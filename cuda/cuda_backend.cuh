@@ -79,6 +79,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas() const { return (on_side_ ? side_blas_ : blas_).get(); }
   std::atomic<size_t> current_{0}, peak_{0};
   MathMode math_ = MathMode::Fp32;
+  bool wgmma_ = false;  // the tensor-core GEMM runs its Hopper kernel on this device
   // The tensor-core GEMM's split-K partial tiles, one buffer a stream (GEMMs on both may run at once),
   // grown to the largest asked for and kept: after the first minibatch no GEMM allocates.
   struct Workspace {

@@ -21,7 +21,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
     // does not depend on it.
     const int multiprocessors = props_.multiProcessorCount;
     const gpu::TensorGemmPlan plan =
-        gpu::tensor_gemm_plan(g, on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors);
+        gpu::tensor_gemm_plan(g, on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors, wgmma_);
     if (plan.supported) {
       gpu::tensor_gemm(g, plan, 3, gemm_workspace(plan.workspace_floats), stream());
       return;

@@ -8,13 +8,13 @@
 //   each warp that reads it.
 // - wgmma (the sm_90a image): each warpgroup 64 rows, m64n128k8 products; A split in registers by the
 //   warp that owns its rows, B split once a block into K-major halves, products asynchronous beside the
-//   next step's split.
+//   next step's loads, B split and copies.
 // A finished tile leaves through shared memory, in row segments of 32 (mma.sync) or 64 (wgmma) columns.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "check.cuh"
 #include "launch.cuh"
@@ -227,7 +227,33 @@ __device__ __forceinline__ Unit unit_at(const GemmArgs& g, const TensorGemmPlan&
   return {static_cast<int>(tile % p.tiles_m) * kBM, static_cast<int>(tile / p.tiles_m) * kBN, k_begin,
           min(g.k, k_begin + p.k_chunk), static_cast<int>(split)};
 }
-__device__ __forceinline__ int steps_of(const Unit& u) { return (u.k_end - u.k_begin + kBK - 1) / kBK; }
+
+// A block's walk over its units (blockIdx.x, then every gridDim.x-th) and each one's K steps.
+struct UnitWalk {
+  const unsigned units;
+  unsigned unit = blockIdx.x;
+  Unit u{};
+  int step = 0, steps = 0;
+  __device__ UnitWalk(const GemmArgs& g, const TensorGemmPlan& p) : units(p.tiles_m * p.tiles_n * p.splits) {
+    if (active()) enter(g, p);
+  }
+  __device__ bool active() const { return unit < units; }
+  __device__ bool last_step() const { return step + 1 == steps; }
+  // Past the current step; true when that was its unit's last (then onto the block's next unit, if any).
+  __device__ bool advance(const GemmArgs& g, const TensorGemmPlan& p) {
+    if (++step < steps) return false;
+    step = 0;
+    unit += gridDim.x;
+    if (active()) enter(g, p);
+    return true;
+  }
+
+ private:
+  __device__ void enter(const GemmArgs& g, const TensorGemmPlan& p) {
+    u = unit_at(g, p, unit);
+    steps = (u.k_end - u.k_begin + kBK - 1) / kBK;
+  }
+};
 
 // The copies of a block's (unit, step) sequence into a ring of kRing stages, run ahead of the products
 // across unit boundaries. Each next() queues one step's copies (or none past the last unit) as one group.
@@ -238,32 +264,25 @@ struct CopyPipeline {
   static constexpr int kStageFloats = TA::floats + TB::floats;
   const GemmArgs& g;
   const TensorGemmPlan& p;
-  const unsigned units;
+  UnitWalk walk;  // ahead of the products' walk
   Loader<!kTransA, kBM> a;
   Loader<kTransB, kBN> b;
-  unsigned unit = blockIdx.x;
-  int step = 0, steps = 0, stage = 0;
+  int stage = 0;
 
   __device__ CopyPipeline(const GemmArgs& g_, const TensorGemmPlan& p_)
-      : g(g_), p(p_), units(p_.tiles_m * p_.tiles_n * p_.splits), a(g_.a, g_.lda), b(g_.b, g_.ldb) {
-    if (unit < units) begin();
+      : g(g_), p(p_), walk(g_, p_), a(g_.a, g_.lda), b(g_.b, g_.ldb) {
+    if (walk.active()) begin();
   }
   __device__ void begin() {
-    const Unit u = unit_at(g, p, unit);
-    a.begin(u.m0, g.m, u.k_begin, u.k_end);
-    b.begin(u.n0, g.n, u.k_begin, u.k_end);
-    steps = steps_of(u);
+    a.begin(walk.u.m0, g.m, walk.u.k_begin, walk.u.k_end);
+    b.begin(walk.u.n0, g.n, walk.u.k_begin, walk.u.k_end);
   }
   __device__ void next(float* stages) {
-    if (unit < units) {
+    if (walk.active()) {
       float* s = stages + stage * kStageFloats;
-      a.copy(s, step);
-      b.copy(s + TA::floats, step);
-      if (++step == steps) {
-        step = 0;
-        unit += gridDim.x;
-        if (unit < units) begin();
-      }
+      a.copy(s, walk.step);
+      b.copy(s + TA::floats, walk.step);
+      if (walk.advance(g, p) && walk.active()) begin();
     }
     commit_stage();  // an empty group past the end keeps the wait counts uniform
     stage = stage == kRing - 1 ? 0 : stage + 1;
@@ -301,7 +320,6 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
 
   // The copies run kStages - 1 (unit, step) pairs ahead of the products.
   Copies copies(g, p);
-  const unsigned units = copies.units;
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) copies.next(smem);
 
@@ -309,10 +327,9 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
   // all of K, that bias grows with K (35 times FP32's error at K = 1,600, measured). So the products
   // accumulate only over one 32-deep step, into `part`, and one rounded add a step takes that into `acc`.
   float acc[kTilesM][kTilesN][4] = {};
-  unsigned unit = blockIdx.x;
-  Unit u = unit_at(g, p, unit);
-  int step = 0, steps = steps_of(u), stage = 0;
-  while (unit < units) {
+  UnitWalk walk(g, p);
+  int stage = 0;
+  while (walk.active()) {
     wait_stages<kStages - 2>();
     __syncthreads();  // this step's stage is in; every warp is done with the stage refilled next
     copies.next(smem);
@@ -357,13 +374,17 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
       for (int j = 0; j < kTilesN; ++j)
 #pragma unroll
         for (int h = 0; h < 4; ++h) acc[i][j][h] += part[i][j][h];
-    if (++step < steps) continue;
+    if (!walk.last_step()) {
+      walk.advance(g, p);
+      continue;
+    }
 
     // The tile is done. Unsplit: C = alpha acc + beta C (C not read when beta is 0). Split: the raw
     // partial tile into partial[split][m][n]. A warp passes its tile through shared memory 8 rows at a
     // time, so each store instruction writes 32 consecutive columns of each of two rows (the fragments'
     // own layout would scatter every store over 8 rows). n is even: a column pair is wholly inside or out.
     __syncthreads();  // every warp is done with this step's stage: it holds the epilogue's rows
+    const Unit& u = walk.u;
     float* rows = a + warp * 8 * kRowsStride;
     const int64_t ld = kSplit ? n : g.ldc;
     // Row g + 8 h of a 16-row product is the tile's row g + 8 h, or 2 g + h where A's rows are permuted.
@@ -396,12 +417,7 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
       for (int j = 0; j < kTilesN; ++j)
 #pragma unroll
         for (int h = 0; h < 4; ++h) acc[i][j][h] = 0.0f;
-    step = 0;
-    unit += gridDim.x;
-    if (unit < units) {
-      u = unit_at(g, p, unit);
-      steps = steps_of(u);
-    }
+    walk.advance(g, p);
   }
   wait_stages<0>();
 }
@@ -411,7 +427,8 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
 // instruction: A from registers (each warp its own 16 rows, loaded and split as above, once a block),
 // B from shared memory, where a pass of the whole block writes its big and small halves K-major with the
 // 128-byte swizzle the instruction reads (any layout of B in: the pass transposes). The products run
-// asynchronously while the block splits the next step's B; one rounded add a step takes them into `acc`.
+// asynchronously while the block loads the next step's A (into a second register set), splits its B and
+// queues the copies; one rounded add a step takes them into `acc`.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define DSSTNE_WGMMA 1
 #else
@@ -490,7 +507,6 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   const int m = g.m, n = g.n;
 
   Copies copies(g, p);
-  const unsigned units = copies.units;
 #pragma unroll
   for (int s = 0; s < kWgStages - 1; ++s) copies.next(stages);
   wait_stages<kWgStages - 2>();
@@ -498,55 +514,86 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   split_b<kTransB, kProducts>(stages + Copies::TA::floats, halves, halves + kHalfFloats);
   fence_async_shared();
 
+  // A's fragments of a step, in two register sets: the next step's are loaded while this one multiplies
+  // and split after its rounded add. (Split before the wait, their registers left the B pass too few to
+  // keep its loads in flight: hidden-1024 forward 5 % slower.)
+  uint32_t a_big[2][kBK / 8][1][4], a_small[2][kBK / 8][4];
+  const auto load_a = [&](auto set, const float* stage) {
+#pragma unroll
+    for (int s = 0; s < kBK / 8; ++s) frag_a.load(a_big[decltype(set)::value][s], stage, 8 * s);
+  };
+  const auto split_a = [&](auto set) {
+    constexpr int k = decltype(set)::value;
+#pragma unroll
+    for (int s = 0; s < kBK / 8; ++s)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) split<kProducts>(a_big[k][s][0][h], a_big[k][s][0][h], a_small[k][s][h]);
+  };
+  // An empty asm that claims to change a set's registers: the compiler keeps their values, in them, up to it.
+  const auto pin_a = [&](auto set) {
+    constexpr int k = decltype(set)::value;
+#pragma unroll
+    for (int s = 0; s < kBK / 8; ++s)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) asm volatile("" : "+r"(a_big[k][s][0][h]), "+r"(a_small[k][s][h])::"memory");
+  };
+  load_a(std::integral_constant<int, 0>{}, stages);
+  split_a(std::integral_constant<int, 0>{});
+
   float acc[64] = {}, part[64] = {};
-  unsigned unit = blockIdx.x, global = 0;  // global: steps multiplied so far, over all units
-  Unit u = unit_at(g, p, unit);
-  int step = 0, steps = steps_of(u);
-  while (unit < units) {
+  UnitWalk walk(g, p);
+  unsigned global = 0;  // steps multiplied so far, over all units
+  // One step with A's register set `set`; false once the block's units are done. Unrolled by two below,
+  // so the two sets are named statically.
+  const auto one_step = [&](auto set) -> bool {
+    constexpr int cur = decltype(set)::value;
+    constexpr std::integral_constant<int, 1 - cur> next_set{};
     wait_stages<kWgStages - 3>();
     __syncthreads();  // the next step's stage is in; this step's halves are written; every thread is done
-    copies.next(stages);  // with the stage refilled now (its step's A and B were read one and two steps ago)
-    const float* const a_stage = stages + global % kWgStages * Copies::kStageFloats;
-    const float* const b_next = stages + (global + 1) % kWgStages * Copies::kStageFloats + Copies::TA::floats;
+    const float* const next_stage = stages + (global + 1) % kWgStages * Copies::kStageFloats;
     float* const half = halves + (global & 1) * 2 * kHalfFloats;
     float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
-    uint32_t a_big[kBK / 8][1][4], a_small[kBK / 8][4];
-#pragma unroll
-    for (int s = 0; s < kBK / 8; ++s) {
-      frag_a.load(a_big[s], a_stage, 8 * s);
-#pragma unroll
-      for (int h = 0; h < 4; ++h) split<kProducts>(a_big[s][0][h], a_big[s][0][h], a_small[s][h]);
-    }
     const uint64_t big = swizzled_descriptor(shared_address(half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kBK / 8; ++s) {  // an 8-deep slice is 32 bytes further: 2 in the descriptor
       if constexpr (kProducts == 3) {  // the small terms first, while the sums are small
-        wgmma_tf32(part, a_small[s], big + 2 * s, s > 0);
-        wgmma_tf32(part, a_big[s][0], small + 2 * s, 1);
-        wgmma_tf32(part, a_big[s][0], big + 2 * s, 1);
+        wgmma_tf32(part, a_small[cur][s], big + 2 * s, s > 0);
+        wgmma_tf32(part, a_big[cur][s][0], small + 2 * s, 1);
+        wgmma_tf32(part, a_big[cur][s][0], big + 2 * s, 1);
       } else {
-        wgmma_tf32(part, a_big[s][0], big + 2 * s, s > 0);
+        wgmma_tf32(part, a_big[cur][s][0], big + 2 * s, s > 0);
       }
     }
     wgmma_commit();
-    split_b<kTransB, kProducts>(b_next, next_half, next_half + kHalfFloats);  // beside the products
+    // Beside the products: the next step's A fragments (loaded first: the B pass covers their latency)
+    // and B halves, then the copies. Those come after the fence, which compiles to a memory barrier that
+    // waits for the thread's copies in flight (before it: hidden-1024 forward 4 % slower).
+    load_a(next_set, next_stage);
+    split_b<kTransB, kProducts>(next_stage + Copies::TA::floats, next_half, next_half + kHalfFloats);
     fence_async_shared();
+    copies.next(stages);
     wgmma_wait();
+    pin_a(set);  // the products read these registers until the wait: nothing may reuse them before it
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
       asm volatile("" : "+f"(part[i])::"memory");
       acc[i] += part[i];
     }
+    split_a(next_set);
     ++global;
-    if (++step < steps) continue;
+    if (!walk.last_step()) {
+      walk.advance(g, p);
+      return true;
+    }
 
     // The tile is done. Unsplit: C = alpha acc + beta C (C not read when beta is 0). Split: the raw
     // partial tile into partial[split][m][n]. A warp passes its 16 rows through shared memory (the halves
     // just multiplied) 8 at a time, so each store writes 64 consecutive columns of a row, not 8 rows' 8.
     // Row g's 8-column blocks are permuted by an XOR of g, so the fragments' writes hit distinct banks.
     __syncthreads();  // both warpgroups' products are done with the halves
+    const Unit& u = walk.u;
     constexpr bool kPermuted = decltype(frag_a)::kRowsPermuted;
     float* const rows = half + warp * 8 * kBN;
     const int group = lane >> 2, quad = lane & 3;
@@ -576,13 +623,12 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     }
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
-    step = 0;
-    unit += gridDim.x;
-    if (unit < units) {
-      u = unit_at(g, p, unit);
-      steps = steps_of(u);
+    walk.advance(g, p);
+    return walk.active();
+  };
+  if (walk.active())
+    while (one_step(std::integral_constant<int, 0>{}) && one_step(std::integral_constant<int, 1>{})) {
     }
-  }
   wait_stages<0>();
 #endif
 }
@@ -629,21 +675,6 @@ void launch(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaS
   DSSTNE_LAUNCH_CHECK();
 }
 
-// Whether the current card runs the wgmma kernel: its loaded image says so (read once a device).
-bool wgmma_image_loaded() {
-  static std::atomic<int> known[64] = {};  // 0 unknown, 1 no, 2 yes
-  int device = 0;
-  DSSTNE_CUDA_CHECK(cudaGetDevice(&device));
-  if (device >= 64) return false;
-  if (known[device] == 0) {
-    int image = 0;
-    DSSTNE_CUDA_CHECK(cudaMemcpyFromSymbol(&image, wgmma_image, sizeof(image)));
-    const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
-    known[device] = image && !(force && std::string(force) == "mma") ? 2 : 1;
-  }
-  return known[device] == 2;
-}
-
 template <int kProducts>
 void launch_any(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream) {
   if (g.trans_a && g.trans_b) launch<true, true, kProducts>(g, plan, partial, stream);
@@ -656,7 +687,14 @@ bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
 
 }  // namespace
 
-TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors) {
+bool wgmma_kernel_available() {
+  int image = 0;
+  DSSTNE_CUDA_CHECK(cudaMemcpyFromSymbol(&image, wgmma_image, sizeof(image)));
+  const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
+  return image && !(force && std::string(force) == "mma");
+}
+
+TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgmma) {
   TensorGemmPlan p;
   // Pairs along each operand's contiguous dimension and float2 stores of C: even extents and pitches.
   const int a_contiguous = g.trans_a ? g.m : g.k, b_contiguous = g.trans_b ? g.k : g.n;
@@ -683,7 +721,7 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors) {
   const uint64_t rounds = (units + slots - 1) / slots;
   p.blocks = static_cast<unsigned>((units + rounds - 1) / rounds);
   p.workspace_floats = p.splits > 1 ? size_t{p.splits} * g.m * g.n : 0;
-  p.wgmma = wgmma_image_loaded();
+  p.wgmma = wgmma;
   return p;
 }
 

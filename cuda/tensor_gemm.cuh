@@ -27,8 +27,13 @@ struct TensorGemmPlan {
   size_t workspace_floats = 0;  // partial tiles of a split product
 };
 
-// The plan for g: tiling, split and workspace. `multiprocessors` sizes the grid only.
-TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors);
+// Whether the current device runs the wgmma kernel: the image loaded for it has one, and
+// DSSTNE_TENSOR_GEMM=mma does not force the mma.sync kernel.
+bool wgmma_kernel_available();
+
+// The plan for g: tiling, split and workspace. `multiprocessors` sizes the grid only; `wgmma` is
+// wgmma_kernel_available() for the device it runs on.
+TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgmma);
 
 // C = alpha op(A) op(B) + beta C (C not read when beta is 0) with `products` TF32 products a pair (1 or 3).
 // `workspace` holds plan.workspace_floats floats.
