@@ -369,3 +369,25 @@ def test_long_sparse_rows_split_over_blocks_match_cpu():
         net.train(2, alpha=0.1)
     for a, b in zip(gpu.weights("Input", "Hidden1"), cpu.weights("Input", "Hidden1")):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_sigmoid_matches_cpu_over_its_range():
+    # The GPU's Sigmoid takes 1 / (1 + e^-z) by the reciprocal's approximation and one Newton step (the
+    # correctly rounded sequence of the division below 2^126, without the division's branch): within a
+    # few ulp of the CPU's (their expf differ by up to 2 ulp) down to z = -87.3, and 0 from z = -87.34
+    # on, where the division gives a denormal below 1.2e-38.
+    z = np.concatenate([np.linspace(-110, 30, 7001), [-87.3, -87.4, -88.7, -103.0, -104.0]]).astype(np.float32)
+    cfg = network_config(hidden=[], output_activation="Sigmoid", error="L2", sparse_input=False)
+    x = np.ones((1, 2), np.float32)
+    inp = dsstne.DataSet.from_numpy(x, "input")
+    out = dsstne.DataSet.from_numpy(np.zeros((1, z.size), np.float32), "output")
+    gpu, cpu = [dsstne.Network.from_json(cfg, [inp, out], batch=1, device=d, seed=1) for d in ("cuda", "cpu")]
+    w = np.stack([z, np.zeros_like(z)])  # the sums are z exactly: 1 z + 1 0
+    for net in (gpu, cpu):
+        net.set_weights("Input", "Output", w, np.zeros_like(z))
+    a_gpu, a_cpu = gpu.predict(x)[0], cpu.predict(x)[0]
+    normal, below = z > -87.3, z < -87.4
+    assert normal.sum() > 5000 and below.sum() > 400
+    np.testing.assert_array_max_ulp(a_gpu[normal], a_cpu[normal], maxulp=4)
+    assert (a_gpu[below] == 0).all()
+    assert (a_cpu[below] < 1.2e-38).all() and (a_cpu[below] > 0).any()
