@@ -20,6 +20,7 @@ constexpr unsigned kUnroll = 8;
 constexpr unsigned kSpan = gpu::kThreads * kUnroll;
 
 __global__ void __launch_bounds__(gpu::kThreads) activate_kernel(ActivateArgs a) {
+  gpu::await_previous();
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
     float* row = a.unit + static_cast<uint64_t>(r) * a.stride;
     for (uint32_t j0 = blockIdx.x * kSpan + threadIdx.x; j0 < a.stride; j0 += gridDim.x * kSpan) {
@@ -68,12 +69,12 @@ void CudaBackend::activate(const ActivateArgs& a) {
   bind();
   if (a.activation.kind == Activation::SoftMax) {
     softmax_kernel<<<gpu::row_grid(a.rows), kSoftMaxThreads, 0, stream()>>>(a.unit, a.rows, a.stride, a.bias);
+    DSSTNE_LAUNCH_CHECK();
   } else {
     const dim3 grid(static_cast<unsigned>(std::clamp<uint64_t>((uint64_t{a.stride} + kSpan - 1) / kSpan, 1, 65535)),
                     std::min<uint32_t>(a.rows, 65535));
-    activate_kernel<<<grid, gpu::kThreads, 0, stream()>>>(a);
+    gpu::launch(dependent_, activate_kernel, grid, gpu::kThreads, 0, stream(), a);
   }
-  DSSTNE_LAUNCH_CHECK();
 }
 
 }  // namespace dsstne

@@ -57,6 +57,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   blas_ = new_blas(stream_.get());
   side_blas_ = new_blas(side_.get());
   wgmma_ = gpu::wgmma_kernel_available();
+  dependent_ = props_.major >= 9;
 }
 
 CudaBackend::~CudaBackend() {

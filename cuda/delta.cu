@@ -15,6 +15,7 @@ constexpr unsigned kChunk = 8;  // rows a thread loads before using any: their l
 
 template <unsigned Groups>
 __global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaArgs a) {
+  gpu::await_previous();
   __shared__ float partial[Groups][32];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const bool penalty = a.beta > 0.0f, derivative = a.activation.kind != Activation::Linear;
@@ -78,10 +79,9 @@ void CudaBackend::hidden_delta(const HiddenDeltaArgs& a) {
   // Few column blocks (the usual hidden widths): 32 warps each, so each thread has few rows.
   const unsigned blocks = gpu::grid_for(a.stride, 32);
   if (blocks < gpu::kFewColumnBlocks)
-    hidden_delta_kernel<32><<<blocks, 32 * 32, 0, stream()>>>(a);
+    gpu::launch(dependent_, hidden_delta_kernel<32>, blocks, 32 * 32, 0, stream(), a);
   else
-    hidden_delta_kernel<8><<<blocks, 32 * 8, 0, stream()>>>(a);
-  DSSTNE_LAUNCH_CHECK();
+    gpu::launch(dependent_, hidden_delta_kernel<8>, blocks, 32 * 8, 0, stream(), a);
 }
 
 }  // namespace dsstne

@@ -9,6 +9,7 @@ namespace dsstne {
 namespace {
 
 __global__ void dropout_kernel(DropoutArgs a, uint64_t n) {
+  gpu::await_previous();
   for (uint64_t i = gpu::global_thread(); i < n; i += gpu::grid_threads())
     a.unit[i] = rng::uniform(a.key, i) < a.p ? a.target : a.unit[i] * a.scale;
 }
@@ -19,8 +20,7 @@ void CudaBackend::dropout(const DropoutArgs& a) {
   const uint64_t n = static_cast<uint64_t>(a.rows) * a.stride;
   if (n == 0) return;
   bind();
-  dropout_kernel<<<gpu::grid_for(n), gpu::kThreads, 0, stream()>>>(a, n);
-  DSSTNE_LAUNCH_CHECK();
+  gpu::launch(dependent_, dropout_kernel, gpu::grid_for(n), gpu::kThreads, 0, stream(), a, n);
 }
 
 }  // namespace dsstne

@@ -23,7 +23,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
     const gpu::TensorGemmPlan plan =
         gpu::tensor_gemm_plan(g, on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors, wgmma_);
     if (plan.supported) {
-      gpu::tensor_gemm(g, plan, 3, gemm_workspace(plan.workspace_floats), stream());
+      gpu::tensor_gemm(g, plan, 3, gemm_workspace(plan.workspace_floats), stream(), dependent_);
       return;
     }
   }

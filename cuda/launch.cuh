@@ -2,8 +2,13 @@
 // grid covers any size; indices into [rows][stride] matrices are 64-bit.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <utility>
+
+#include "check.cuh"
 
 namespace dsstne::gpu {
 
@@ -46,5 +51,36 @@ __device__ __forceinline__ uint64_t global_thread() {
   return static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ uint64_t grid_threads() { return static_cast<uint64_t>(gridDim.x) * blockDim.x; }
+
+// Dependent launch (compute capability 9.0 on). A training step is a chain of kernels on one stream, and
+// each one's launch used to wait for the one before it to end: 1.8 µs a gap, 13 gaps a sample step,
+// 10 % of it (measured on an H100). A kernel launched by launch() with `dependent` is scheduled while
+// the one before it runs, waits in await_previous() until that one has finished and its writes are
+// visible, and from then lets the next one be scheduled. Every kernel launched that way calls
+// await_previous() before it touches memory; elsewhere (older cards, a plain launch) the call does nothing.
+__device__ __forceinline__ void await_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch when `dependent` (the device's
+// compute capability is 9.0 or more), with the launch's error checked.
+template <class... Params, class... Args>
+void launch(bool dependent, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+            Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  config.attrs = dependent ? &attribute : nullptr;
+  config.numAttrs = dependent ? 1 : 0;
+  DSSTNE_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
 
 }  // namespace dsstne::gpu

@@ -90,6 +90,7 @@ dim3 output_grid(uint32_t rows, uint32_t stride) {
 }
 
 __global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaArgs a) {
+  gpu::await_previous();
   const DenseData& t = a.targets.dense;
   const long long total = for_each_output(a, a.loss.activation, [&a, &t](uint32_t r) {
     const uint32_t example = example_of(a.batch, r);
@@ -127,6 +128,7 @@ __device__ __forceinline__ ElementLoss listed_loss(const OutputDeltaArgs& a, con
 // totals them): no second read of the delta for the bias gradient.
 template <class K, bool kBias>
 __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaArgs a, float* partials) {
+  gpu::await_previous();
   __shared__ float row_unit[kSpan], row_delta[kSpan];
   const LossParams L = pinned<K>(a.loss);
   const SparseData& d = a.targets.sparse_data;
@@ -244,8 +246,7 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
                  "output_delta: the bias is applied only before an element-wise activation");
   bind();
   if (!a.targets.sparse) {
-    dense_loss_kernel<<<output_grid(a.rows, a.stride), gpu::kThreads, 0, stream()>>>(a);
-    DSSTNE_LAUNCH_CHECK();
+    gpu::launch(dependent_, dense_loss_kernel, output_grid(a.rows, a.stride), gpu::kThreads, 0, stream(), a);
     if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient});
     return;
   }
@@ -253,11 +254,8 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   float* partials = a.bias_gradient ? static_cast<float*>(a.scratch) : nullptr;
   with_kinds(a.loss, [&](auto kinds) {
     using K = decltype(kinds);
-    if (a.bias)
-      sparse_loss_kernel<K, true><<<grid, gpu::kThreads, 0, stream()>>>(a, partials);
-    else
-      sparse_loss_kernel<K, false><<<grid, gpu::kThreads, 0, stream()>>>(a, partials);
-    DSSTNE_LAUNCH_CHECK();
+    gpu::launch(dependent_, a.bias ? sparse_loss_kernel<K, true> : sparse_loss_kernel<K, false>, grid, gpu::kThreads,
+                0, stream(), a, partials);
   });
   if (partials) column_sum({partials, grid.y, a.stride, a.bias_gradient_scale, a.bias_gradient});
 }

@@ -15,6 +15,7 @@ namespace {
 // thread's chain of loads is short. The split depends only on the shape, so the bits do not vary.
 template <unsigned Groups>
 __global__ void __launch_bounds__(32 * Groups) column_sum_kernel(ColumnSumArgs a) {
+  gpu::await_previous();
   __shared__ float partial[Groups][32];
   const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5;
   for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
@@ -37,10 +38,9 @@ void CudaBackend::column_sum(const ColumnSumArgs& a) {
   bind();
   const unsigned blocks = gpu::grid_for(a.stride, 32);
   if (blocks < gpu::kFewColumnBlocks)
-    column_sum_kernel<32><<<blocks, 32 * 32, 0, stream()>>>(a);
+    gpu::launch(dependent_, column_sum_kernel<32>, blocks, 32 * 32, 0, stream(), a);
   else
-    column_sum_kernel<8><<<blocks, 32 * 8, 0, stream()>>>(a);
-  DSSTNE_LAUNCH_CHECK();
+    gpu::launch(dependent_, column_sum_kernel<8>, blocks, 32 * 8, 0, stream(), a);
 }
 
 }  // namespace dsstne

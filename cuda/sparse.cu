@@ -133,6 +133,7 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // row go to the scratch for sparse_forward_combine_kernel.
 // (A minimum of one block per multiprocessor lets ptxas keep the 8-deep unrolled loads in registers.)
 __global__ void __launch_bounds__(32 * kForwardWarps, 1) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+  gpu::await_previous();
   __shared__ float partial[kForwardWarps][kTile];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   for (uint32_t r = blockIdx.y; r < a.batch.rows; r += gridDim.y) {
@@ -182,6 +183,7 @@ __global__ void __launch_bounds__(32 * kForwardWarps, 1) sparse_forward_kernel(S
 
 // Rows of several segments: their partial sums added in segment order.
 __global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+  gpu::await_previous();
   for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
     const uint64_t segments = row_segments(sparse_row(a.data, a.batch, r), f.segment);
     if (segments <= 1) continue;
@@ -225,6 +227,7 @@ __device__ __forceinline__ void for_each_datapoint(const SparseData& d, const De
 // length per warp) and stamps its gradient row.
 __global__ void __launch_bounds__(kRowThreads) count_kernel(SparseData d, Denoise n, BatchRows b, uint32_t units,
                                                             GradientScratch g, uint32_t* row_stamp, uint32_t stamp) {
+  gpu::await_previous();
   const unsigned lane = threadIdx.x & 31u;
   for_each_datapoint(d, n, b, units, [&g, lane, row_stamp, stamp](bool live, uint32_t u, uint32_t, uint64_t, float) {
     const bool first = live && atomicAdd(&g.count[u], 1u) == 0;
@@ -243,6 +246,7 @@ __global__ void __launch_bounds__(kRowThreads) count_kernel(SparseData d, Denois
 // warp). The cursor never passes the capacity: the buckets hold exactly the batch's non-zero datapoints,
 // whose count the host checked against it.
 __global__ void allocate_kernel(GradientScratch g) {
+  gpu::await_previous();
   const uint32_t present = *g.present_count;
   const unsigned lane = threadIdx.x & 31u;
   for (uint64_t p0 = gpu::global_thread() & ~uint64_t{31}; p0 < present; p0 += gpu::grid_threads()) {
@@ -270,6 +274,7 @@ __global__ void allocate_kernel(GradientScratch g) {
 // Step 3: every datapoint into its unit's bucket, counting the unit back down to zero.
 __global__ void __launch_bounds__(kRowThreads) place_kernel(SparseData d, Denoise n, BatchRows b, uint32_t units,
                                                             GradientScratch g) {
+  gpu::await_previous();
   for_each_datapoint(d, n, b, units, [&g](bool live, uint32_t u, uint32_t r, uint64_t position, float v) {
     if (!live) return;
     const uint32_t slot = g.start[u] + atomicSub(&g.count[u], 1u) - 1u;
@@ -316,6 +321,7 @@ __host__ __device__ __forceinline__ uint32_t column_passes(uint32_t stride) {
 template <unsigned Columns>
 __global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScratch g, const float* delta,
                                                                      float* gradient, uint32_t stride, float scale) {
+  gpu::await_previous();
   __shared__ uint32_t rows[gpu::kThreads / 32][kWarpBucket];
   __shared__ float values[gpu::kThreads / 32][kWarpBucket];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -371,6 +377,7 @@ __device__ void rank_large_bucket(const GradientScratch& g, uint32_t p, uint64_t
 
 // Rows of several passes: a block per large bucket ranks it first, for the blocks of its passes.
 __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_rank_kernel(GradientScratch g) {
+  gpu::await_previous();
   __shared__ uint64_t keys[32 * kSliceWarps];
   const uint32_t large = *g.large_count;
   for (uint32_t i = blockIdx.x; i < large; i += gridDim.x) rank_large_bucket(g, g.large[i], keys);
@@ -382,6 +389,7 @@ template <unsigned Columns>
 __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_sum_kernel(GradientScratch g, const float* delta,
                                                                             float* gradient, uint32_t stride,
                                                                             float scale, bool ranked) {
+  gpu::await_previous();
   constexpr unsigned kBlock = 32 * kSliceWarps, kPass = 32 * Columns;
   __shared__ float partial[kSliceWarps][kPass];
   __shared__ uint64_t keys[kBlock];
@@ -421,12 +429,10 @@ void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
   DSSTNE_REQUIRE(f.segments == 1 || a.scratch, "sparse_forward: no scratch for rows of ", a.longest, " datapoints");
   const dim3 grid(f.segments, std::min<uint32_t>(a.batch.rows, 65535),
                   std::clamp<uint32_t>((a.stride + kTile - 1) / kTile, 1, 64));
-  sparse_forward_kernel<<<grid, 32 * kForwardWarps, 0, stream()>>>(a, f);
-  DSSTNE_LAUNCH_CHECK();
-  if (f.segments > 1) {
-    sparse_forward_combine_kernel<<<gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride), 0, stream()>>>(a, f);
-    DSSTNE_LAUNCH_CHECK();
-  }
+  gpu::launch(dependent_, sparse_forward_kernel, grid, 32 * kForwardWarps, 0, stream(), a, f);
+  if (f.segments > 1)
+    gpu::launch(dependent_, sparse_forward_combine_kernel, gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride),
+                0, stream(), a, f);
 }
 
 size_t CudaBackend::sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const {
@@ -456,14 +462,11 @@ void CudaBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
       cudaMemsetAsync(g.present_count, 0, sizeof(uint32_t) * (gpu::kGradientCounters + size_t{a.input_units}), s));
   const dim3 datapoint_grid(static_cast<unsigned>(std::clamp<uint64_t>((a.longest + kRowThreads - 1) / kRowThreads, 1, 64)),
                             std::min<uint32_t>(rows, 65535));
-  count_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g, a.row_stamp,
-                                                      a.stamp);
-  DSSTNE_LAUNCH_CHECK();
+  gpu::launch(dependent_, count_kernel, datapoint_grid, kRowThreads, 0, s, a.data, a.denoise, a.batch, a.input_units, g,
+              a.row_stamp, a.stamp);
   const uint64_t most_present = std::min<uint64_t>(a.datapoints, a.input_units);
-  allocate_kernel<<<gpu::grid_for(most_present), gpu::kThreads, 0, s>>>(g);
-  DSSTNE_LAUNCH_CHECK();
-  place_kernel<<<datapoint_grid, kRowThreads, 0, s>>>(a.data, a.denoise, a.batch, a.input_units, g);
-  DSSTNE_LAUNCH_CHECK();
+  gpu::launch(dependent_, allocate_kernel, gpu::grid_for(most_present), gpu::kThreads, 0, s, g);
+  gpu::launch(dependent_, place_kernel, datapoint_grid, kRowThreads, 0, s, a.data, a.denoise, a.batch, a.input_units, g);
 }
 
 void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
@@ -479,19 +482,14 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   const auto sums = [&](auto columns) {
     constexpr unsigned kColumns = decltype(columns)::value;
     const uint32_t passes = column_passes<kColumns>(a.stride);
-    if (passes > 1) {
-      large_bucket_rank_kernel<<<static_cast<unsigned>(std::clamp<uint64_t>(most_present, 1, busy)),
-                                 32 * kSliceWarps, 0, s>>>(g);
-      DSSTNE_LAUNCH_CHECK();
-    }
+    const auto blocks = [busy](uint64_t n) { return static_cast<unsigned>(std::clamp<uint64_t>(n, 1, busy)); };
+    if (passes > 1)
+      gpu::launch(dependent_, large_bucket_rank_kernel, blocks(most_present), 32 * kSliceWarps, 0, s, g);
     const uint64_t items = most_present * passes;
-    small_bucket_kernel<kColumns><<<static_cast<unsigned>(std::clamp<uint64_t>((items + 7) / 8, 1, busy)),
-                                    gpu::kThreads, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale);
-    DSSTNE_LAUNCH_CHECK();
-    large_bucket_sum_kernel<kColumns><<<static_cast<unsigned>(std::clamp<uint64_t>(items, 1, busy)),
-                                        32 * kSliceWarps, 0, s>>>(g, a.delta, a.gradient, a.stride, a.scale,
-                                                                  passes > 1);
-    DSSTNE_LAUNCH_CHECK();
+    gpu::launch(dependent_, small_bucket_kernel<kColumns>, blocks((items + 7) / 8), gpu::kThreads, 0, s, g, a.delta,
+                a.gradient, a.stride, a.scale);
+    gpu::launch(dependent_, large_bucket_sum_kernel<kColumns>, blocks(items), 32 * kSliceWarps, 0, s, g, a.delta,
+                a.gradient, a.stride, a.scale, passes > 1);
   };
   if (a.stride > 32 * kNarrowColumns)
     sums(std::integral_constant<unsigned, kWideColumns>{});

@@ -309,6 +309,7 @@ __device__ __forceinline__ void store_pair(float* at, float2 v, const GemmArgs& 
 template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     tensor_gemm_kernel(GemmArgs g, TensorGemmPlan p, float* partial) {
+  await_previous();
   using Copies = CopyPipeline<kTransA, kTransB, kStages>;
   extern __shared__ float smem[];
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
@@ -495,6 +496,7 @@ __device__ __forceinline__ void split_b(const float* stage, float* big, float* s
 template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, 1)
     wgmma_gemm_kernel(GemmArgs g, TensorGemmPlan p, float* partial) {
+  await_previous();
 #if DSSTNE_WGMMA
   using Copies = CopyPipeline<kTransA, kTransB, kWgStages>;
   extern __shared__ float smem_raw[];
@@ -635,6 +637,7 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
 
 // C = alpha (sum of the partial tiles in split order) + beta C, a pair of columns a thread.
 __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* partial) {
+  await_previous();
   const uint64_t pairs = uint64_t{static_cast<unsigned>(g.m)} * static_cast<unsigned>(g.n) / 2;
   for (uint64_t i = global_thread(); i < pairs; i += grid_threads()) {
     float2 sum = make_float2(0.0f, 0.0f);
@@ -656,7 +659,7 @@ __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* parti
 }
 
 template <bool kTransA, bool kTransB, int kProducts>
-void launch(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream) {
+void launch_kernel(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream, bool dependent) {
   constexpr int kStageBytes = (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
   if (plan.wgmma) {
     // 1,024 bytes of slack to align B's halves.
@@ -664,23 +667,22 @@ void launch(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaS
     const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true>
                                 : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false>;
     DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-    kernel<<<plan.blocks, kGemmThreads, kBytes, stream>>>(g, plan, partial);
+    launch(dependent, kernel, plan.blocks, kGemmThreads, kBytes, stream, g, plan, partial);
   } else {
     constexpr int kBytes = kStages * kStageBytes;
     const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
                                 : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
     DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-    kernel<<<plan.blocks, kGemmThreads, kBytes, stream>>>(g, plan, partial);
+    launch(dependent, kernel, plan.blocks, kGemmThreads, kBytes, stream, g, plan, partial);
   }
-  DSSTNE_LAUNCH_CHECK();
 }
 
 template <int kProducts>
-void launch_any(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream) {
-  if (g.trans_a && g.trans_b) launch<true, true, kProducts>(g, plan, partial, stream);
-  else if (g.trans_a) launch<true, false, kProducts>(g, plan, partial, stream);
-  else if (g.trans_b) launch<false, true, kProducts>(g, plan, partial, stream);
-  else launch<false, false, kProducts>(g, plan, partial, stream);
+void launch_any(const GemmArgs& g, const TensorGemmPlan& plan, float* partial, cudaStream_t stream, bool dependent) {
+  if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, plan, partial, stream, dependent);
+  else if (g.trans_a) launch_kernel<true, false, kProducts>(g, plan, partial, stream, dependent);
+  else if (g.trans_b) launch_kernel<false, true, kProducts>(g, plan, partial, stream, dependent);
+  else launch_kernel<false, false, kProducts>(g, plan, partial, stream, dependent);
 }
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
@@ -725,15 +727,13 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
   return p;
 }
 
-void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace,
-                 cudaStream_t stream) {
+void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace, cudaStream_t stream,
+                 bool dependent) {
   float* partial = plan.splits > 1 ? workspace : nullptr;
-  if (products == 3) launch_any<3>(g, plan, partial, stream);
-  else launch_any<1>(g, plan, partial, stream);
-  if (partial) {
-    split_sum_kernel<<<grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream>>>(g, plan.splits, partial);
-    DSSTNE_LAUNCH_CHECK();
-  }
+  if (products == 3) launch_any<3>(g, plan, partial, stream, dependent);
+  else launch_any<1>(g, plan, partial, stream, dependent);
+  if (partial)
+    launch(dependent, split_sum_kernel, grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, plan.splits, partial);
 }
 
 }  // namespace dsstne::gpu

@@ -36,8 +36,8 @@ bool wgmma_kernel_available();
 TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgmma);
 
 // C = alpha op(A) op(B) + beta C (C not read when beta is 0) with `products` TF32 products a pair (1 or 3).
-// `workspace` holds plan.workspace_floats floats.
-void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace,
-                 cudaStream_t stream);
+// `workspace` holds plan.workspace_floats floats. `dependent`: launch() as a dependent launch (launch.cuh).
+void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace, cudaStream_t stream,
+                 bool dependent);
 
 }  // namespace dsstne::gpu

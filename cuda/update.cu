@@ -57,6 +57,7 @@ struct UpdatePlan {
 };
 
 __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
+  gpu::await_previous();
   unsigned k = 0;
   while (blockIdx.x >= plan.first_block[k + 1]) ++k;
   const UpdateArgs& a = list.items[k];
@@ -88,6 +89,7 @@ __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
 constexpr unsigned kAtOnce = 4;
 
 __global__ void regularization_kernel(RegularizationArgs a, uint64_t quads) {
+  gpu::await_previous();
   const auto term = [&a](float w) { return fixed::from_float(math::regularization(w, a.lambda, a.lambda1)); };
   const uint64_t t = gpu::global_thread(), threads = gpu::grid_threads();
   const float4* w4 = reinterpret_cast<const float4*>(a.weights);
@@ -127,8 +129,7 @@ void CudaBackend::update(const UpdateListArgs& list) {
   for (unsigned k = list.count; k <= UpdateListArgs::kMax; ++k) plan.first_block[k] = static_cast<uint32_t>(blocks);
   if (blocks == 0) return;
   bind();
-  update_kernel<<<static_cast<unsigned>(blocks), gpu::kThreads, 0, stream()>>>(list, plan);
-  DSSTNE_LAUNCH_CHECK();
+  gpu::launch(dependent_, update_kernel, static_cast<unsigned>(blocks), gpu::kThreads, 0, stream(), list, plan);
 }
 
 void CudaBackend::regularization_sum(const RegularizationArgs& a) {
@@ -138,8 +139,7 @@ void CudaBackend::regularization_sum(const RegularizationArgs& a) {
   const uint64_t quads = aligned16(a.weights) ? a.n / 4 : 0;
   const unsigned blocks = std::min(gpu::grid_for((quads + kAtOnce - 1) / kAtOnce + a.n % 4),
                                    4u * props_.multiProcessorCount);
-  regularization_kernel<<<blocks, gpu::kThreads, 0, stream()>>>(a, quads);
-  DSSTNE_LAUNCH_CHECK();
+  gpu::launch(dependent_, regularization_kernel, blocks, gpu::kThreads, 0, stream(), a, quads);
 }
 
 }  // namespace dsstne
