@@ -1,0 +1,94 @@
+"""Per-stream timeline of one training epoch on the GPU: kernel busy time and launch gaps.
+
+Trains the workload for one warm-up epoch, then traces one more with the PyTorch profiler's CUDA activity
+(CUPTI records every kernel of the process, ours included) and prints one JSON object: for each stream
+its kernels, busy time, the span, and the gaps under 20 µs between consecutive kernels (launch latency),
+plus the per-step time of the busiest kernels. Usage, after the package is installed with CUDA:
+``python bench/trace_gpu.py --workload sample --mode tf32x3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer_torch as peer  # noqa: E402
+
+import dsstne  # noqa: E402
+from dsstne import datasets  # noqa: E402
+
+
+def kernel_name(name: str) -> str:
+    """A kernel's demangled name without its return type, anonymous namespaces and parameter list."""
+    name = name.replace("(anonymous namespace)::", "").removeprefix("void ")
+    if name.endswith(")"):  # cut the parameter list: the last top-level parenthesised group
+        depth = 0
+        for i in range(len(name) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(name[i], 0)
+            if depth == 0:
+                name = name[:i]
+                break
+    return name
+
+
+def stream_summary(kernels: list[tuple[float, float, str]], steps: int) -> dict[str, object]:
+    """Busy time, span and short gaps (µs) of one stream's (start, duration, name) kernel records."""
+    kernels.sort()
+    gaps = [max(0.0, b[0] - (a[0] + a[1])) for a, b in zip(kernels, kernels[1:])]
+    short = sorted(g for g in gaps if g < 20.0)
+    per_name: collections.Counter[str] = collections.Counter()
+    for _, duration, name in kernels:
+        per_name[kernel_name(name)] += duration
+    return {
+        "kernels": len(kernels),
+        "span_ms": (kernels[-1][0] + kernels[-1][1] - kernels[0][0]) / 1e3,
+        "busy_ms": sum(d for _, d, _ in kernels) / 1e3,
+        "short_gaps": len(short),
+        "short_gaps_ms": sum(short) / 1e3,
+        "short_gap_median_us": short[len(short) // 2] if short else 0.0,
+        "top_us_per_step": {n: round(d / steps, 1) for n, d in per_name.most_common(12)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", choices=sorted(peer.WORKLOADS), default="sample")
+    ap.add_argument("--mode", choices=list(dsstne.network.MATH_MODES), default="tf32x3")
+    ap.add_argument("--users", type=int, default=datasets.ML20M_USERS)
+    ap.add_argument("--batch", type=int, default=256)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        ap.error("needs a CUDA GPU")
+    wl = peer.WORKLOADS[args.workload]
+    train = datasets.synthetic_ratings(args.users, datasets.ML20M_ITEMS, test_fraction=0.0, seed=1).train
+    ds_in = dsstne.DataSet.from_scipy(train, "gl_input", boolean=True)
+    ds_out = dsstne.DataSet.from_scipy(train, "gl_output", boolean=True)
+    net = dsstne.Network.from_json(peer.dsstne_config(wl), [ds_in, ds_out], batch=args.batch, device="cuda",
+                                   seed=1, math=args.mode)
+    options = dict(alpha=wl.alpha, lambda_=wl.lambda_, mu=wl.mu, optimizer=wl.optimizer)
+    net.train(1, **options)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        net.train(1, **options)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        events = [e for e in json.loads(path.read_text())["traceEvents"] if e.get("cat") == "kernel"]
+    streams: dict[str, list[tuple[float, float, str]]] = collections.defaultdict(list)
+    for e in events:
+        streams[str(e["args"].get("stream", e.get("tid")))].append((e["ts"], e["dur"], e["name"]))
+    steps = -(-train.shape[0] // args.batch)
+    print(json.dumps({"workload": wl.name, "mode": args.mode, "card": torch.cuda.get_device_name(0), "steps": steps,
+                      "streams": {s: stream_summary(k, steps) for s, k in streams.items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
