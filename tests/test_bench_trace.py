@@ -1,0 +1,41 @@
+"""bench/trace_gpu.py's summary of a kernel timeline (the GPU trace itself runs on a GPU machine only):
+kernel names cut to their templates, and per-stream busy time, span and launch gaps against numbers
+worked out by hand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import trace_gpu  # noqa: E402
+
+
+@pytest.mark.parametrize(("raw", "name"), [
+    ("void dsstne::(anonymous namespace)::sparse_loss_kernel<dsstne::(anonymous namespace)::Kinds<"
+     "(dsstne::Activation)0, (dsstne::ErrorFunction)3>, true>(dsstne::OutputDeltaArgs, float*)",
+     "dsstne::sparse_loss_kernel<dsstne::Kinds<(dsstne::Activation)0, (dsstne::ErrorFunction)3>, true>"),
+    ("void dsstne::gpu::(anonymous namespace)::wgmma_gemm_kernel<false, true, 3, true>(dsstne::GemmArgs, "
+     "dsstne::gpu::TensorGemmPlan, float*)", "dsstne::gpu::wgmma_gemm_kernel<false, true, 3, true>"),
+    ("dsstne::(anonymous namespace)::update_kernel(dsstne::UpdateListArgs, dsstne::(anonymous namespace)::UpdatePlan)",
+     "dsstne::update_kernel"),
+    ("ampere_sgemm_128x64_nn", "ampere_sgemm_128x64_nn"),
+])
+def test_kernel_names_lose_return_type_namespaces_and_parameters(raw, name):
+    assert trace_gpu.kernel_name(raw) == name
+
+
+def test_stream_summary_counts_busy_time_span_and_short_gaps():
+    # (start µs, duration µs, name), out of order: gaps 2.0 and 1.0 are launch gaps, 30.0 is not (20 µs on).
+    kernels = [(13.0, 4.0, "b(int)"), (0.0, 10.0, "a(int)"), (47.0, 3.0, "a(int)"), (12.0, 0.0, "c()")]
+    s = trace_gpu.stream_summary(kernels, steps=2)
+    assert s["kernels"] == 4
+    assert s["span_ms"] == pytest.approx(50.0e-3)
+    assert s["busy_ms"] == pytest.approx(17.0e-3)
+    assert s["short_gaps"] == 2  # 2.0 (a -> c) and 1.0 (c -> b); the 30.0 before the last a is not one
+    assert s["short_gaps_ms"] == pytest.approx(3.0e-3)
+    assert s["short_gap_median_us"] == pytest.approx(2.0)  # the upper of the two middle values
+    assert s["top_us_per_step"] == {"a": 6.5, "b": 2.0, "c": 0.0}
