@@ -536,16 +536,19 @@ bool Network::ranks_linear_sums(const Layer& layer) {
 }
 
 void Network::join_steps() {
-  if (!steps_pending_) return;
+  if (!steps_pending_ && !steps_deferred_) return;
   backend().wait_mark(kGradientMark);
-  steps_pending_ = false;
+  steps_pending_ = steps_deferred_ = false;
 }
 
 void Network::forward(const BatchRows& rows, bool training, bool update_running_stats, const Layer* ranked) {
-  join_steps();  // the last minibatch's steps read the units and deltas this overwrites
-  for (Layer* layer : forward_order_)
+  if (steps_pending_) join_steps();  // the last minibatch's folded steps read the units and deltas this overwrites
+  for (Layer* layer : forward_order_) {
+    if (layer->kind == LayerKind::Output) join_steps();  // the deferred steps of its matrices (defers_step)
     forward_layer(*layer, rows, training, update_running_stats,
                   (training && defers_activation(*layer)) || layer == ranked);
+  }
+  join_steps();  // none is left for a later reader of the weights
 }
 
 void Network::output_deltas(const BatchRows& rows) {
@@ -613,6 +616,11 @@ Weight* Network::plan_sparse_gradient(const BatchRows& rows) {
     backend().mark(kPlanMark);
   }
   return found;
+}
+
+bool Network::defers_step(const Weight& w) {
+  return w.out->kind == LayerKind::Output && w.in->kind != LayerKind::Input && w.sharing_count == 1 &&
+         w.spec.norm <= 0.0f;
 }
 
 bool Network::steps_in_gemm(const Weight& w, const UpdateParams& step) {
@@ -820,15 +828,24 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
   UpdateParams ub = u;  // biases are never regularised
   ub.lambda = ub.lambda1 = 0.0f;
   auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
-  // The steps go to the backend a list at a time.
-  UpdateListArgs list;
-  const auto flush = [&] {
-    if (list.count > 0) be.update(list);
-    list.count = 0;
+  // The steps go to the backend a list at a time; the deferred ones (defers_step) to the side stream, after
+  // the rest (so they start when the main stream's steps end, beside the next minibatch's first kernels).
+  UpdateListArgs list, deferred;
+  const auto flush_list = [&](UpdateListArgs& l) {
+    if (l.count == 0) return;
+    if (&l == &deferred) {
+      const SideStream side(be);  // after the backward's GEMMs that read these matrices
+      be.update(l);
+      be.mark(kGradientMark);
+      steps_deferred_ = true;
+    } else {
+      be.update(l);
+    }
+    l.count = 0;
   };
-  const auto step = [&](const UpdateArgs& a) {
-    if (list.count == UpdateListArgs::kMax) flush();
-    list.items[list.count++] = a;
+  const auto step = [&](const UpdateArgs& a, UpdateListArgs& l) {
+    if (l.count == UpdateListArgs::kMax) flush_list(l);
+    l.items[l.count++] = a;
   };
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
@@ -845,22 +862,23 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
         a.regularization = error_.device() + 1;
         a.regularization_scale = static_cast<float>(rows);
       }
-      step(a);
+      step(a, defers_step(w) ? deferred : list);
       if (w.spec.norm > 0.0f) {  // on the updated weights
-        flush();
+        flush_list(list);
         be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
       }
     }
-    step({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub});
+    step({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub}, list);
   }
   // BatchNormalization gamma and beta after the weights, with the biases' formula (never regularised).
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
     if (!(*it)->bn) continue;
     BatchNorm& bn = *(*it)->bn;
-    step({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub});
-    step({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub});
+    step({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub}, list);
+    step({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub}, list);
   }
-  flush();
+  flush_list(list);
+  flush_list(deferred);
 }
 
 std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& params, EpochCallback callback,

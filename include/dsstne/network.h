@@ -183,7 +183,13 @@ class Network {
   // no gradient written and read back by update.
   static bool steps_in_gemm(const Weight& w, const UpdateParams& step);
   void step_in_gemm(Weight& w, const BatchRows& rows, const UpdateParams& step);
-  // The main stream waits for steps left on the side stream by the last backward (update runs beside them).
+  // A matrix into an output layer from a hidden one, used by no other connection: the next minibatch reads
+  // it only in its output layer's sums, so update steps it on the side stream, beside that forward's first
+  // layers (on the benchmark network, RMSProp over 28M weights beside the sparse input's gather-sum and the
+  // hidden layers). Not with weight norms (their pass follows the step).
+  static bool defers_step(const Weight& w);
+  // The main stream waits for steps left on the side stream: folded into the last backward's GEMMs
+  // (update runs beside them) or deferred by the last update.
   void join_steps();
   SparseGradientArgs sparse_gradient_args(Weight& w, const BatchRows& rows);
   // In training, before the forward: the one sparse input's gradient needs only the batch's indices to
@@ -213,7 +219,8 @@ class Network {
   uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
   uint32_t stamp_ = 0;  // minibatches begun (0: none), for the sparse gradients' row stamps
-  bool steps_pending_ = false;  // see join_steps
+  bool steps_pending_ = false;   // folded steps on the side stream (see join_steps)
+  bool steps_deferred_ = false;  // deferred steps on the side stream (defers_step)
   // Divergence brake state, reset by every train() call (as the original's locals).
   static constexpr uint32_t kBrakeWarmup = 100;  // minibatches before the brake may engage
   double brake_average_ = 0.0;
