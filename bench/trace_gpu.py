@@ -3,7 +3,12 @@
 Trains the workload for one warm-up epoch, then traces one more with the PyTorch profiler's CUDA activity
 (CUPTI records every kernel of the process, ours included) and prints one JSON object: for each stream
 its kernels, busy time, the span, and the gaps under 20 µs between consecutive kernels (launch latency),
-plus the per-step time of the busiest kernels. Usage, after the package is installed with CUDA:
+plus the per-step time of the busiest kernels. On compute capability 9.0 and up our kernels are dependent
+launches: one is scheduled while the kernel before it runs and waits at its start (`griddepcontrol.wait`),
+and that wait counts in its recorded duration, so per-kernel times there overstate (one stream's busy time
+can exceed its span). The spans stay right, and a gap of 0 there is real: the next kernel was resident
+before the one it waits for ended. Nsight Compute (bench/profile_gpu.sh) gives the kernels' own times.
+Usage, after the package is installed with CUDA:
 ``python bench/trace_gpu.py --workload sample --mode tf32x3``.
 """
 
