@@ -174,95 +174,67 @@ def _mlp(x, t, hidden, device="cpu", batch=None):
     return dsstne.Network.from_json(cfg, sets, batch=batch or len(x), device=device, seed=1)
 
 
-def test_sgd_steps_folded_into_gradient_gemms_match_the_formulas():
-    # SGD with L2 only: both matrices step inside their gradient GEMMs. The hidden layer's delta must use the
-    # output matrix from before the step, and the regularisation error the weights from before it.
-    net = _mlp(X, T, 4)
-    w1, b1 = (a.astype(np.float64) for a in net.weights("Input", "Hidden1"))
-    w2, b2 = (a.astype(np.float64) for a in net.weights("Hidden1", "Output"))
-    alpha, lam, rows = 0.2, 0.05, len(X)
+# The update's steps beside the backward: SGD with L2 only steps both matrices inside their gradient GEMMs
+# (Network::steps_in_gemm), where the hidden layer's delta must use the output matrix from before the step
+# and the regularisation error the weights from before it; RMSProp defers the output matrix's step to the
+# side stream until the next forward's output layer (Network::defers_step), so each forward must see every
+# matrix after the step before it.
+BESIDE = {"SGD": dict(alpha=0.2, mu=0.0, lambda1=0.0), "RMSProp": PARAMS["RMSProp"]}
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("mode", BESIDE)
+def test_steps_beside_the_backward_match_the_formulas(mode, device):
+    net = _mlp(X, T, 4, device=device)
+    params = {("Input", "Hidden1"): [a.astype(np.float64) for a in net.weights("Input", "Hidden1")],
+              ("Hidden1", "Output"): [a.astype(np.float64) for a in net.weights("Hidden1", "Output")]}
+    state = {(pair, i): np.zeros_like(a) for pair, pb in params.items() for i, a in enumerate(pb)}
+    p, lam, rows = BESIDE[mode], 0.05, len(X)
     regularization = []
     for _ in range(20):
+        (w1, b1), (w2, b2) = params.values()
         regularization.append(0.5 * lam * (np.sum(w1 * w1) + np.sum(w2 * w2)))
         h = 1 / (1 + np.exp(-(X @ w1 + b1)))
         delta = h @ w2 + b2 - T
         delta_h = (delta @ w2.T) * h * (1 - h)
-        w2, b2 = w2 + alpha * (-(h.T @ delta) / rows - lam * w2), b2 - alpha * delta.mean(axis=0)
-        w1, b1 = w1 + alpha * (-(X.T @ delta_h) / rows - lam * w1), b1 - alpha * delta_h.mean(axis=0)
-    net.train(20, alpha=alpha, lambda_=lam, lambda1=0.0, optimizer="SGD")
-    np.testing.assert_allclose(net.weights("Hidden1", "Output")[0], w2, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(net.weights("Hidden1", "Output")[1], b2, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(net.weights("Input", "Hidden1")[0], w1, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(net.weights("Input", "Hidden1")[1], b1, rtol=1e-5, atol=1e-6)
+        grads = {("Input", "Hidden1"): (-(X.T @ delta_h) / rows - lam * w1, -delta_h.mean(axis=0)),
+                 ("Hidden1", "Output"): (-(h.T @ delta) / rows - lam * w2, -delta.mean(axis=0))}
+        params = {pair: [_step(mode, a, g, state, (pair, i), None, p["alpha"], p["mu"], 0.0, 0)
+                         for i, (a, g) in enumerate(zip(pb, grads[pair]))] for pair, pb in params.items()}
+    net.train(20, lambda_=lam, optimizer=mode, **p)
+    for pair, expected in params.items():
+        for a, b in zip(net.weights(*pair), expected):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([r.regularization for r in net.history], regularization, rtol=1e-5)
 
 
 @pytest.mark.cuda
-def test_cuda_sgd_steps_in_gradient_gemms_match_cpu():
-    # Wide enough that a race would show: the step runs on the side stream after the delta's GEMM (which
-    # reads the matrix before it), beside the rest of the backward and the update, until the next
-    # minibatch's forward; four minibatches an epoch.
+@pytest.mark.parametrize("mode", BESIDE)
+def test_cuda_steps_beside_the_backward_match_cpu(mode):
+    # Wide enough that a race would show, four minibatches an epoch, the weights read right after training.
+    # SGD's steps run on the side stream after the delta's GEMM (which reads the matrix before them), beside
+    # the rest of the backward and the update; RMSProp's output step (28 times the hidden one's) beside the
+    # next minibatch's input and hidden layers. RMSProp divides each gradient by its own running RMS, so an
+    # element whose gradient is near zero steps by up to alpha either way on rounding noise: about 0.2 % of
+    # the elements part (float32 against float64 in numpy: 0.16 %; the GPU against the CPU before the
+    # deferral: 0.15 %). A race would part most of them.
     rng = np.random.default_rng(9)
     x = rng.normal(size=(1024, 300)).astype(np.float32)
     t = rng.normal(size=(1024, 2000)).astype(np.float32)
     cpu, gpu = _mlp(x, t, 512, batch=256), _mlp(x, t, 512, device="cuda", batch=256)
+    p = {**BESIDE[mode], "alpha": 0.01}
     for n in (cpu, gpu):
-        n.train(3, alpha=0.01, lambda_=0.01, lambda1=0.0, optimizer="SGD")
-    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
-        np.testing.assert_allclose(gpu.weights(*pair)[0], cpu.weights(*pair)[0], rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(gpu.units("Hidden1"), cpu.units("Hidden1"), rtol=1e-4, atol=1e-6)
-    for field in ("error", "regularization"):
-        np.testing.assert_allclose([getattr(r, field) for r in gpu.history],
-                                   [getattr(r, field) for r in cpu.history], rtol=1e-4)
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-def test_rmsprop_with_the_output_step_deferred_matches_the_formulas(device):
-    # The output matrix's step runs on the side stream beside the next forward's first layers (GPU), so each
-    # forward must see every matrix after the step before it; the hidden matrix steps on the main stream.
-    net = _mlp(X, T, 4, device=device)
-    w1, b1 = (a.astype(np.float64) for a in net.weights("Input", "Hidden1"))
-    w2, b2 = (a.astype(np.float64) for a in net.weights("Hidden1", "Output"))
-    state = {k: np.zeros_like(v) for k, v in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2))}
-    p, lam, rows = PARAMS["RMSProp"], 0.05, len(X)
-    regularization = []
-    for _ in range(20):
-        regularization.append(0.5 * lam * (np.sum(w1 * w1) + np.sum(w2 * w2)))
-        h = 1 / (1 + np.exp(-(X @ w1 + b1)))
-        delta = h @ w2 + b2 - T
-        delta_h = (delta @ w2.T) * h * (1 - h)
-        grads = {"w2": -(h.T @ delta) / rows - lam * w2, "b2": -delta.mean(axis=0),
-                 "w1": -(X.T @ delta_h) / rows - lam * w1, "b1": -delta_h.mean(axis=0)}
-        w2, b2, w1, b1 = (_step("RMSProp", v, grads[k], state, k, None, p["alpha"], p["mu"], 0.0, 0)
-                          for k, v in (("w2", w2), ("b2", b2), ("w1", w1), ("b1", b1)))
-    net.train(20, lambda_=lam, optimizer="RMSProp", **p)
-    for pair, (w, b) in ((("Hidden1", "Output"), (w2, b2)), (("Input", "Hidden1"), (w1, b1))):
-        np.testing.assert_allclose(net.weights(*pair)[0], w, rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(net.weights(*pair)[1], b, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose([r.regularization for r in net.history], regularization, rtol=1e-5)
-
-
-@pytest.mark.cuda
-def test_cuda_rmsprop_with_the_output_step_deferred_matches_cpu():
-    # Wide enough that a race would show: the output matrix's step (28 times the hidden one's) runs on the
-    # side stream until the next minibatch's output GEMM, beside its input and hidden layers; four
-    # minibatches an epoch, and the weights read right after training. RMSProp divides each gradient by its
-    # own running RMS, so an element whose gradient is near zero steps by up to alpha either way on rounding
-    # noise: about 0.2 % of the elements part (float32 against float64 in numpy: 0.16 %; the GPU against the
-    # CPU before this deferral: 0.15 %). A race would part most of them.
-    rng = np.random.default_rng(10)
-    x = rng.normal(size=(1024, 300)).astype(np.float32)
-    t = rng.normal(size=(1024, 2000)).astype(np.float32)
-    cpu, gpu = _mlp(x, t, 512, batch=256), _mlp(x, t, 512, device="cuda", batch=256)
-    for n in (cpu, gpu):
-        n.train(3, lambda_=0.01, optimizer="RMSProp", **PARAMS["RMSProp"])
+        n.train(3, lambda_=0.01, optimizer=mode, **p)
     for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
         for a, b in zip(gpu.weights(*pair), cpu.weights(*pair)):
-            assert np.isclose(a, b, rtol=1e-4, atol=1e-6).mean() > 0.99
-            np.testing.assert_allclose(a, b, atol=PARAMS["RMSProp"]["alpha"])
+            if mode == "SGD":
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+            else:
+                assert np.isclose(a, b, rtol=1e-4, atol=1e-6).mean() > 0.99
+                np.testing.assert_allclose(a, b, atol=p["alpha"])
     for field in ("error", "regularization"):
         np.testing.assert_allclose([getattr(r, field) for r in gpu.history],
-                                   [getattr(r, field) for r in cpu.history], rtol=1e-3)
+                                   [getattr(r, field) for r in cpu.history], rtol=1e-4 if mode == "SGD" else 1e-3)
 
 
 def _sparse_or_dense(x, device, sparse):
