@@ -237,23 +237,34 @@ def test_cuda_steps_beside_the_backward_match_cpu(mode):
                                    [getattr(r, field) for r in cpu.history], rtol=1e-4 if mode == "SGD" else 1e-3)
 
 
-def _sparse_or_dense(x, device, sparse):
-    cfg = network_config(n_in=x.shape[1], hidden=((6, "Sigmoid"),), output_activation="Linear", error="L2",
+def _sparse_or_dense(x, device, sparse, hidden, batch):
+    cfg = network_config(n_in=x.shape[1], hidden=((hidden, "Sigmoid"),), output_activation="Linear", error="L2",
                          sparse_input=sparse)
     t = np.random.default_rng(5).normal(size=(x.shape[0], 3)).astype(np.float32)
     data = dsstne.DataSet.from_scipy(x, "input") if sparse else dsstne.DataSet.from_numpy(x.toarray(), "input")
-    return dsstne.Network.from_json(cfg, [data, dsstne.DataSet.from_numpy(t, "output")], batch=8, device=device,
+    return dsstne.Network.from_json(cfg, [data, dsstne.DataSet.from_numpy(t, "output")], batch=batch, device=device,
                                     seed=1)
+
+
+def _popular(rows, cols, seed):
+    """Sparse rows in which unit 0 is listed by every row: on the GPU its gradient row is a large bucket."""
+    x = random_csr(rows, cols, 0.05, seed=seed, values=True).tolil()
+    x[:, 0] = 0.5
+    return x.tocsr()
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("mode", ["SGD", "RMSProp", "Adam"])
-def test_sparse_input_trains_as_the_same_data_dense(device, mode):
+@pytest.mark.parametrize("shape", ["narrow", "wide-popular"])
+def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape):
     # The sparse input's gradient is written only in the rows of the units a minibatch lists; the update
     # must take every other row's gradient as zero (and still decay it), never an older minibatch's row.
+    # "wide-popular": 300 hidden units (several passes of columns a row on the GPU) and a unit listed by
+    # all 48 rows of a batch (summed by a block of warps, not by one warp).
     # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
-    x = random_csr(32, 60, 0.05, seed=8, values=True)
-    sparse, dense = _sparse_or_dense(x, device, True), _sparse_or_dense(x, device, False)
+    x, hidden, batch = ((random_csr(32, 60, 0.05, seed=8, values=True), 6, 8) if shape == "narrow"
+                        else (_popular(96, 70, seed=9), 300, 48))
+    sparse, dense = (_sparse_or_dense(x, device, s, hidden, batch) for s in (True, False))
     for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
         dense.set_weights(*pair, *sparse.weights(*pair))
     w0 = sparse.weights("Input", "Hidden1")[0]
