@@ -232,6 +232,8 @@ def test_cuda_steps_beside_the_backward_match_cpu(mode):
             else:
                 assert np.isclose(a, b, rtol=1e-4, atol=1e-6).mean() > 0.99
                 np.testing.assert_allclose(a, b, atol=p["alpha"])
+    if mode == "SGD":  # the last forward's units, from the weights before the last step
+        np.testing.assert_allclose(gpu.units("Hidden1"), cpu.units("Hidden1"), rtol=1e-4, atol=1e-6)
     for field in ("error", "regularization"):
         np.testing.assert_allclose([getattr(r, field) for r in gpu.history],
                                    [getattr(r, field) for r in cpu.history], rtol=1e-4 if mode == "SGD" else 1e-3)
