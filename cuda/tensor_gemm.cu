@@ -464,8 +464,15 @@ __device__ __forceinline__ void wgmma_tf32(float (&d)[64], const uint32_t (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
 }
 
+// Whether the products read B's big half straight from its stage: with three products and K contiguous,
+// the stage already has the K-major 128-byte swizzle (Tile), and the tensor cores read only a TF32
+// operand's top 19 bits, which are the big half.
+template <bool kContiguousK, int kProducts>
+constexpr bool kBigFromStage = kContiguousK && kProducts == 3;
+
 // The block's pass over one step of B: big and small halves (or the rounded value alone, one product)
-// into [kBN][kBK] K-major tiles with the 128-byte swizzle (16-byte chunk c of row n at c ^ (n & 7)).
+// into [kBN][kBK] K-major tiles with the 128-byte swizzle (16-byte chunk c of row n at c ^ (n & 7)); the
+// small half alone where the big one is the stage (kBigFromStage).
 // Thread t takes row t % kBN and every other chunk: each store of 8 lanes covers 8 rows' distinct
 // chunks, each load of a warp 32 consecutive rows.
 template <bool kContiguousK, int kProducts>
@@ -487,7 +494,7 @@ __device__ __forceinline__ void split_b(const float* stage, float* big, float* s
     split<kProducts>(x.y, b.y, s.y);
     split<kProducts>(x.z, b.z, s.z);
     split<kProducts>(x.w, b.w, s.w);
-    *reinterpret_cast<uint4*>(big + at) = b;
+    if constexpr (!kBigFromStage<kContiguousK, kProducts>) *reinterpret_cast<uint4*>(big + at) = b;
     if constexpr (kProducts == 3) *reinterpret_cast<uint4*>(small + at) = s;
   }
 }
@@ -555,7 +562,8 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     const float* const next_stage = stages + (global + 1) % kWgStages * Copies::kStageFloats;
     float* const half = halves + (global & 1) * 2 * kHalfFloats;
     float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
-    const uint64_t big = swizzled_descriptor(shared_address(half));
+    const float* const stage_b = stages + global % kWgStages * Copies::kStageFloats + Copies::TA::floats;
+    const uint64_t big = swizzled_descriptor(shared_address(kBigFromStage<kTransB, kProducts> ? stage_b : half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
     wgmma_fence();
 #pragma unroll
