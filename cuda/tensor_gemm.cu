@@ -7,8 +7,8 @@
 // - mma.sync (sm_80 on): each warp a 64 x 32 tile of 4 x 4 m16n8k8 products, every operand split by
 //   each warp that reads it.
 // - wgmma (the sm_90a image): each warpgroup 64 rows, m64n128k8 products; A split in registers by the
-//   warp that owns its rows, B split once a block into K-major halves, products asynchronous beside the
-//   next step's loads, B split and copies.
+//   warp that owns its rows, B split once a block into K-major halves (a K-contiguous B's stage is its
+//   own big half), products asynchronous beside the next step's loads, B split and copies.
 // A finished tile leaves through shared memory, in row segments of 32 (mma.sync) or 64 (wgmma) columns.
 #include <algorithm>
 #include <cstdint>
@@ -427,7 +427,8 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
 // Two warpgroups, each 64 rows of the block's 128 x 128 tile, every product m64n128k8 from one
 // instruction: A from registers (each warp its own 16 rows, loaded and split as above, once a block),
 // B from shared memory, where a pass of the whole block writes its big and small halves K-major with the
-// 128-byte swizzle the instruction reads (any layout of B in: the pass transposes). The products run
+// 128-byte swizzle the instruction reads (any layout of B in: the pass transposes; a K-contiguous B's
+// stage already has that layout and, with three products, is read as the big half itself). The products run
 // asynchronously while the block loads the next step's A (into a second register set), splits its B and
 // queues the copies; one rounded add a step takes them into `acc`.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -562,6 +563,7 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     const float* const next_stage = stages + (global + 1) % kWgStages * Copies::kStageFloats;
     float* const half = halves + (global & 1) * 2 * kHalfFloats;
     float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
+    // This step's stage is refilled by the copies queued in the next step, after this step's wait.
     const float* const stage_b = stages + global % kWgStages * Copies::kStageFloats + Copies::TA::floats;
     const uint64_t big = swizzled_descriptor(shared_address(kBigFromStage<kTransB, kProducts> ? stage_b : half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));

@@ -138,6 +138,27 @@ def test_tf32x3_training_matches_cpu_and_repeats_bitwise():
             assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.cuda
+def test_tf32x3_layer_with_two_sources_matches_cpu():
+    # The output layer's second forward product adds into the first (beta = 1: the kernel reads C in its
+    # stores); 300 rows leave the last tile of rows part empty.
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-1, 1, (300, 130)).astype(np.float32)
+    layers = [{"Name": "Input", "Kind": "Input", "N": "auto", "DataSet": "input", "Sparse": False},
+              {"Name": "A", "Kind": "Hidden", "N": 200, "Activation": "Sigmoid", "Source": ["Input"]},
+              {"Name": "B", "Kind": "Hidden", "N": 140, "Activation": "Tanh", "Source": ["Input"]},
+              {"Name": "Output", "Kind": "Output", "N": "auto", "DataSet": "output", "Activation": "Linear",
+               "Source": ["A", "B"]}]
+    cfg = {"Version": 0.8, "Name": "two", "Kind": "FeedForward", "ErrorFunction": "L2", "Layers": layers}
+    data = [dsstne.DataSet.from_numpy(x, "input"),
+            dsstne.DataSet.from_numpy(np.zeros((300, 4098), np.float32), "output")]
+    cpu, gpu = (dsstne.Network.from_json(cfg, data, batch=300, device=d, seed=9, math="tf32x3")
+                for d in ("cpu", "cuda"))
+    got, ref = gpu.predict(x), cpu.predict(x)
+    assert _relative_error(got, ref) < BOUND["tf32x3"] * 10  # through an activation and a second product
+    assert gpu.predict(x).tobytes() == got.tobytes()
+
+
 _KERNEL_BITS = """
 import hashlib, sys
 sys.path.insert(0, sys.argv[1])
