@@ -284,8 +284,10 @@ int main(int argc, char** argv) {
             [&] { dsstne::gpu::tensor_gemm(g.row_major, plan, products, workspace, nullptr, /*dependent=*/false); });
         report(products == 3 ? "ours 3xtf32" : "ours tf32", us);
       }
-      std::printf("{\"plan\": \"%s\", \"tiles\": %u, \"splits\": %u, \"blocks\": %u}\n", g.name,
-                  plan.tiles_m * plan.tiles_n, plan.splits, plan.blocks);
+      std::printf("{\"plan\": \"%s\", \"tiles\": %u, \"splits\": %u, \"blocks\": %u, \"tail_n0\": %d, "
+                  "\"tail_tiles\": %u, \"tail_splits\": %u, \"tail_blocks\": %u}\n",
+                  g.name, plan.grid.tiles_m * plan.grid.tiles_n, plan.grid.splits, plan.grid.blocks, plan.tail_n0,
+                  plan.tail.tiles_m * plan.tail.tiles_n, plan.tail.splits, plan.tail.blocks);
       CHECK(cudaFree(workspace));
       CHECK(cudaFree(ref));
     }

@@ -2,7 +2,8 @@
 // few hundred rows against layers of up to millions of units): persistent blocks stream (tile, K step)
 // pairs through one cp.async pipeline, so a tile's loads overlap the previous tile's products and stores
 // even when K is only 128. Long-K products with few output tiles are split over K into partial tiles
-// summed in split order afterwards. Products are TF32 (one product per pair), or FP32-class from the
+// summed in split order afterwards; so are the column tiles past a product's last whole wave of blocks,
+// as a second product (TensorGemmPlan::tail_n0). Products are TF32 (one product per pair), or FP32-class from the
 // 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big); either way the
 // tensor cores sum only 32 depths, which a rounded FP32 add then takes into the output's sum. Hopper cards
 // (compute capability 9.0, the sm_90a image) run a wgmma kernel, others an mma.sync one; both take the
@@ -19,12 +20,21 @@
 
 namespace dsstne::gpu {
 
+// One launch's units: output tiles, each split over K into `splits` chunks, walked by `blocks` blocks.
+struct TileGrid {
+  unsigned tiles_m = 0, tiles_n = 0, splits = 1, blocks = 0;
+  int k_chunk = 0;  // K per split, a multiple of the K step
+};
+
 struct TensorGemmPlan {
   bool supported = false;  // shapes and alignment the kernel takes (else the caller uses cuBLAS)
-  unsigned tiles_m = 0, tiles_n = 0, splits = 1, blocks = 0;
-  int k_chunk = 0;              // K per split, a multiple of the K step
-  bool wgmma = false;           // the Hopper kernel (sm_90a image loaded), else the mma.sync one
-  size_t workspace_floats = 0;  // partial tiles of a split product
+  bool wgmma = false;      // the Hopper kernel (sm_90a image loaded), else the mma.sync one
+  TileGrid grid;           // C, or its columns before tail_n0
+  // Above 0: C's columns from tail_n0 on are a second product split over K (`tail`), so that the tiles
+  // past the last whole round of blocks spread over all of them instead of leaving most idle.
+  int tail_n0 = 0;
+  TileGrid tail;
+  size_t workspace_floats = 0;  // partial tiles of a split product (either)
 };
 
 // Whether the current device runs the wgmma kernel: the image loaded for it has one, and

@@ -54,8 +54,9 @@ def test_math_mode_is_checked_and_cpu_ignores_it():
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("math", ["tf32", "tf32x3"])
-@pytest.mark.parametrize("rows, inputs, units", [(256, 128, 4002), (300, 130, 2048), (77, 1024, 514)],
-                         ids=["sample_like", "ragged_rows", "deep"])
+@pytest.mark.parametrize("rows, inputs, units",
+                         [(256, 128, 4002), (300, 130, 2048), (77, 1024, 514), (256, 512, 8950)],
+                         ids=["sample_like", "ragged_rows", "deep", "tail_split"])
 def test_forward_matches_fp64_and_leaves_fp32(math, rows, inputs, units):
     net, x, w, b = _linear(rows, inputs, units, math)
     ref = x.astype(np.float64) @ w.astype(np.float64) + b
@@ -162,7 +163,7 @@ def test_tf32x3_layer_with_two_sources_matches_cpu():
 _KERNEL_BITS = """
 import hashlib, sys
 sys.path.insert(0, sys.argv[1])
-from test_tensor_math import _hidden_pair
+from test_tensor_math import _hidden_pair, _linear
 gpu = _hidden_pair("tf32x3")[1]
 error, gradients = gpu.gradients(0)
 digest = hashlib.sha256()
@@ -172,6 +173,9 @@ for layer in ("Hidden1", "Output"):
 for key in sorted(gradients):
     for array in gradients[key]:
         digest.update(array.tobytes())
+# 132 tiles of 16 steps and 8 over: the 8 run as a second product split over K (TensorGemmPlan::tail_n0).
+net, x, _, _ = _linear(256, 512, 8950, "tf32x3")
+digest.update(net.predict(x).tobytes())
 print(repr(error), digest.hexdigest())
 """
 
@@ -181,8 +185,8 @@ def test_hopper_and_mma_kernels_give_the_same_bits():
     # On a card of compute capability 9.0 tf32x3 runs the wgmma kernel; DSSTNE_TENSOR_GEMM=mma forces
     # the mma.sync one (which other cards run anyway). Both take each output's products in the same
     # order (three TF32 products an 8-deep slice, rounded into FP32 every 32 depths), so the forward,
-    # weight-gradient and delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split) agree
-    # bit for bit.
+    # weight-gradient and delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split, a
+    # product whose last tiles run split) agree bit for bit.
     tests = str(Path(__file__).parent)
     runs = [subprocess.run([sys.executable, "-c", _KERNEL_BITS, tests], env={**os.environ, **extra},
                            capture_output=True, text=True, check=True).stdout
