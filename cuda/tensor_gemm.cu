@@ -428,9 +428,9 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
 // instruction: A from registers (each warp its own 16 rows, loaded and split as above, once a block),
 // B from shared memory, where a pass of the whole block writes its big and small halves K-major with the
 // 128-byte swizzle the instruction reads (any layout of B in: the pass transposes; a K-contiguous B's
-// stage already has that layout and, with three products, is read as the big half itself). The products run
-// asynchronously while the block loads the next step's A (into a second register set), splits its B and
-// queues the copies; one rounded add a step takes them into `acc`.
+// stage already has that layout and, with three products, is read as the big half itself). The products
+// run asynchronously while the block loads the next step's A (into a second register set), splits its B
+// and queues the copies; one rounded add a step takes them into `acc`.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define DSSTNE_WGMMA 1
 #else
@@ -565,7 +565,8 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
     // This step's stage is refilled by the copies queued in the next step, after this step's wait.
     const float* const stage_b = stages + global % kWgStages * Copies::kStageFloats + Copies::TA::floats;
-    const uint64_t big = swizzled_descriptor(shared_address(kBigFromStage<kTransB, kProducts> ? stage_b : half));
+    const float* const big_half = kBigFromStage<kTransB, kProducts> ? stage_b : half;
+    const uint64_t big = swizzled_descriptor(shared_address(big_half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
     wgmma_fence();
 #pragma unroll
@@ -698,7 +699,8 @@ void run_grid(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* worksp
   else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, wgmma, partial, stream, dependent);
   else launch_kernel<false, false, kProducts>(g, grid, wgmma, partial, stream, dependent);
   if (partial)
-    launch(dependent, split_sum_kernel, grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, grid.splits, partial);
+    launch(dependent, split_sum_kernel, grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, grid.splits,
+           partial);
 }
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }

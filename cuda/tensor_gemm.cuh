@@ -3,9 +3,10 @@
 // pairs through one cp.async pipeline, so a tile's loads overlap the previous tile's products and stores
 // even when K is only 128. Long-K products with few output tiles are split over K into partial tiles
 // summed in split order afterwards; so are the column tiles past a product's last whole wave of blocks,
-// as a second product (TensorGemmPlan::tail_n0). Products are TF32 (one product per pair), or FP32-class from the
-// 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big); either way the
-// tensor cores sum only 32 depths, which a rounded FP32 add then takes into the output's sum. Hopper cards
+// as a second product (TensorGemmPlan::tail_n0). Products are TF32 (one product per pair), or FP32-class
+// from the 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big);
+// either way the tensor cores sum only 32 depths, which a rounded FP32 add then takes into the output's
+// sum. Hopper cards
 // (compute capability 9.0, the sm_90a image) run a wgmma kernel, others an mma.sync one; both take the
 // products in the same order, so they give the same bits (DSSTNE_TENSOR_GEMM=mma forces the mma.sync
 // kernel, for comparison). Every sum's order depends on the shape only: reproducible run to run and
