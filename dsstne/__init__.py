@@ -10,6 +10,23 @@ import os as _os
 # 100x slower on 2 cores); passive waiting must be set before the engine loads the OpenMP runtime.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _load_blas() -> None:
+    # The engine links the scipy-openblas32 wheel's library, and its run path finds it only where pip put
+    # that wheel beside dsstne. Loaded first from wherever the wheel is (a venv's system site packages, a
+    # user site), the library is already there when the engine asks for it by name.
+    from ._build_info import BLAS
+
+    if BLAS == "scipy-openblas32":
+        import ctypes
+
+        import scipy_openblas32
+
+        ctypes.CDLL(_os.path.join(scipy_openblas32.get_lib_dir(), "libscipy_openblas.so"), mode=ctypes.RTLD_GLOBAL)
+
+
+_load_blas()
+
 from . import cdl, convert, datasets, formats, metrics, recommendations
 from .config import parse_network
 from .dataset import DataSet
