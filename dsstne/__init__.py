@@ -14,15 +14,19 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def _load_blas() -> None:
     # The engine links the scipy-openblas32 wheel's library, and its run path finds it only where pip put
     # that wheel beside dsstne. Loaded first from wherever the wheel is (a venv's system site packages, a
-    # user site), the library is already there when the engine asks for it by name.
+    # user site), the library is already there when the engine asks for it by name. (On Windows the wheel
+    # adds its folder to the DLL search path itself.)
+    import sys
+
     from ._build_info import BLAS
 
-    if BLAS == "scipy-openblas32":
+    if BLAS == "scipy-openblas32" and sys.platform != "win32":
         import ctypes
 
         import scipy_openblas32
 
-        ctypes.CDLL(_os.path.join(scipy_openblas32.get_lib_dir(), "libscipy_openblas.so"), mode=ctypes.RTLD_GLOBAL)
+        name = f"lib{scipy_openblas32.get_library()}{'.dylib' if sys.platform == 'darwin' else '.so'}"
+        ctypes.CDLL(_os.path.join(scipy_openblas32.get_lib_dir(), name), mode=ctypes.RTLD_GLOBAL)
 
 
 _load_blas()
