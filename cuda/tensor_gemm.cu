@@ -476,12 +476,13 @@ constexpr bool kBigFromStage = kContiguousK && kProducts == 3;
 // small half alone where the big one is the stage (kBigFromStage).
 // Thread t takes row t % kBN and every other chunk: each store of 8 lanes covers 8 rows' distinct
 // chunks, each load of a warp 32 consecutive rows.
-template <bool kContiguousK, int kProducts>
+constexpr int kSplitPasses = kBK / 4 / (kGemmThreads / kBN);  // a thread's chunks of B a step
+template <bool kContiguousK, int kProducts, int kFirst = 0, int kEnd = kSplitPasses>
 __device__ __forceinline__ void split_b(const float* stage, float* big, float* small) {
   using T = Tile<kContiguousK, kBN>;
   const int n = static_cast<int>(threadIdx.x) % kBN, c0 = static_cast<int>(threadIdx.x) / kBN;
 #pragma unroll
-  for (int i = 0; i < kBK / 4 / (kGemmThreads / kBN); ++i) {
+  for (int i = kFirst; i < kEnd; ++i) {
     const int c = c0 + i * (kGemmThreads / kBN), at = n * kBK + ((c ^ (n & 7)) << 2);
     uint4 x;
     if constexpr (kContiguousK) {
@@ -569,8 +570,10 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     const uint64_t big = swizzled_descriptor(shared_address(big_half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
     wgmma_fence();
-#pragma unroll
-    for (int s = 0; s < kBK / 8; ++s) {  // an 8-deep slice is 32 bytes further: 2 in the descriptor
+    // One 8-deep slice's products. The slices are issued between the pieces of the work beside them, so
+    // the warp is not held at an instruction queue full of products while that work waits.
+    const auto slice = [&](auto s_) {
+      constexpr int s = decltype(s_)::value;  // an 8-deep slice is 32 bytes further: 2 in the descriptor
       if constexpr (kProducts == 3) {  // the small terms first, while the sums are small
         wgmma_tf32(part, a_small[cur][s], big + 2 * s, s > 0);
         wgmma_tf32(part, a_big[cur][s][0], small + 2 * s, 1);
@@ -578,13 +581,18 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
       } else {
         wgmma_tf32(part, a_big[cur][s][0], big + 2 * s, s > 0);
       }
-    }
-    wgmma_commit();
+    };
     // Beside the products: the next step's A fragments (loaded first: the B pass covers their latency)
     // and B halves, then the copies. Those come after the fence, which compiles to a memory barrier that
     // waits for the thread's copies in flight (before it: hidden-1024 forward 4 % slower).
+    slice(std::integral_constant<int, 0>{});
     load_a(next_set, next_stage);
-    split_b<kTransB, kProducts>(next_stage + Copies::TA::floats, next_half, next_half + kHalfFloats);
+    slice(std::integral_constant<int, 1>{});
+    split_b<kTransB, kProducts, 0, kSplitPasses / 2>(next_stage + Copies::TA::floats, next_half, next_half + kHalfFloats);
+    slice(std::integral_constant<int, 2>{});
+    split_b<kTransB, kProducts, kSplitPasses / 2>(next_stage + Copies::TA::floats, next_half, next_half + kHalfFloats);
+    slice(std::integral_constant<int, 3>{});
+    wgmma_commit();
     fence_async_shared();
     copies.next(stages);
     wgmma_wait();
