@@ -570,8 +570,9 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     const uint64_t big = swizzled_descriptor(shared_address(big_half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
     wgmma_fence();
-    // One 8-deep slice's products. The slices are issued between the pieces of the work beside them, so
-    // the warp is not held at an instruction queue full of products while that work waits.
+    // One 8-deep slice's products. The slices go between the pieces of the work beside them: the warps
+    // then wait less at the step's barrier and on the shared-memory queue (hidden-1024 forward 2 %
+    // faster than all twelve products first).
     const auto slice = [&](auto s_) {
       constexpr int s = decltype(s_)::value;  // an 8-deep slice is 32 bytes further: 2 in the descriptor
       if constexpr (kProducts == 3) {  // the small terms first, while the sums are small
