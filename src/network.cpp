@@ -830,22 +830,26 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
   auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
   // The steps go to the backend a list at a time; the deferred ones (defers_step) to the side stream, after
   // the rest (so they start when the main stream's steps end, beside the next minibatch's first kernels).
-  UpdateListArgs list, deferred;
-  const auto flush_list = [&](UpdateListArgs& l) {
-    if (l.count == 0) return;
-    if (&l == &deferred) {
+  struct Steps {
+    UpdateListArgs list;
+    bool side;  // the deferred steps
+  };
+  Steps in_order{{}, false}, deferred{{}, true};
+  const auto flush_list = [&](Steps& s) {
+    if (s.list.count == 0) return;
+    if (s.side) {
       const SideStream side(be);  // after the backward's GEMMs that read these matrices
-      be.update(l);
+      be.update(s.list);
       be.mark(kGradientMark);
       steps_deferred_ = true;
     } else {
-      be.update(l);
+      be.update(s.list);
     }
-    l.count = 0;
+    s.list.count = 0;
   };
-  const auto step = [&](const UpdateArgs& a, UpdateListArgs& l) {
-    if (l.count == UpdateListArgs::kMax) flush_list(l);
-    l.items[l.count++] = a;
+  const auto step = [&](const UpdateArgs& a, Steps& s) {
+    if (s.list.count == UpdateListArgs::kMax) flush_list(s);
+    s.list.items[s.list.count++] = a;
   };
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
@@ -862,22 +866,22 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
         a.regularization = error_.device() + 1;
         a.regularization_scale = static_cast<float>(rows);
       }
-      step(a, defers_step(w) ? deferred : list);
+      step(a, defers_step(w) ? deferred : in_order);
       if (w.spec.norm > 0.0f) {  // on the updated weights
-        flush_list(list);
+        flush_list(in_order);
         be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
       }
     }
-    step({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub}, list);
+    step({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub}, in_order);
   }
   // BatchNormalization gamma and beta after the weights, with the biases' formula (never regularised).
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
     if (!(*it)->bn) continue;
     BatchNorm& bn = *(*it)->bn;
-    step({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub}, list);
-    step({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub}, list);
+    step({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub}, in_order);
+    step({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub}, in_order);
   }
-  flush_list(list);
+  flush_list(in_order);
   flush_list(deferred);
 }
 
