@@ -38,6 +38,7 @@ constexpr int kMinSplitSteps = 4;  // K steps a split keeps at least
 // The split decision uses a fixed multiprocessor count (an H100's), not the card's: the order of every
 // sum then depends on the shape alone.
 constexpr int kSplitMultiprocessors = 132;
+constexpr uint64_t kSplitWave = uint64_t{kBlocksPerSm} * kSplitMultiprocessors;  // a wave: the blocks of one round
 
 // One operand's stage in shared memory, unpadded (the stages leave the multiprocessor L1, which the
 // 8-byte cp.async copies allocate in: less of it measurably slows the loads).
@@ -738,10 +739,10 @@ TileGrid plan_grid(const GemmArgs& g, int multiprocessors) {
   const int steps = (g.k + kBK - 1) / kBK;
   // Fewer tiles than blocks: split K into as many units as fit one wave of blocks (one more unit would
   // take a second wave for itself), each split keeping at least kMinSplitSteps steps.
-  const uint64_t wave = uint64_t{kBlocksPerSm} * kSplitMultiprocessors;
   uint64_t splits = 1;
-  if (tiles < wave)
-    splits = std::clamp<uint64_t>(wave / tiles, 1, static_cast<uint64_t>(std::max(1, steps / kMinSplitSteps)));
+  if (tiles < kSplitWave)
+    splits = std::clamp<uint64_t>(kSplitWave / tiles, 1,
+                                  static_cast<uint64_t>(std::max(1, steps / kMinSplitSteps)));
   const int chunk_steps = static_cast<int>((steps + splits - 1) / splits);
   p.k_chunk = chunk_steps * kBK;
   p.splits = static_cast<unsigned>((g.k + p.k_chunk - 1) / p.k_chunk);
@@ -779,10 +780,9 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
   // An unsplit product whose tiles are whole rounds of a wave and a few over (the benchmark's output
   // forward: 428 tiles of 32 steps, 3 rounds of 132 and 32, so a fourth round of 32 steps) takes the
   // column tiles past its whole rounds as a second product, which splits over K: 3 rounds and a quarter.
-  // Like the split itself, this depends on the shape alone (a wave of kSplitMultiprocessors).
-  const uint64_t wave = uint64_t{kBlocksPerSm} * kSplitMultiprocessors;
-  const uint64_t whole_rounds = uint64_t{p.grid.tiles_m} * p.grid.tiles_n / wave;
-  const auto head_tiles_n = static_cast<int>(whole_rounds * wave / p.grid.tiles_m);
+  // Like the split itself, this depends on the shape alone (a wave of kSplitWave blocks).
+  const uint64_t whole_rounds = uint64_t{p.grid.tiles_m} * p.grid.tiles_n / kSplitWave;
+  const auto head_tiles_n = static_cast<int>(whole_rounds * kSplitWave / p.grid.tiles_m);
   if (p.grid.splits == 1 && head_tiles_n > 0 && head_tiles_n < static_cast<int>(p.grid.tiles_n)) {
     const GemmArgs tail = columns_from(g, head_tiles_n * kBN);
     const TileGrid tail_grid = plan_grid(tail, multiprocessors);

@@ -6,11 +6,10 @@
 // as a second product (TensorGemmPlan::tail_n0). Products are TF32 (one product per pair), or FP32-class
 // from the 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big);
 // either way the tensor cores sum only 32 depths, which a rounded FP32 add then takes into the output's
-// sum. Hopper cards
-// (compute capability 9.0, the sm_90a image) run a wgmma kernel, others an mma.sync one; both take the
-// products in the same order, so they give the same bits (DSSTNE_TENSOR_GEMM=mma forces the mma.sync
-// kernel, for comparison). Every sum's order depends on the shape only: reproducible run to run and
-// across cards.
+// sum. Hopper cards (compute capability 9.0, the sm_90a image) run a wgmma kernel, others an mma.sync
+// one; both take the products in the same order, so they give the same bits (DSSTNE_TENSOR_GEMM=mma
+// forces the mma.sync kernel, for comparison). Every sum's order depends on the shape only: reproducible
+// run to run and across cards.
 #pragma once
 
 #include <cuda_runtime.h>
