@@ -33,7 +33,9 @@ __global__ void __launch_bounds__(gpu::kThreads) activate_kernel(ActivateArgs a)
 #pragma unroll
       for (unsigned u = 0; u < kUnroll; ++u) {
         const uint32_t j = j0 + u * gpu::kThreads;
-        if (j < a.stride) row[j] = math::activate(a.activation, z[u]);
+        if (j >= a.stride) continue;
+        const float y = math::activate(a.activation, z[u]);
+        row[j] = a.dropout.p > 0.0f ? a.dropout.apply(y, uint64_t{r} * a.stride + j) : y;
       }
     }
   }
@@ -64,7 +66,9 @@ __global__ void softmax_kernel(float* unit, uint32_t rows, uint32_t stride, cons
 }  // namespace
 
 void CudaBackend::activate(const ActivateArgs& a) {
-  if (a.activation.kind == Activation::Linear && !a.bias) return;
+  DSSTNE_REQUIRE(a.dropout.p <= 0.0f || a.activation.kind != Activation::SoftMax,
+                 "the activation op's dropout is for element-wise kinds");
+  if (a.activation.kind == Activation::Linear && !a.bias && a.dropout.p <= 0.0f) return;
   if (a.rows == 0 || a.stride == 0) return;
   bind();
   if (a.activation.kind == Activation::SoftMax) {

@@ -2,7 +2,6 @@
 // CPU target's whatever the launch shape.
 #include "check.cuh"
 #include "cuda_backend.cuh"
-#include "dsstne/rng.h"
 #include "launch.cuh"
 
 namespace dsstne {
@@ -11,7 +10,7 @@ namespace {
 __global__ void dropout_kernel(DropoutArgs a, uint64_t n) {
   gpu::await_previous();
   for (uint64_t i = gpu::global_thread(); i < n; i += gpu::grid_threads())
-    a.unit[i] = rng::uniform(a.key, i) < a.p ? a.target : a.unit[i] * a.scale;
+    a.unit[i] = a.mask.apply(a.unit[i], i);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "dsstne/errors.h"
 #include "host_backend.h"
 #include "vecmath.h"
 
@@ -38,8 +39,10 @@ constexpr int64_t kChunk = 16384;  // units per task: element-wise results do no
 }  // namespace
 
 void HostBackend::activate(const ActivateArgs& a) {
+  DSSTNE_REQUIRE(a.dropout.p <= 0.0f || a.activation.kind != Activation::SoftMax,
+                 "the activation op's dropout is for element-wise kinds");
   if (a.bias) set_bias(BiasArgs{a.unit, a.bias, a.rows, a.stride, true});
-  if (a.activation.kind == Activation::Linear) return;
+  if (a.activation.kind == Activation::Linear && a.dropout.p <= 0.0f) return;
   if (a.activation.kind == Activation::SoftMax) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < a.rows; ++r) softmax_row(a.unit + r * a.stride, a.stride);
@@ -47,8 +50,13 @@ void HostBackend::activate(const ActivateArgs& a) {
   }
   const int64_t n = static_cast<int64_t>(a.rows) * a.stride, chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(dynamic, 8) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c)
-    activate_range(a.activation, a.unit + c * kChunk, static_cast<size_t>(std::min(kChunk, n - c * kChunk)));
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t first = c * kChunk, count = std::min(kChunk, n - first);
+    float* x = a.unit + first;
+    if (a.activation.kind != Activation::Linear) activate_range(a.activation, x, static_cast<size_t>(count));
+    if (a.dropout.p > 0.0f)  // while the chunk is in cache
+      for (int64_t i = 0; i < count; ++i) x[i] = a.dropout.apply(x[i], static_cast<uint64_t>(first + i));
+  }
 }
 
 const float* HostBackend::activated_row(const float* row, uint32_t width, const float* bias,
@@ -56,7 +64,7 @@ const float* HostBackend::activated_row(const float* row, uint32_t width, const 
   if (!bias) return row;
   buffer.resize(width);
   std::memcpy(buffer.data(), row, sizeof(float) * width);
-  activate(ActivateArgs{buffer.data(), 1, width, f, bias});
+  activate(ActivateArgs{buffer.data(), 1, width, f, bias, {}});
   return buffer.data();
 }
 

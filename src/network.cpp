@@ -473,15 +473,18 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       a.inv_std = bn.inv_std.device();
       be.batch_norm_forward(a);
     }
-    if (!deferred)
-      be.activate({layer.unit.device(), rows.rows, layer.stride, layer.activation,
-                   folded ? layer.incoming.front()->b.device() : nullptr});
     layer.linear_units = deferred;
+    if (!deferred) {
+      ActivateArgs a{layer.unit.device(), rows.rows, layer.stride, layer.activation,
+                     folded ? layer.incoming.front()->b.device() : nullptr, {}};
+      // The plain dropout's mask in the same pass, where the activation is element-wise.
+      if (layer.activation.kind != Activation::SoftMax) a.dropout = dropout_mask(layer, training);
+      be.activate(a);
+      if (a.dropout.p > 0.0f) return;  // dropped out
+    }
   }
   const float p = layer.spec.p_dropout;
   if (training && p > 0.0f && !layer.sparse_input) {
-    // Sigmoid units drop to 0.5 unscaled, others to 0 with inverted scaling (the original's rule; input
-    // layers keep the descriptor's default Sigmoid).
     const Activation kind = layer.activation.kind;
     if (layer.kind != LayerKind::Input &&
         (kind == Activation::ExponentialLinear || kind == Activation::ScaledExponentialLinear)) {
@@ -501,17 +504,22 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       be.alpha_dropout(d);
       return;
     }
-    const bool sigmoid = kind == Activation::Sigmoid;
-    DropoutArgs d;
-    d.unit = layer.unit.device();
-    d.rows = rows.rows;
-    d.stride = layer.stride;
-    d.p = p;
-    d.target = sigmoid ? 0.5f : 0.0f;
-    d.scale = sigmoid ? 1.0f : 1.0f / (1.0f - p);
-    d.key = rng::key(ctx_->seed, rng::kDropout, batches_, layer.index);
-    be.dropout(d);
+    be.dropout({layer.unit.device(), rows.rows, layer.stride, dropout_mask(layer, training)});
   }
+}
+
+DropoutMask Network::dropout_mask(const Layer& layer, bool training) const {
+  const float p = layer.spec.p_dropout;
+  const Activation kind = layer.activation.kind;
+  if (!training || p <= 0.0f || layer.sparse_input ||
+      (layer.kind != LayerKind::Input &&
+       (kind == Activation::ExponentialLinear || kind == Activation::ScaledExponentialLinear)))
+    return {};  // none, or alpha dropout
+  // Sigmoid units drop to 0.5 unscaled, others to 0 with inverted scaling (the original's rule; input
+  // layers keep the descriptor's default Sigmoid).
+  const bool sigmoid = kind == Activation::Sigmoid;
+  return {p, sigmoid ? 0.5f : 0.0f, sigmoid ? 1.0f : 1.0f / (1.0f - p),
+          rng::key(ctx_->seed, rng::kDropout, batches_, layer.index)};
 }
 
 bool Network::folds_bias(const Layer& layer) {
@@ -1211,7 +1219,7 @@ void Network::get_units(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.unit.empty(), "layer '", layer, "' is a sparse input layer: it has no unit buffer");
   if (l.linear_units) {  // the deferred activation, by the op that applies it in a plain forward
-    backend().activate({l.unit.device(), spec_.batch, l.stride, l.activation, l.incoming.front()->b.device()});
+    backend().activate({l.unit.device(), spec_.batch, l.stride, l.activation, l.incoming.front()->b.device(), {}});
     l.linear_units = false;
   }
   l.unit.download(out);

@@ -107,6 +107,29 @@ def test_alpha_dropout(activation):
     np.testing.assert_allclose(dropped_units[~dropped], (a * clean + b)[~dropped], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("layer, activation, target, scaled",
+                         [("Hidden", "Sigmoid", 0.5, False), ("Hidden", "RectifiedLinear", 0.0, True),
+                          ("Hidden", "Tanh", 0.0, True), ("Output", "SoftMax", 0.0, True)])
+def test_plain_dropout_after_the_activation(device, layer, activation, target, scaled):
+    # Element-wise kinds take the mask in the activation's own pass, SoftMax in the dropout op after it; both
+    # draw it from the unit's flat index, so the two targets drop the same units.
+    sets, x = _sets(rows=64)
+    p = 0.3
+    hidden, output = {"N": 40}, {}
+    (hidden if layer == "Hidden" else output).update({"Activation": activation, "pDropout": p})
+    cfg = _cfg(hidden, output, error="CrossEntropy" if activation == "SoftMax" else "L2")
+    nets = [dsstne.Network.from_json(cfg, sets, batch=64, device=d, seed=3) for d in ("cpu", device)]
+    kept = nets[1].predict(x, layer=layer) * (1 / (1 - p) if scaled else 1.0)
+    for net in nets:
+        net.gradients(0)  # a training-mode forward: dropout applied
+    units = [net.units(layer) for net in nets]
+    dropped = ~np.isclose(units[1], kept, rtol=1e-5, atol=1e-7)
+    assert 0.2 < dropped.sum() / (kept != target).sum() < 0.4
+    np.testing.assert_array_equal(units[1][dropped], target)
+    np.testing.assert_array_equal(dropped, ~np.isclose(units[0], kept, rtol=1e-5, atol=1e-7))  # the same mask
+
+
 def test_tanh_dropout_scale_rule():
     sets, _ = _sets(rows=32)
     cfg = _cfg({"pDropout": 0.25})

@@ -171,6 +171,8 @@ class Network {
   static constexpr unsigned kGradientMark = 0;
   static constexpr unsigned kPlanMark = 1;  // the sparse gradient's plan, on the side stream (training)
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
+  // The layer's plain dropout in this forward (p 0: none, or alpha dropout, or not training).
+  DropoutMask dropout_mask(const Layer& layer, bool training) const;
   BatchNorm& batch_norm_of(const std::string& layer);
   void output_deltas(const BatchRows& rows);
   void begin_batch();  // a training minibatch's forward and backward follow

@@ -12,6 +12,7 @@
 #include "dsstne/math/loss.h"
 #include "dsstne/math/norm.h"
 #include "dsstne/math/update.h"
+#include "dsstne/rng.h"
 #include "dsstne/views.h"
 
 namespace dsstne {
@@ -96,21 +97,31 @@ struct SparseGradientArgs {
   uint32_t stamp = 0;
 };
 
+// Training-time dropout of one unit: with uniform draw < p it becomes target, else x scale. The draw is
+// keyed by the unit's flat index in the batch ([rows][stride]), so the mask is the same on both targets,
+// in the dropout op and in the activation op's.
+struct DropoutMask {
+  float p = 0.0f, target = 0.0f, scale = 1.0f;
+  uint64_t key = 0;  // rng key of this minibatch and layer
+  DSSTNE_HD float apply(float x, uint64_t index) const { return rng::uniform(key, index) < p ? target : x * scale; }
+};
+
 // [activation] unit = f(unit) in place; SoftMax normalises each row. With `bias`, unit = f(unit + bias)
-// (bias added to every row): a layer's bias and activation in one pass.
+// (bias added to every row): a layer's bias and activation in one pass. With dropout.p > 0 (element-wise
+// kinds only), the dropout op's mask after the activation, in the same pass.
 struct ActivateArgs {
   float* unit = nullptr;
   uint32_t rows = 0, stride = 0;
   ActivationParams activation;
   const float* bias = nullptr;
+  DropoutMask dropout;
 };
 
-// [dropout] Training-time dropout: a unit with uniform draw < p becomes target, others x scale.
+// [dropout] Training-time dropout of unit [rows][stride] (DropoutMask).
 struct DropoutArgs {
   float* unit = nullptr;
   uint32_t rows = 0, stride = 0;
-  float p = 0.0f, target = 0.0f, scale = 1.0f;
-  uint64_t key = 0;  // rng key of this minibatch and layer
+  DropoutMask mask;
 };
 
 // Targets of an output layer: dense rows or sparse rows of a dataset.
