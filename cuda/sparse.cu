@@ -131,8 +131,8 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // loads a chunk's 32 indices and values at once (one per lane), then walks them, broadcasting each, with
 // lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
 // row go to the scratch for sparse_forward_combine_kernel.
-// (A minimum of one block per multiprocessor lets ptxas keep the 8-deep unrolled loads in registers.)
-__global__ void __launch_bounds__(32 * kForwardWarps, 1) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+// (Four blocks a multiprocessor: 64 registers, the 8-deep unrolled loads still in them.)
+__global__ void __launch_bounds__(32 * kForwardWarps, 4) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   gpu::await_previous();
   __shared__ float partial[kForwardWarps][kTile];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -181,15 +181,16 @@ __global__ void __launch_bounds__(32 * kForwardWarps, 1) sparse_forward_kernel(S
   }
 }
 
-// Rows of several segments: their partial sums added in segment order.
+// Rows of several segments: their partial sums added in segment order. Rows over the grid's y, column
+// chunks over its x: only the long rows have work, so a block a row left most multiprocessors idle.
 __global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   gpu::await_previous();
-  for (uint32_t r = blockIdx.x; r < a.batch.rows; r += gridDim.x) {
+  for (uint32_t r = blockIdx.y; r < a.batch.rows; r += gridDim.y) {
     const uint64_t segments = row_segments(sparse_row(a.data, a.batch, r), f.segment);
     if (segments <= 1) continue;
     const float* part = static_cast<const float*>(a.scratch) + static_cast<uint64_t>(r) * f.segments * a.stride;
     float* out = a.unit + static_cast<uint64_t>(r) * a.stride;
-    for (uint32_t j = threadIdx.x; j < a.stride; j += blockDim.x) {
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
       float sum = a.accumulate ? out[j] : 0.0f;
       for (uint64_t g = 0; g < segments; ++g) sum += part[g * a.stride + j];
       out[j] = sum;
@@ -431,8 +432,8 @@ void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
                   std::clamp<uint32_t>((a.stride + kTile - 1) / kTile, 1, 64));
   gpu::launch(dependent_, sparse_forward_kernel, grid, 32 * kForwardWarps, 0, stream(), a, f);
   if (f.segments > 1)
-    gpu::launch(dependent_, sparse_forward_combine_kernel, gpu::row_grid(a.batch.rows), gpu::column_threads(a.stride),
-                0, stream(), a, f);
+    gpu::launch(dependent_, sparse_forward_combine_kernel, gpu::row_column_grid(a.batch.rows, a.stride, 128), 128, 0,
+                stream(), a, f);
 }
 
 size_t CudaBackend::sparse_forward_scratch_bytes(uint32_t rows, uint32_t stride, uint64_t longest) const {
