@@ -131,8 +131,8 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // loads a chunk's 32 indices and values at once (one per lane), then walks them, broadcasting each, with
 // lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
 // row go to the scratch for sparse_forward_combine_kernel.
-// (Five blocks a multiprocessor, 48 registers: the benchmark's epoch 0.6 % shorter than with four and 0.2 %
-// than with six, H100; the 8-deep unrolled loads stay in registers.)
+// (Five blocks a multiprocessor, 48 registers and no spills: the benchmark's epoch 0.6 % shorter than with
+// four and 0.2 % than with six, H100.)
 __global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   gpu::await_previous();
   __shared__ float partial[kForwardWarps][kTile];
