@@ -319,10 +319,11 @@ __host__ __device__ __forceinline__ uint32_t column_passes(uint32_t stride) {
   return (stride + 32 * Columns - 1) / (32 * Columns);
 }
 
-// A warp per (small bucket, pass).
+// A warp per (small bucket, pass). Six blocks a multiprocessor (40 registers, 4 bytes spilled; 45 and five
+// blocks otherwise): the benchmark's epoch 0.6 % shorter, H100.
 template <unsigned Columns>
-__global__ void __launch_bounds__(gpu::kThreads) small_bucket_kernel(GradientScratch g, const float* delta,
-                                                                     float* gradient, uint32_t stride, float scale) {
+__global__ void __launch_bounds__(gpu::kThreads, 6) small_bucket_kernel(GradientScratch g, const float* delta,
+                                                                        float* gradient, uint32_t stride, float scale) {
   gpu::await_previous();
   __shared__ uint32_t rows[gpu::kThreads / 32][kWarpBucket];
   __shared__ float values[gpu::kThreads / 32][kWarpBucket];
