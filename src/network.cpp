@@ -485,11 +485,8 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
   }
   const float p = layer.spec.p_dropout;
   if (training && p > 0.0f && !layer.sparse_input) {
-    const Activation kind = layer.activation.kind;
-    if (layer.kind != LayerKind::Input &&
-        (kind == Activation::ExponentialLinear || kind == Activation::ScaledExponentialLinear)) {
-      // Alpha dropout keeps the mean and variance of (scaled) exponential-linear units (inventory 1.11).
-      const float lam = kind == Activation::ScaledExponentialLinear ? layer.activation.lambda : 1.0f;
+    if (uses_alpha_dropout(layer)) {
+      const float lam = layer.activation.kind == Activation::ScaledExponentialLinear ? layer.activation.lambda : 1.0f;
       const float alpha = -lam * layer.activation.alpha, q = 1.0f - p;
       const float A = 1.0f / std::sqrt(q + alpha * alpha * p * q), B = -A * p * alpha;
       AlphaDropoutArgs d;
@@ -508,16 +505,19 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
   }
 }
 
+bool Network::uses_alpha_dropout(const Layer& layer) {
+  // Alpha dropout keeps the mean and variance of (scaled) exponential-linear units (inventory 1.11).
+  const Activation kind = layer.activation.kind;
+  return layer.kind != LayerKind::Input &&
+         (kind == Activation::ExponentialLinear || kind == Activation::ScaledExponentialLinear);
+}
+
 DropoutMask Network::dropout_mask(const Layer& layer, bool training) const {
   const float p = layer.spec.p_dropout;
-  const Activation kind = layer.activation.kind;
-  if (!training || p <= 0.0f || layer.sparse_input ||
-      (layer.kind != LayerKind::Input &&
-       (kind == Activation::ExponentialLinear || kind == Activation::ScaledExponentialLinear)))
-    return {};  // none, or alpha dropout
+  if (!training || p <= 0.0f || layer.sparse_input || uses_alpha_dropout(layer)) return {};  // none, or alpha
   // Sigmoid units drop to 0.5 unscaled, others to 0 with inverted scaling (the original's rule; input
   // layers keep the descriptor's default Sigmoid).
-  const bool sigmoid = kind == Activation::Sigmoid;
+  const bool sigmoid = layer.activation.kind == Activation::Sigmoid;
   return {p, sigmoid ? 0.5f : 0.0f, sigmoid ? 1.0f : 1.0f / (1.0f - p),
           rng::key(ctx_->seed, rng::kDropout, batches_, layer.index)};
 }

@@ -171,6 +171,8 @@ class Network {
   static constexpr unsigned kGradientMark = 0;
   static constexpr unsigned kPlanMark = 1;  // the sparse gradient's plan, on the side stream (training)
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
+  // The layer's dropout is alpha dropout (a non-input ELU or SELU layer), not the plain mask.
+  static bool uses_alpha_dropout(const Layer& layer);
   // The layer's plain dropout in this forward (p 0: none, or alpha dropout, or not training).
   DropoutMask dropout_mask(const Layer& layer, bool training) const;
   BatchNorm& batch_norm_of(const std::string& layer);
