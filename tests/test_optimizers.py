@@ -168,37 +168,41 @@ def test_regularization_error_is_reported_separately(device, lam1):
 
 
 def _mlp(x, t, hidden, device="cpu", batch=None):
-    cfg = network_config(n_in=x.shape[1], hidden=((hidden, "Sigmoid"),), output_activation="Linear", error="L2",
-                         sparse_input=False)
+    cfg = network_config(n_in=x.shape[1], hidden=tuple((n, "Sigmoid") for n in hidden), output_activation="Linear",
+                         error="L2", sparse_input=False)
     sets = [dsstne.DataSet.from_numpy(x, "input"), dsstne.DataSet.from_numpy(t, "output")]
     return dsstne.Network.from_json(cfg, sets, batch=batch or len(x), device=device, seed=1)
 
 
-# The update's steps beside the backward: SGD with L2 only steps both matrices inside their gradient GEMMs
-# (Network::steps_in_gemm), where the hidden layer's delta must use the output matrix from before the step
-# and the regularisation error the weights from before it; RMSProp defers the output matrix's step to the
-# side stream until the next forward's output layer (Network::defers_step), so each forward must see every
-# matrix after the step before it.
+# The update's steps beside the backward, on a network of two hidden layers. SGD with L2 only steps every
+# matrix inside its gradient GEMM (Network::steps_in_gemm), where each layer's delta must use the matrix from
+# before the step and the regularisation error the weights from before it. RMSProp defers the output
+# matrix's step to the side stream until the next forward's output layer (Network::defers_step) and steps
+# the others in the update's pass; each forward must see every matrix after the step before it.
 BESIDE = {"SGD": dict(alpha=0.2, mu=0.0, lambda1=0.0), "RMSProp": PARAMS["RMSProp"]}
+PAIRS = (("Input", "Hidden1"), ("Hidden1", "Hidden2"), ("Hidden2", "Output"))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("mode", BESIDE)
 def test_steps_beside_the_backward_match_the_formulas(mode, device):
-    net = _mlp(X, T, 4, device=device)
-    params = {("Input", "Hidden1"): [a.astype(np.float64) for a in net.weights("Input", "Hidden1")],
-              ("Hidden1", "Output"): [a.astype(np.float64) for a in net.weights("Hidden1", "Output")]}
+    net = _mlp(X, T, (4, 3), device=device)
+    params = {pair: [a.astype(np.float64) for a in net.weights(*pair)] for pair in PAIRS}
     state = {(pair, i): np.zeros_like(a) for pair, pb in params.items() for i, a in enumerate(pb)}
     p, lam, rows = BESIDE[mode], 0.05, len(X)
     regularization = []
     for _ in range(20):
-        (w1, b1), (w2, b2) = params.values()
-        regularization.append(0.5 * lam * (np.sum(w1 * w1) + np.sum(w2 * w2)))
-        h = 1 / (1 + np.exp(-(X @ w1 + b1)))
-        delta = h @ w2 + b2 - T
-        delta_h = (delta @ w2.T) * h * (1 - h)
-        grads = {("Input", "Hidden1"): (-(X.T @ delta_h) / rows - lam * w1, -delta_h.mean(axis=0)),
-                 ("Hidden1", "Output"): (-(h.T @ delta) / rows - lam * w2, -delta.mean(axis=0))}
+        regularization.append(0.5 * lam * sum(np.sum(w * w) for w, _ in params.values()))
+        units = [X]  # each layer's input
+        for w, b in list(params.values())[:-1]:
+            units.append(1 / (1 + np.exp(-(units[-1] @ w + b))))
+        w_out, b_out = params[PAIRS[-1]]
+        delta = units[-1] @ w_out + b_out - T
+        grads = {}
+        for pair, x_in in zip(PAIRS[::-1], units[::-1]):
+            w = params[pair][0]
+            grads[pair] = (-(x_in.T @ delta) / rows - lam * w, -delta.mean(axis=0))
+            delta = (delta @ w.T) * x_in * (1 - x_in)  # the input layer's (unused)
         params = {pair: [_step(mode, a, g, state, (pair, i), None, p["alpha"], p["mu"], 0.0, 0)
                          for i, (a, g) in enumerate(zip(pb, grads[pair]))] for pair, pb in params.items()}
     net.train(20, lambda_=lam, optimizer=mode, **p)
@@ -212,20 +216,20 @@ def test_steps_beside_the_backward_match_the_formulas(mode, device):
 @pytest.mark.parametrize("mode", BESIDE)
 def test_cuda_steps_beside_the_backward_match_cpu(mode):
     # Wide enough that a race would show, four minibatches an epoch, the weights read right after training.
-    # SGD's steps run on the side stream after the delta's GEMM (which reads the matrix before them), beside
-    # the rest of the backward and the update; RMSProp's output step (28 times the hidden one's) beside the
-    # next minibatch's input and hidden layers. RMSProp divides each gradient by its own running RMS, so an
-    # element whose gradient is near zero steps by up to alpha either way on rounding noise: about 0.2 % of
-    # the elements part (float32 against float64 in numpy: 0.16 %; the GPU against the CPU before the
-    # deferral: 0.15 %). A race would part most of them.
+    # SGD's steps run on the side stream after the deltas' GEMMs (which read the matrices before them),
+    # beside the rest of the backward and the update; RMSProp's output step (4 times the largest other)
+    # beside the next minibatch's input and hidden layers. RMSProp divides each gradient by its own running
+    # RMS, so an element whose gradient is near zero steps by up to alpha either way on rounding noise: about
+    # 0.2 % of the elements part (float32 against float64 in numpy: 0.16 %; the GPU against the CPU before
+    # the deferral: 0.15 %). A race would part most of them.
     rng = np.random.default_rng(9)
     x = rng.normal(size=(1024, 300)).astype(np.float32)
     t = rng.normal(size=(1024, 2000)).astype(np.float32)
-    cpu, gpu = _mlp(x, t, 512, batch=256), _mlp(x, t, 512, device="cuda", batch=256)
+    cpu, gpu = _mlp(x, t, (512, 512), batch=256), _mlp(x, t, (512, 512), device="cuda", batch=256)
     p = {**BESIDE[mode], "alpha": 0.01}
     for n in (cpu, gpu):
         n.train(3, lambda_=0.01, optimizer=mode, **p)
-    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
+    for pair in PAIRS:
         for a, b in zip(gpu.weights(*pair), cpu.weights(*pair)):
             if mode == "SGD":
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -233,7 +237,8 @@ def test_cuda_steps_beside_the_backward_match_cpu(mode):
                 assert np.isclose(a, b, rtol=1e-4, atol=1e-6).mean() > 0.99
                 np.testing.assert_allclose(a, b, atol=p["alpha"])
     if mode == "SGD":  # the last forward's units, from the weights before the last step
-        np.testing.assert_allclose(gpu.units("Hidden1"), cpu.units("Hidden1"), rtol=1e-4, atol=1e-6)
+        for layer in ("Hidden1", "Hidden2"):
+            np.testing.assert_allclose(gpu.units(layer), cpu.units(layer), rtol=1e-4, atol=1e-6)
     for field in ("error", "regularization"):
         np.testing.assert_allclose([getattr(r, field) for r in gpu.history],
                                    [getattr(r, field) for r in cpu.history], rtol=1e-4 if mode == "SGD" else 1e-3)
