@@ -80,6 +80,7 @@ class CudaBackend final : public Backend {
   std::atomic<size_t> current_{0}, peak_{0};
   MathMode math_ = MathMode::Fp32;
   bool wgmma_ = false;  // the tensor-core GEMM runs its Hopper kernel on this device
+  unsigned beside_threads_ = 0;  // an update block's threads beside other kernels (update.cu), at first use
   bool dependent_ = false;  // the training step's kernels launch dependently (launch.cuh): compute capability 9.0 on
   // The tensor-core GEMM's split-K partial tiles, one buffer a stream (GEMMs on both may run at once),
   // grown to the largest asked for and kept: after the first minibatch no GEMM allocates.

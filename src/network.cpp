@@ -843,6 +843,7 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
     bool side;  // the deferred steps
   };
   Steps in_order{{}, false}, deferred{{}, true};
+  deferred.list.beside = true;
   const auto flush_list = [&](Steps& s) {
     if (s.list.count == 0) return;
     if (s.side) {

@@ -244,6 +244,34 @@ def test_cuda_steps_beside_the_backward_match_cpu(mode):
                                    [getattr(r, field) for r in cpu.history], rtol=1e-4 if mode == "SGD" else 1e-3)
 
 
+@pytest.mark.cuda
+def test_cuda_deferred_steps_of_two_matrices_match_cpu():
+    # Two hidden layers of unequal widths feed the output, so the deferred list holds two matrices that share
+    # the GPU's grid in proportion (UpdateListArgs::beside), a few blocks for the narrow one. Momentum, not
+    # RMSProp: it does not scale a near-zero gradient's rounding noise up to a whole step (RMSProp parted
+    # 2.6 % of the narrow layer's input weights beyond 1e-4 here), so the bounds can be tight; a missed or
+    # raced step moves a weight by about alpha times its gradient, far beyond them.
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(1024, 300)).astype(np.float32)
+    t = rng.normal(size=(1024, 2000)).astype(np.float32)
+    layers = [{"Name": "Input", "Kind": "Input", "N": "auto", "DataSet": "input", "Sparse": False},
+              {"Name": "A", "Kind": "Hidden", "N": 512, "Activation": "Sigmoid", "Source": ["Input"]},
+              {"Name": "B", "Kind": "Hidden", "N": 20, "Activation": "Tanh", "Source": ["Input"]},
+              {"Name": "Output", "Kind": "Output", "N": "auto", "DataSet": "output", "Activation": "Linear",
+               "Source": ["A", "B"]}]
+    cfg = {"Version": 0.8, "Name": "two", "Kind": "FeedForward", "ErrorFunction": "L2", "ShuffleIndices": False,
+           "Layers": layers}
+    sets = [dsstne.DataSet.from_numpy(x, "input"), dsstne.DataSet.from_numpy(t, "output")]
+    cpu, gpu = (dsstne.Network.from_json(cfg, sets, batch=256, device=d, seed=1) for d in ("cpu", "cuda"))
+    p = {**PARAMS["Momentum"], "alpha": 0.01}
+    for n in (cpu, gpu):
+        n.train(3, lambda_=0.01, optimizer="Momentum", **p)
+    for pair in (("Input", "A"), ("Input", "B"), ("A", "Output"), ("B", "Output")):
+        for a, b in zip(gpu.weights(*pair), cpu.weights(*pair)):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose([r.error for r in gpu.history], [r.error for r in cpu.history], rtol=1e-4)
+
+
 def _sparse_or_dense(x, device, sparse, hidden, batch):
     cfg = network_config(n_in=x.shape[1], hidden=((hidden, "Sigmoid"),), output_activation="Linear", error="L2",
                          sparse_input=sparse)

@@ -211,6 +211,9 @@ struct UpdateListArgs {
   static constexpr unsigned kMax = 8;
   UpdateArgs items[kMax];
   unsigned count = 0;
+  // The steps run beside other kernels (Network::defers_step): on the GPU they keep to part of the device,
+  // so that kernels whose blocks each need a whole multiprocessor (the tensor-core GEMMs) find some free.
+  bool beside = false;
 };
 
 // [skip] dst[i] += src[i] for i < n: skip connections add their source's units to a layer's
