@@ -8,8 +8,10 @@ launches: one is scheduled while the kernel before it runs and waits at its star
 and that wait counts in its recorded duration, so per-kernel times there overstate (one stream's busy time
 can exceed its span). The spans stay right, and a gap of 0 there is real: the next kernel was resident
 before the one it waits for ended. Nsight Compute (bench/profile_gpu.sh) gives the kernels' own times.
+With ``--step K`` it also lists step K's kernels on every stream (a step begins at the sparse input's
+gather kernel), each with its stream, start and end in µs from that kernel's start.
 Usage, after the package is installed with CUDA:
-``python bench/trace_gpu.py --workload sample --mode tf32x3``.
+``python bench/trace_gpu.py --workload sample --mode tf32x3 [--users 40000 --step 100]``.
 """
 
 from __future__ import annotations
@@ -63,12 +65,24 @@ def stream_summary(kernels: list[tuple[float, float, str]], steps: int) -> dict[
     }
 
 
+def step_timeline(streams: dict[str, list[tuple[float, float, str]]], step: int) -> list[list[object]]:
+    """[stream, start, end, name] (µs from the step's first gather) of every kernel that ends in step `step`."""
+    starts = sorted(t for k in streams.values() for t, _, name in k if "sparse_forward_kernel" in name)
+    if not 0 <= step < len(starts) - 1:
+        raise SystemExit(f"--step {step}: the trace has {max(0, len(starts) - 1)} whole steps")
+    begin, end = starts[step], starts[step + 1]
+    rows = [[s, round(t - begin, 1), round(t + d - begin, 1), kernel_name(name)]
+            for s, k in streams.items() for t, d, name in k if begin < t + d <= end]
+    return sorted(rows, key=lambda r: r[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", choices=sorted(peer.WORKLOADS), default="sample")
     ap.add_argument("--mode", choices=list(dsstne.network.MATH_MODES), default="tf32x3")
     ap.add_argument("--users", type=int, default=datasets.ML20M_USERS)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--step", type=int, default=None, help="list this step's kernels on every stream")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU")
@@ -90,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     for e in events:
         streams[str(e["args"].get("stream", e.get("tid")))].append((e["ts"], e["dur"], e["name"]))
     steps = -(-train.shape[0] // args.batch)
-    print(json.dumps({"workload": wl.name, "mode": args.mode, "card": torch.cuda.get_device_name(0), "steps": steps,
-                      "streams": {s: stream_summary(k, steps) for s, k in streams.items()}}))
+    report = {"workload": wl.name, "mode": args.mode, "card": torch.cuda.get_device_name(0), "steps": steps,
+              "streams": {s: stream_summary(k, steps) for s, k in streams.items()}}
+    if args.step is not None:
+        report["step"] = step_timeline(streams, args.step)
+    print(json.dumps(report))
     return 0
 
 

@@ -39,3 +39,16 @@ def test_stream_summary_counts_busy_time_span_and_short_gaps():
     assert s["short_gaps_ms"] == pytest.approx(3.0e-3)
     assert s["short_gap_median_us"] == pytest.approx(2.0)  # the upper of the two middle values
     assert s["top_us_per_step"] == {"a": 6.5, "b": 2.0, "c": 0.0}
+
+
+def test_step_timeline_lists_the_kernels_ending_in_one_step_on_every_stream():
+    # Steps begin at the gathers (0, 100, 200 µs): step 1 holds what ends in (100, 200], from 100.
+    gather = "void dsstne::sparse_forward_kernel<8u>(dsstne::SparseForwardArgs)"
+    streams = {"7": [(0.0, 40.0, gather), (100.0, 40.0, gather), (150.0, 30.0, "gemm(int)"),
+                     (200.0, 40.0, gather)],
+               "8": [(90.0, 30.0, "update_kernel(int)"), (180.0, 30.0, "late(int)")]}
+    assert trace_gpu.step_timeline(streams, 1) == [
+        ["8", -10.0, 20.0, "update_kernel"], ["7", 0.0, 40.0, "dsstne::sparse_forward_kernel<8u>"],
+        ["7", 50.0, 80.0, "gemm"]]
+    with pytest.raises(SystemExit):  # the last gather starts a step the trace does not hold whole
+        trace_gpu.step_timeline(streams, 2)
