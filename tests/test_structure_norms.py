@@ -214,6 +214,20 @@ def test_divergence_brake_skips_the_spike_and_slows_down():
     plain.train(1, alpha=1e-3, lambda_=0.0)
     assert plain.optimizer_steps == rows
     assert not np.array_equal(plain.weights("Hidden", "Output")[0], net.weights("Hidden", "Output")[0])
+    # The same schedule by hand: examples 0 - 119 at alpha, 120 skipped, the last 19 at a tenth of it (the
+    # brake lasts 24 more minibatches). SGD keeps no state, so two plain runs give the same bits.
+    pairs = (("Input", "Hidden"), ("Hidden", "Output"))
+    head = dsstne.Network.from_json(cfg, [dsstne.DataSet.from_numpy(x[:120], "input"),
+                                          dsstne.DataSet.from_numpy(y[:120], "output")], batch=1, device="cpu", seed=2)
+    head.train(1, alpha=1e-3, lambda_=0.0)
+    tail = dsstne.Network.from_json(cfg, [dsstne.DataSet.from_numpy(x[121:], "input"),
+                                          dsstne.DataSet.from_numpy(y[121:], "output")], batch=1, device="cpu", seed=2)
+    for pair in pairs:
+        tail.set_weights(*pair, *head.weights(*pair))
+    tail.train(1, alpha=float(np.float32(1e-3) * np.float32(0.1)), lambda_=0.0)
+    for pair in pairs:
+        for got, want in zip(net.weights(*pair), tail.weights(*pair)):
+            assert got.tobytes() == want.tobytes()
 
 
 # ------------------------------------------------------------------------------------------------ sample configs
