@@ -399,6 +399,8 @@ void Network::upload_order(uint32_t examples, bool shuffle) {
   host_order_ = std::move(order);
 }
 
+uint64_t Network::epoch_denoise_key() const { return rng::key(ctx_->seed, rng::kDenoise, epochs_); }
+
 Denoise Network::denoise(const Layer& input, bool training) const {
   if (!training || !input.spec.denoising || spec_.denoising_p <= 0.0f) return {};
   return {spec_.denoising_p, 1.0f / (1.0f - spec_.denoising_p), denoise_key_};
@@ -925,7 +927,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
   for (uint32_t e = 0; e < epochs; ++e) {
     const auto t0 = std::chrono::steady_clock::now();
     upload_order(examples, spec_.shuffle);
-    denoise_key_ = rng::key(ctx_->seed, rng::kDenoise, epochs_);
+    denoise_key_ = epoch_denoise_key();
     error_.zero();
     brake_total_ = 0;
     for (uint32_t pos = 0; pos < examples; pos += spec_.batch) {
@@ -1097,6 +1099,7 @@ double Network::batch_gradients(uint32_t position) {
   DSSTNE_REQUIRE(position < examples, "position ", position, " is past the ", examples, " examples");
   allocate_batch_buffers();
   upload_order(examples, false);
+  denoise_key_ = epoch_denoise_key();  // the next training epoch's mask
   clear_gradients();
   error_.zero();
   const BatchRows rows{order_.device(), position, std::min(spec_.batch, examples - position)};

@@ -59,6 +59,34 @@ def test_denoising_changes_training_but_not_prediction(small_sparse):
     assert not np.array_equal(clean.predict(inp), noisy.predict(inp))
 
 
+def test_denoising_keeps_scaled_inputs_with_a_fresh_mask_each_epoch():
+    # An identity Linear hidden layer shows the denoised input itself: each listed input is kept as
+    # 1 / (1 - p) or dropped, about p of them dropped, and the mask is drawn anew each epoch.
+    # gradients() uses the mask the next training step draws. Locked weights keep every epoch's forward
+    # the same but for the mask.
+    x = random_csr(64, 40, 0.3, seed=4)
+    cfg = network_config(n_in=40, hidden=[(40, "Linear")], output_activation="Linear", error="L2",
+                         Denoising={"p": 0.4})
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(x, "output")
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=64, device="cpu", seed=6)
+    net.set_weights("Input", "Hidden1", np.eye(40, dtype=np.float32), np.zeros(40, np.float32))
+    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        net.lock_weights(*pair)
+    listed = x.toarray() != 0
+    net.gradients(0)
+    drawn = net.units("Hidden1").copy()
+    masks = []
+    for _ in range(2):
+        net.train(1, alpha=0.1)
+        units = net.units("Hidden1")
+        assert np.isin(units[listed], [0.0, np.float32(1 / 0.6)]).all() and not units[~listed].any()
+        assert 0.3 < (units[listed] == 0).mean() < 0.5
+        masks.append(units != 0)
+        if len(masks) == 1:
+            np.testing.assert_array_equal(units, drawn)  # gradients() drew the first epoch's mask
+    assert (masks[0] != masks[1]).mean() > 0.1
+
+
 def test_dropout_is_training_only_and_inverted():
     x = random_csr(64, 20, 0.3, seed=9)
     cfg = network_config(hidden=[(400, "RectifiedLinear")])

@@ -151,6 +151,8 @@ class Network {
   uint32_t bound_examples() const;
 
   Denoise denoise(const Layer& input, bool training) const;
+  // The denoising mask's key for the training epoch about to run (epochs_ done so far): one mask an epoch.
+  uint64_t epoch_denoise_key() const;
   // update_running_stats: a training forward moves BatchNormalization running statistics (not so for
   // batch_gradients, which must leave the network as it was).
   // `ranked`: a layer whose bias and activation the top-k op applies (forward leaves its linear sum).
