@@ -25,7 +25,7 @@ import dsstne.samples
 from dsstne.cli import generate_netcdf, predict, train
 from dsstne.cli.main import main as dsstne_main
 from dsstne.datasets import synthetic_ratings
-from dsstne.formats import load_index, ratings_to_text, write_datasets
+from dsstne.formats import load_index, ratings_to_text, read_datasets, write_datasets
 from dsstne.recommendations import evaluate_files, read_recommendations
 
 USERS, ITEMS = 1500, 200
@@ -307,6 +307,25 @@ def test_force_resume_and_optimizers(flow, tmp_path, capsys):
     if rc != 0:
         err = capsys.readouterr().err
         assert rc == 2 and "Adam" in err and "--optimizer" in err and "Traceback" not in err
+
+
+def test_train_flags_reach_the_optimizer(flow, tmp_path):
+    # -alpha, -lambda, -lambda1, -mu and -mu1 (each a different value) and --optimizer: the CLI's model is
+    # the one the Python API trains from the same initial network with the same values, to the bit.
+    flags = {"-alpha": 0.02, "-lambda": 0.003, "-lambda1": 0.0004, "-mu": 0.85, "-mu1": 0.97}
+    init, model = str(tmp_path / "init.nc"), str(tmp_path / "adam.nc")
+    args = ["-c", flow.config, "-i", flow.gl_input, "-o", flow.gl_output, "-n", model, "-b", "256", "-e", "1",
+            "--device", "cpu", "--checkpoint-interval", "0", "--optimizer", "adam", "--initial-network", init]
+    for flag, value in flags.items():
+        args += [flag, str(value)]
+    assert train.main(args) == 0
+    datasets = read_datasets(flow.gl_input, role="input") + read_datasets(flow.gl_output, role="target")
+    net = dsstne.load(init, datasets, batch=256, device="cpu")
+    net.train(1, *flags.values(), optimizer="Adam")
+    trained = dsstne.load(model, device="cpu")
+    for src, dst in (("Input", "Hidden"), ("Hidden", "Output")):
+        for a, b in zip(trained.weights(src, dst), net.weights(src, dst)):
+            assert a.tobytes() == b.tobytes()
 
 
 def test_console_scripts_exit_codes(flow):
