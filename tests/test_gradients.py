@@ -108,8 +108,9 @@ def test_loss_gradients(error, output_activation, hidden, inputs, sparse_target,
 def test_hidden_activation_gradients(activation, inputs, device):
     inp, out = _data(inputs, True, "Sigmoid", seed=21)
     sparse_input = inputs != "dense"
+    # Parameters away from their defaults, so that one ignored by the forward and its derivative alike shows.
     cfg = network_config(hidden=[(6, activation), (4, "Sigmoid")], error="L2", sparse_input=sparse_input,
-                         RELUSlope=0.3)
+                         RELUSlope=0.3, ELUAlpha=0.6)
     cfg["Layers"][1]["WeightInit"] = {"Scheme": "Gaussian", "Scale": 0.5, "Bias": 0.1}
     net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device=device, seed=7)
     # Piecewise-linear units have kinks: a small step keeps the central difference on one side of them.
