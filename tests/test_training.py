@@ -87,6 +87,30 @@ def test_denoising_keeps_scaled_inputs_with_a_fresh_mask_each_epoch():
     assert (masks[0] != masks[1]).mean() > 0.1
 
 
+@pytest.mark.parametrize(("activation", "keys", "reference"), [
+    ("LeakyRectifiedLinear", {"RELUSlope": 0.2}, lambda z: np.where(z > 0, z, 0.2 * z)),
+    ("ExponentialLinear", {"ELUAlpha": 0.6}, lambda z: np.where(z > 0, z, 0.6 * np.expm1(z))),
+    ("ScaledExponentialLinear", {"SELULambda": 1.2, "ELUAlpha": 1.5},
+     lambda z: 1.2 * np.where(z > 0, z, 1.5 * np.expm1(z))),
+], ids=["lrelu", "elu", "selu"])
+@pytest.mark.parametrize("where", ["network", "layer"])
+def test_activation_parameters_reach_the_forward(activation, keys, reference, where):
+    # Set on the network (every layer's default) or on the layer, which then overrides a network value.
+    x = np.random.default_rng(8).normal(size=(32, 6)).astype(np.float32)
+    cfg = network_config(n_in=6, hidden=[(6, activation)], output_activation="Linear", error="L2",
+                         sparse_input=False)
+    if where == "network":
+        cfg.update(keys)
+    else:
+        cfg.update({k: 3.0 for k in keys})
+        cfg["Layers"][1].update(keys)
+    sets = [dsstne.DataSet.from_numpy(x, "input"), dsstne.DataSet.from_numpy(x, "output")]
+    net = dsstne.Network.from_json(cfg, sets, batch=32, device="cpu", seed=2)
+    w, b = net.weights("Input", "Hidden1")
+    got = net.predict(sets[0], layer="Hidden1")
+    np.testing.assert_allclose(got, reference(x.astype(np.float64) @ w + b), rtol=1e-5, atol=1e-6)
+
+
 def test_dropout_is_training_only_and_inverted():
     x = random_csr(64, 20, 0.3, seed=9)
     cfg = network_config(hidden=[(400, "RectifiedLinear")])
