@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import network_config, random_csr
@@ -109,6 +111,43 @@ def test_activation_parameters_reach_the_forward(activation, keys, reference, wh
     w, b = net.weights("Input", "Hidden1")
     got = net.predict(sets[0], layer="Hidden1")
     np.testing.assert_allclose(got, reference(x.astype(np.float64) @ w + b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sparse_input", [True, False], ids=["sparse_in", "dense_in"])
+def test_indexed_datasets_train_as_their_rows_written_out(sparse_input):
+    # Indexed: 24 examples that point into 7 stored rows (inputs, targets and their weights per example).
+    # Training and prediction must read each example's row through the index: the same bits as the rows
+    # written out one per example.
+    rng = np.random.default_rng(10)
+    rows = rng.integers(0, 7, 24).astype(np.uint32)
+    x = random_csr(7, 20, 0.3, seed=11, values=True)
+    y = random_csr(7, 15, 0.3, seed=12)
+    weights = rng.uniform(0.5, 2.0, 24).astype(np.float32)
+
+    def data(indexed):
+        if sparse_input:
+            inp = dsstne.DataSet.from_scipy(x if indexed else x[rows], "input")
+        else:
+            inp = dsstne.DataSet.from_numpy(x.toarray() if indexed else x.toarray()[rows], "input")
+        out = dsstne.DataSet.from_scipy(y if indexed else y[rows], "output", weights=None if indexed else weights)
+        if indexed:
+            inp = dataclasses.replace(inp, examples=len(rows), indexed=rows)
+            out = dataclasses.replace(out, examples=len(rows), indexed=rows, weights=weights)
+        return inp, out
+
+    cfg = network_config(n_in=20, hidden=[(8, "Sigmoid")], sparse_input=sparse_input, ShuffleIndices=True)
+    nets = []
+    for indexed in (False, True):
+        inp, out = data(indexed)
+        net = dsstne.Network.from_json(cfg, [inp, out], batch=8, device="cpu", seed=4)
+        net.train(2, alpha=0.2)
+        nets.append((net, net.predict(inp)))
+    (plain, plain_pred), (indexed, indexed_pred) = nets
+    assert indexed_pred.tobytes() == plain_pred.tobytes()
+    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        for a, b in zip(indexed.weights(*pair), plain.weights(*pair)):
+            assert a.tobytes() == b.tobytes()
+    assert [r.error for r in indexed.history] == [r.error for r in plain.history]
 
 
 def test_dropout_is_training_only_and_inverted():
