@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import dsstne
 from dsstne.cli.main import main as dsstne_main
 from dsstne.recommendations import (
     evaluate_files,
     format_recommendations,
+    generate_recommendations,
     read_filter,
     read_recommendations,
     score_format,
@@ -100,3 +102,26 @@ def test_evaluate_files_exact(tmp_path, capsys):
     assert dsstne_main(["evaluate", str(recs)]) == 1
     assert dsstne_main(["evaluate", str(recs), str(ml), "-k", "0"]) == 1
     assert dsstne_main(["evaluate", str(recs), str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("multiply", [False, True], ids=["exclude", "multiply"])
+def test_units_the_index_does_not_name_never_take_a_slot(tmp_path, multiply):
+    # 16 output units, 10 named by the output index (DSSTNE rounds layer widths up): the 6 unnamed ones score
+    # highest (bias 5) yet must never be ranked, and the named ones tie (bias 0), so they come in unit
+    # order. The filter drops o0 for u1 (its multiplied score is 0 with -m).
+    layers = [{"Name": "Input", "Kind": "Input", "N": 8, "DataSet": "gl_input", "Sparse": True},
+              {"Name": "Output", "Kind": "Output", "N": 16, "DataSet": "gl_output", "Activation": "Sigmoid"}]
+    cfg = {"Version": 0.8, "Name": "pad", "ErrorFunction": "L2", "Layers": layers}
+    blank = sp.csr_matrix((1, 8), dtype=np.float32)
+    sets = [dsstne.DataSet.from_scipy(blank, "gl_input", width=8),
+            dsstne.DataSet.from_scipy(sp.csr_matrix((1, 16), dtype=np.float32), "gl_output", width=16)]
+    net = dsstne.Network.from_json(cfg, sets, batch=4, device="cpu", seed=1)
+    bias = np.r_[np.zeros(10), np.full(6, 5.0)].astype(np.float32)
+    net.set_weights("Input", "Output", np.zeros((8, 16), np.float32), bias)
+    (tmp_path / "in").write_text("u1\ti0:i3\nu2\ti5\n")
+    (tmp_path / "flt").write_text("u1\to0,0\n")
+    generate_recommendations(net, tmp_path / "in", {f"i{j}": j for j in range(8)}, {f"o{j}": j for j in range(10)},
+                             tmp_path / "recs", k=4, filter_path=tmp_path / "flt", multiply_filter=multiply)
+    recs = read_recommendations(tmp_path / "recs")
+    assert recs.samples == ["u1", "u2"]
+    assert recs.items == [["o1", "o2", "o3", "o4"], ["o0", "o1", "o2", "o3"]]
