@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from conftest import network_config, random_csr
@@ -130,9 +128,10 @@ def test_indexed_datasets_train_as_their_rows_written_out(sparse_input):
         else:
             inp = dsstne.DataSet.from_numpy(x.toarray() if indexed else x.toarray()[rows], "input")
         out = dsstne.DataSet.from_scipy(y if indexed else y[rows], "output", weights=None if indexed else weights)
-        if indexed:
-            inp = dataclasses.replace(inp, examples=len(rows), indexed=rows)
-            out = dataclasses.replace(out, examples=len(rows), indexed=rows, weights=weights)
+        if indexed:  # the stored rows, read per example through `indexed`
+            inp, out = (dsstne.DataSet(name=d.name, dims=d.dims, examples=len(rows), start=d.start, end=d.end,
+                                       index=d.index, value=d.value, data=d.data, weights=w, indexed=rows)
+                        for d, w in ((inp, None), (out, weights)))
         return inp, out
 
     cfg = network_config(n_in=20, hidden=[(8, "Sigmoid")], sparse_input=sparse_input, ShuffleIndices=True)
