@@ -50,6 +50,30 @@ def test_shuffle_changes_the_trajectory(small_sparse):
     assert not np.array_equal(plain.weights("Input", "Hidden1")[0], shuffled.weights("Input", "Hidden1")[0])
 
 
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffled", "in_order"])
+def test_shuffle_draws_a_new_order_each_epoch(shuffle):
+    # One-hot examples through an identity layer (weights locked): the last minibatch's units name the
+    # examples it held, so each epoch's order shows. DSSTNE reshuffles every epoch.
+    x = np.eye(32, dtype=np.float32)
+    cfg = network_config(n_in=32, hidden=[(32, "Linear")], output_activation="Linear", error="L2",
+                         sparse_input=False, ShuffleIndices=shuffle)
+    sets = [dsstne.DataSet.from_numpy(x, "input"), dsstne.DataSet.from_numpy(x, "output")]
+    net = dsstne.Network.from_json(cfg, sets, batch=8, device="cpu", seed=3)
+    net.set_weights("Input", "Hidden1", np.eye(32, dtype=np.float32), np.zeros(32, np.float32))
+    for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        net.lock_weights(*pair)
+    last = []
+    for _ in range(3):
+        net.train(1, alpha=0.1)
+        units = net.units("Hidden1")
+        np.testing.assert_array_equal(units.sum(axis=1), np.ones(8, np.float32))  # one example a row
+        last.append(tuple(np.argmax(units, axis=1)))
+    if shuffle:
+        assert len(set(last)) == 3
+    else:
+        assert last == [tuple(range(24, 32))] * 3
+
+
 def test_denoising_changes_training_but_not_prediction(small_sparse):
     clean, inp = _net(small_sparse, seed=5)
     noisy, _ = _net(small_sparse, seed=5, Denoising={"p": 0.5})
