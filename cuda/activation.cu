@@ -13,6 +13,7 @@ namespace dsstne {
 namespace {
 
 constexpr unsigned kSoftMaxThreads = 256;
+constexpr unsigned kUnrolled = 8;  // units a thread where the matrix fills the device
 
 // Rows over the grid's y, spans of kThreads * kUnroll columns over its x; a thread loads its kUnroll units
 // (and biases) before computing any, so those loads are in flight together. A matrix too small to fill the
@@ -77,14 +78,15 @@ void CudaBackend::activate(const ActivateArgs& a) {
     softmax_kernel<<<gpu::row_grid(a.rows), kSoftMaxThreads, 0, stream()>>>(a.unit, a.rows, a.stride, a.bias);
     DSSTNE_LAUNCH_CHECK();
   } else {
-    // Eight units a thread where the grid still has a thread for each of the device's thread slots.
+    // kUnrolled units a thread where the grid still has a thread for each of the device's thread slots.
     const uint64_t slots = uint64_t{static_cast<unsigned>(props_.maxThreadsPerMultiProcessor)} *
                            static_cast<unsigned>(props_.multiProcessorCount);
-    const bool unrolled = uint64_t{a.rows} * a.stride >= 8 * slots;
-    const unsigned span = gpu::kThreads * (unrolled ? 8 : 1);
+    const bool unrolled = uint64_t{a.rows} * a.stride >= kUnrolled * slots;
+    const unsigned span = gpu::kThreads * (unrolled ? kUnrolled : 1);
     const dim3 grid(static_cast<unsigned>(std::clamp<uint64_t>((uint64_t{a.stride} + span - 1) / span, 1, 65535)),
                     std::min<uint32_t>(a.rows, 65535));
-    gpu::launch(dependent_, unrolled ? activate_kernel<8> : activate_kernel<1>, grid, gpu::kThreads, 0, stream(), a);
+    gpu::launch(dependent_, unrolled ? activate_kernel<kUnrolled> : activate_kernel<1>, grid, gpu::kThreads, 0,
+                stream(), a);
   }
 }
 

@@ -838,29 +838,26 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
   UpdateParams ub = u;  // biases are never regularised
   ub.lambda = ub.lambda1 = 0.0f;
   auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
-  // The steps go to the backend a list at a time; the deferred ones (defers_step) to the side stream, after
-  // the rest (so they start when the main stream's steps end, beside the next minibatch's first kernels).
-  struct Steps {
-    UpdateListArgs list;
-    bool side;  // the deferred steps
-  };
-  Steps in_order{{}, false}, deferred{{}, true};
-  deferred.list.beside = true;
-  const auto flush_list = [&](Steps& s) {
-    if (s.list.count == 0) return;
-    if (s.side) {
+  // The steps go to the backend a list at a time; the deferred ones (defers_step, a `beside` list) to the
+  // side stream, after the rest (so they start when the main stream's steps end, beside the next
+  // minibatch's first kernels).
+  UpdateListArgs in_order, deferred;
+  deferred.beside = true;
+  const auto flush_list = [&](UpdateListArgs& list) {
+    if (list.count == 0) return;
+    if (list.beside) {
       const SideStream side(be);  // after the backward's GEMMs that read these matrices
-      be.update(s.list);
+      be.update(list);
       be.mark(kGradientMark);
       steps_deferred_ = true;
     } else {
-      be.update(s.list);
+      be.update(list);
     }
-    s.list.count = 0;
+    list.count = 0;
   };
-  const auto step = [&](const UpdateArgs& a, Steps& s) {
-    if (s.list.count == UpdateListArgs::kMax) flush_list(s);
-    s.list.items[s.list.count++] = a;
+  const auto step = [&](const UpdateArgs& a, UpdateListArgs& list) {
+    if (list.count == UpdateListArgs::kMax) flush_list(list);
+    list.items[list.count++] = a;
   };
   for (auto it = weights_.rbegin(); it != weights_.rend(); ++it) {
     Weight& w = **it;
