@@ -13,13 +13,16 @@ namespace dsstne {
 namespace {
 
 // One loop per number of state buffers, so that the compiler sees plain arrays (and hoists the mode).
+// No w: a zero gradient's step of the state alone (the weight stays as it is: math::zero_step_keeps_weight).
 DSSTNE_HOST_KERNEL void update_range(const UpdateParams& params, float* w, const float* g, float* v, float* v2,
                                      size_t n) {
   const UpdateParams u = params;
-  if (u.mode == TrainingMode::SGD) {
+  float unused = 0.0f;
+  if (!w) {
+    for (size_t i = 0; i < n; ++i) math::update(u, 0.0f, 0.0f, v[i], v2 ? v2[i] : unused);
+  } else if (u.mode == TrainingMode::SGD) {
     for (size_t i = 0; i < n; ++i) w[i] = math::sgd(u, w[i], g[i]);
   } else if (!v2) {
-    float unused = 0.0f;
     for (size_t i = 0; i < n; ++i) w[i] = math::update(u, w[i], g[i], v[i], unused);
   } else {
     for (size_t i = 0; i < n; ++i) w[i] = math::update(u, w[i], g[i], v[i], v2[i]);
@@ -51,10 +54,16 @@ void update_one(const UpdateArgs& a) {
   const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kChunk - 1) / kChunk;
   const float lambda = a.params.lambda * a.regularization_scale, lambda1 = a.params.lambda1 * a.regularization_scale;
   static const std::vector<float> zeros(kChunk);  // the gradient of a row the batch did not write
+  // A row the batch did not write keeps its weights (and maybe its state) under some modes: about half the
+  // bytes of a sparse input's pass.
+  const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
+  const bool zero_keeps_all = zero_keeps_weight && math::zero_step_keeps_state(a.params);
   // Parameters [i, end) of one gradient row (or of a gradient without rows), with the row's gradient or none.
-  const auto step = [&a, state](int64_t i, int64_t end, bool live) {
-    update_range(a.params, a.weights + i, live ? a.gradient + i : zeros.data(), state > 0 ? a.velocity + i : nullptr,
-                 state > 1 ? a.velocity2 + i : nullptr, static_cast<size_t>(end - i));
+  const auto step = [&](int64_t i, int64_t end, bool live) {
+    if (!live && zero_keeps_all) return;
+    update_range(a.params, live || !zero_keeps_weight ? a.weights + i : nullptr, live ? a.gradient + i : zeros.data(),
+                 state > 0 ? a.velocity + i : nullptr, state > 1 ? a.velocity2 + i : nullptr,
+                 static_cast<size_t>(end - i));
   };
   long long regularization = 0;  // integers: the sum is the same whatever the split between threads
 #pragma omp parallel for schedule(dynamic, 2) reduction(+ : regularization) if (chunks > 1)

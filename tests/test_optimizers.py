@@ -289,11 +289,14 @@ def _popular(rows, cols, seed):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-@pytest.mark.parametrize("mode", ["SGD", "RMSProp", "Adam"])
+@pytest.mark.parametrize("mode", ["SGD", "AdaGrad", "RMSProp", "Adam"])
 @pytest.mark.parametrize("shape", ["narrow", "wide-popular"])
-def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape):
+@pytest.mark.parametrize("lam", [0.01, 0.0], ids=["l2", "unregularised"])
+def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # The sparse input's gradient is written only in the rows of the units a minibatch lists; the update
     # must take every other row's gradient as zero (and still decay it), never an older minibatch's row.
+    # Unregularised, such a row's step leaves its weights alone under SGD, AdaGrad and RMSProp (and its
+    # state under the first two), which the update skips; RMSProp's state still decays, Adam's weights move.
     # "wide-popular": 300 hidden units (several passes of columns a row on the GPU) and a unit listed by
     # all 48 rows of a batch (summed by a block of warps, not by one warp).
     # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
@@ -304,10 +307,14 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape):
         dense.set_weights(*pair, *sparse.weights(*pair))
     w0 = sparse.weights("Input", "Hidden1")[0]
     for n in (sparse, dense):
-        n.train(3, lambda_=0.01, optimizer=mode, **PARAMS[mode])
+        n.train(3, lambda_=lam, optimizer=mode, **PARAMS[mode])
     w = sparse.weights("Input", "Hidden1")[0]
     assert not np.allclose(w, w0)
     np.testing.assert_allclose(w, dense.weights("Input", "Hidden1")[0], rtol=1e-5, atol=1e-6)
+    if mode != "SGD":
+        state = sparse.optimizer_state()[("Input", "Hidden1")]
+        for name, v in dense.optimizer_state()[("Input", "Hidden1")].items():
+            np.testing.assert_allclose(state[name], v, rtol=1e-5, atol=1e-9, err_msg=name)
     np.testing.assert_allclose(sparse.weights("Hidden1", "Output")[0], dense.weights("Hidden1", "Output")[0],
                                rtol=1e-5, atol=1e-6)
     assert [h.regularization for h in sparse.history] == pytest.approx([h.regularization for h in dense.history],

@@ -67,6 +67,20 @@ DSSTNE_HD float update(const UpdateParams& u, float w, float gradient, float& v,
   return w;
 }
 
+// What a step with a zero gradient leaves as it was, without regularisation: the weight under SGD, AdaGrad
+// and RMSProp (w + 0), and under SGD and AdaGrad the state too (v + 0). A sparse input's rows that no
+// example of the minibatch lists have such a gradient; these let their pass skip what stays. (The one
+// bitwise difference from stepping them: a weight of -0 would become +0, and a non-finite weight, already
+// lost, would also turn RMSProp's state to NaN.)
+DSSTNE_HD bool zero_step_keeps_weight(const UpdateParams& u) {
+  return u.lambda == 0.0f && u.lambda1 == 0.0f &&
+         (u.mode == TrainingMode::SGD || u.mode == TrainingMode::AdaGrad || u.mode == TrainingMode::RMSProp);
+}
+
+DSSTNE_HD bool zero_step_keeps_state(const UpdateParams& u) {
+  return zero_step_keeps_weight(u) && u.mode != TrainingMode::RMSProp;
+}
+
 // Optimiser state buffers a mode keeps per parameter.
 DSSTNE_HD int state_buffers(TrainingMode mode) {
   return mode == TrainingMode::SGD ? 0 : (mode == TrainingMode::AdaDelta || mode == TrainingMode::Adam ? 2 : 1);
