@@ -24,15 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "cuda_timing.cuh"
 #include "tensor_gemm.cuh"
-
-#define CHECK(x)                                                                  \
-  do {                                                                            \
-    if ((x) != 0) {                                                               \
-      std::fprintf(stderr, "%s:%d: %s failed (%d)\n", __FILE__, __LINE__, #x, (int)(x)); \
-      std::exit(1);                                                               \
-    }                                                                             \
-  } while (0)
 
 namespace {
 
@@ -52,26 +45,6 @@ float* random_matrix(size_t n, unsigned seed) {
   fill<<<1024, 256>>>(p, n, seed);
   CHECK(cudaGetLastError());
   return p;
-}
-
-template <class F>
-float median_us(F f) {
-  for (int i = 0; i < 5; ++i) f();
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  std::vector<float> t;
-  for (int i = 0; i < 50; ++i) {
-    CHECK(cudaEventRecord(a));
-    f();
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms * 1e3f);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
 }
 
 // The six row-major matrices of the output layer at one row pitch: [batch][hidden] H and DH, [hidden][pitch]
