@@ -4,7 +4,8 @@
 // thread over a grid that covers the matrix (the multiprocessor holds as many threads as its registers
 // allow), a persistent grid looping (as the update op launches with a regularisation sum: 4 blocks of 256
 // a multiprocessor; or whole-multiprocessor blocks, as for a step beside other kernels), two quads a
-// thread, or a ring of cp.async stages in shared memory. A copy (one read, one write) is the reference.
+// thread, or a ring of cp.async stages in shared memory; some also summing the regularisation error as
+// the update op does (an atomic a block). A copy (one read, one write) is the reference.
 // Build and run on a GPU machine:
 //   nvcc -O3 -arch=sm_90a -std=c++17 -Iinclude -Xptxas -v -o /tmp/update_bandwidth bench/update_bandwidth.cu \
 //     && /tmp/update_bandwidth
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "cuda_timing.cuh"
+#include "dsstne/fixed_point.h"
 #include "dsstne/math/update.h"
 
 namespace {
@@ -34,13 +36,32 @@ __device__ __forceinline__ float4 step4(const UpdateParams& u, float4 w, float4 
   return w;
 }
 
-// Quads i, i + threads, ...: one a thread when the grid covers them all.
-__global__ void stride_kernel(float4* w, const float4* g, float4* v, uint64_t quads, UpdateParams u) {
+// Quads i, i + threads, ...: one a thread when the grid covers them all. With Sum, also the L2
+// regularisation error of the weights before the step, as the update op reports it: fixed point, summed
+// over the block and added with one atomic a block.
+template <bool Sum>
+__global__ void stride_kernel(float4* w, const float4* g, float4* v, uint64_t quads, UpdateParams u,
+                              long long* error) {
   const uint64_t threads = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  long long sum = 0;
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < quads; i += threads) {
+    const float4 old = w[i];
+    if (Sum)
+      for (const float x : {old.x, old.y, old.z, old.w})
+        sum += dsstne::fixed::from_float(dsstne::math::regularization(x, u.lambda, 0.0f));
     float4 s = v[i];
-    w[i] = step4(u, w[i], g[i], s);
+    w[i] = step4(u, old, g[i], s);
     v[i] = s;
+  }
+  if (!Sum) return;
+  __shared__ long long warps[32];
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xFFFFFFFFu, sum, offset);
+  if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    long long block = 0;
+    for (unsigned k = 0; k < blockDim.x / 32; ++k) block += warps[k];
+    atomicAdd(reinterpret_cast<unsigned long long*>(error), static_cast<unsigned long long>(block));
   }
 }
 
@@ -115,6 +136,8 @@ int main() {
     CHECK(cudaMalloc(p, n * sizeof(float)));
     CHECK(cudaMemset(*p, 0, n * sizeof(float)));
   }
+  long long* error = nullptr;
+  CHECK(cudaMalloc(&error, sizeof(long long)));
   int sms = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   UpdateParams u;
@@ -128,16 +151,26 @@ int main() {
 
   time("copy (1 read, 1 write), covering grid", 2.0 * n * sizeof(float), resident(copy_kernel, 256),
        [&] { copy_kernel<<<grid(1), 256>>>(spare, w, quads); });
-  time("a quad a thread, covering grid", step_bytes, resident(stride_kernel, 256),
-       [&] { stride_kernel<<<grid(1), 256>>>(w, g, v, quads, u); });
+  const auto plain = stride_kernel<false>, summing = stride_kernel<true>;
+  time("a quad a thread, covering grid", step_bytes, resident(plain, 256),
+       [&] { plain<<<grid(1), 256>>>(w, g, v, quads, u, error); });
+  time("a quad a thread, covering grid, summing the error", step_bytes, resident(summing, 256),
+       [&] { summing<<<grid(1), 256>>>(w, g, v, quads, u, error); });
   time("persistent, 4 blocks of 256 a multiprocessor", step_bytes, 1024,
-       [&] { stride_kernel<<<4 * sms, 256>>>(w, g, v, quads, u); });
+       [&] { plain<<<4 * sms, 256>>>(w, g, v, quads, u, error); });
+  time("persistent, 4 blocks of 256, summing the error", step_bytes, 1024,
+       [&] { summing<<<4 * sms, 256>>>(w, g, v, quads, u, error); });
+  const int most = resident(plain, 256) / 256;
+  time("persistent, as many blocks of 256 as fit", step_bytes, most * 256,
+       [&] { plain<<<most * sms, 256>>>(w, g, v, quads, u, error); });
   time("persistent, a block of 1,024 a multiprocessor", step_bytes, 1024,
-       [&] { stride_kernel<<<sms, 1024>>>(w, g, v, quads, u); });
+       [&] { plain<<<sms, 1024>>>(w, g, v, quads, u, error); });
   time("persistent, blocks of 1,024 on two thirds", step_bytes, 1024,
-       [&] { stride_kernel<<<beside, 1024>>>(w, g, v, quads, u); });
+       [&] { plain<<<beside, 1024>>>(w, g, v, quads, u, error); });
   time("two quads a thread, covering grid", step_bytes, resident(pair_kernel, 256),
        [&] { pair_kernel<<<grid(2), 256>>>(w, g, v, quads, u); });
+  time("two quads a thread, persistent, 4 blocks of 256", step_bytes, 1024,
+       [&] { pair_kernel<<<4 * sms, 256>>>(w, g, v, quads, u); });
   const auto rings = [&](auto kernel, int stages) {
     const size_t shared = static_cast<size_t>(stages) * 3 * 256 * sizeof(float4);
     CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)));
