@@ -70,8 +70,8 @@ __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
   if (a.row_stamp) {  // a warp a row; the gradient of a row this batch did not write is zero
     const unsigned lane = threadIdx.x & 31u;
     const uint64_t rows = a.n / a.row_width;
-    // Such a row's weights (and maybe state) stay as they are: a pass over a sparse input's matrix reads
-    // and writes about half the bytes (the benchmark lists 46 % of its rows a minibatch).
+    // Unregularised, such a row's weights (and under some modes its state) stay as they are: the pass
+    // skips them, about half a sparse input's matrix (a benchmark minibatch lists 48 % of its rows).
     const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
     const bool zero_keeps_all = zero_keeps_weight && math::zero_step_keeps_state(a.params);
     for (uint64_t r = first >> 5; r < rows; r += threads >> 5) {

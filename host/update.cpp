@@ -54,8 +54,8 @@ void update_one(const UpdateArgs& a) {
   const int64_t n = static_cast<int64_t>(a.n), chunks = (n + kChunk - 1) / kChunk;
   const float lambda = a.params.lambda * a.regularization_scale, lambda1 = a.params.lambda1 * a.regularization_scale;
   static const std::vector<float> zeros(kChunk);  // the gradient of a row the batch did not write
-  // A row the batch did not write keeps its weights (and maybe its state) under some modes: about half the
-  // bytes of a sparse input's pass.
+  // Unregularised, a row the batch did not write keeps its weights (and under some modes its state): the
+  // pass skips them, about half a sparse input's matrix.
   const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
   const bool zero_keeps_all = zero_keeps_weight && math::zero_step_keeps_state(a.params);
   // Parameters [i, end) of one gradient row (or of a gradient without rows), with the row's gradient or none.
