@@ -46,22 +46,23 @@ __global__ void stride_kernel(float4* w, const float4* g, float4* v, uint64_t qu
   long long sum = 0;
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < quads; i += threads) {
     const float4 old = w[i];
-    if (Sum)
+    if constexpr (Sum)
       for (const float x : {old.x, old.y, old.z, old.w})
         sum += dsstne::fixed::from_float(dsstne::math::regularization(x, u.lambda, 0.0f));
     float4 s = v[i];
     w[i] = step4(u, old, g[i], s);
     v[i] = s;
   }
-  if (!Sum) return;
-  __shared__ long long warps[32];
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xFFFFFFFFu, sum, offset);
-  if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = sum;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    long long block = 0;
-    for (unsigned k = 0; k < blockDim.x / 32; ++k) block += warps[k];
-    atomicAdd(reinterpret_cast<unsigned long long*>(error), static_cast<unsigned long long>(block));
+  if constexpr (Sum) {
+    __shared__ long long warps[32];
+    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xFFFFFFFFu, sum, offset);
+    if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      long long block = 0;
+      for (unsigned k = 0; k < blockDim.x / 32; ++k) block += warps[k];
+      atomicAdd(reinterpret_cast<unsigned long long*>(error), static_cast<unsigned long long>(block));
+    }
   }
 }
 

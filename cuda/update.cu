@@ -73,7 +73,7 @@ __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
     // Unregularised, such a row's weights (and under some modes its state) stay as they are: the pass
     // skips them, about half a sparse input's matrix (a benchmark minibatch lists 48 % of its rows).
     const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
-    const bool zero_keeps_all = zero_keeps_weight && math::zero_step_keeps_state(a.params);
+    const bool zero_keeps_all = math::zero_step_keeps_state(a.params);
     for (uint64_t r = first >> 5; r < rows; r += threads >> 5) {
       const bool live = a.row_stamp[r] == a.stamp;
       if (!live && zero_keeps_all) continue;

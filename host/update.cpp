@@ -57,7 +57,7 @@ void update_one(const UpdateArgs& a) {
   // Unregularised, a row the batch did not write keeps its weights (and under some modes its state): the
   // pass skips them, about half a sparse input's matrix.
   const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
-  const bool zero_keeps_all = zero_keeps_weight && math::zero_step_keeps_state(a.params);
+  const bool zero_keeps_all = math::zero_step_keeps_state(a.params);
   // Parameters [i, end) of one gradient row (or of a gradient without rows), with the row's gradient or none.
   const auto step = [&](int64_t i, int64_t end, bool live) {
     if (!live && zero_keeps_all) return;
