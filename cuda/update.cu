@@ -59,10 +59,57 @@ struct UpdatePlan {
   bool quads[UpdateListArgs::kMax];
 };
 
-__global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
-  gpu::await_previous();
+__device__ __forceinline__ unsigned item_of_block(const UpdatePlan& plan) {
   unsigned k = 0;
   while (blockIdx.x >= plan.first_block[k + 1]) ++k;
+  return k;
+}
+
+// Slot t of an item in order on the stream (a covering grid, a thread a slot, so that blocks retire and
+// the next ones' loads start at once): quad t (or parameter t), or past the item's quads its last one to
+// three parameters. A stamped row's weights and state are loaded beside its stamp wherever the step moves
+// them whatever the stamp (regularised, or a mode whose zero step moves the weight): only the gradient's
+// load waits for the stamp.
+__device__ __forceinline__ void step_slot(Stepper& s, const UpdateArgs& a, uint64_t t, bool quads) {
+  const uint64_t whole = quads ? a.n / 4 : a.n;
+  if (t == whole) {  // an item with row stamps has whole rows of quads, so never here
+    for (uint64_t i = 4 * whole; i < a.n; ++i) s.one(i, true, true);
+    return;
+  }
+  const bool live = !a.row_stamp || a.row_stamp[t / (quads ? a.row_width / 4 : a.row_width)] == a.stamp;
+  const auto step = [&](bool weight) { quads ? s.quad(t, live, weight) : s.one(t, live, weight); };
+  if (!math::zero_step_keeps_weight(a.params)) step(true);  // not waiting for the stamp
+  else if (live || !math::zero_step_keeps_state(a.params)) step(live);
+}
+
+__host__ __device__ uint64_t slots(const UpdateArgs& a, bool quads) {
+  return quads ? a.n / 4 + (a.n % 4 != 0 ? 1 : 0) : a.n;
+}
+
+// A large item of an update list in order, in a launch of its own: its arguments by value are the
+// instructions' constant operands (32 registers a thread against the list kernel's 44). Whole quads only.
+__global__ void covering_item_kernel(UpdateArgs a) {
+  gpu::await_previous();
+  Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
+  if (const uint64_t t = gpu::global_thread(); t < a.n / 4) step_slot(s, a, t, true);
+  if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);
+}
+
+// The rest of an update list in order: item k's slots over its blocks.
+__global__ void covering_update_kernel(UpdateListArgs list, UpdatePlan plan) {
+  gpu::await_previous();
+  const unsigned k = item_of_block(plan);
+  const UpdateArgs& a = list.items[k];
+  Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
+  const uint64_t t = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
+  if (t < slots(a, plan.quads[k])) step_slot(s, a, t, plan.quads[k]);
+  if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);  // uniform over the block
+}
+
+// An update list beside other kernels: a persistent grid, each block looping over its share of its item.
+__global__ void beside_update_kernel(UpdateListArgs list, UpdatePlan plan) {
+  gpu::await_previous();
+  const unsigned k = item_of_block(plan);
   const UpdateArgs& a = list.items[k];
   const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
   const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
@@ -71,7 +118,7 @@ __global__ void update_kernel(UpdateListArgs list, UpdatePlan plan) {
     const unsigned lane = threadIdx.x & 31u;
     const uint64_t rows = a.n / a.row_width;
     // Unregularised, such a row's weights (and under some modes its state) stay as they are: the pass
-    // skips them, about half a sparse input's matrix (a benchmark minibatch lists 48 % of its rows).
+    // skips them.
     const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
     const bool zero_keeps_all = math::zero_step_keeps_state(a.params);
     for (uint64_t r = first >> 5; r < rows; r += threads >> 5) {
@@ -115,51 +162,81 @@ __global__ void regularization_kernel(RegularizationArgs a, uint64_t quads) {
   gpu::add_fixed(a.out, total);
 }
 
+// Parameters from which an item of a list in order takes a launch of its own: a launch in the chain costs
+// a few microseconds, the bandwidth's time for ~40 MB (2M parameters stepped by RMSProp).
+constexpr uint64_t kOwnLaunch = uint64_t{1} << 21;
+
+constexpr uint64_t kMaxGrid = 0x7FFFFFFF;  // CUDA's limit on a grid's x extent
+
+// Blocks of gpu::kThreads that give each of `slots` a thread (the covering kernels do not loop: a loop
+// took the item kernel from 32 registers to 56).
+unsigned covering_blocks(uint64_t slots) {
+  const uint64_t blocks = (slots + gpu::kThreads - 1) / gpu::kThreads;
+  DSSTNE_REQUIRE(blocks <= kMaxGrid, "update: ", slots, " slots exceed a CUDA grid");
+  return static_cast<unsigned>(blocks);
+}
+
 bool aligned16(const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 
 void CudaBackend::update(const UpdateListArgs& list) {
   bind();
-  // Steps beside other kernels: blocks that each fill a multiprocessor (as many threads as the kernel
-  // allows, up to 1,024) on two thirds of them, the rest left free. With blocks of 256 threads the step
-  // spread over every multiprocessor, and the next forward's hidden-layer GEMMs, beside the output matrix's
-  // deferred step, waited for whole ones to drain: benchmark 0.6153 -> 0.6070 s an epoch (H100, one call;
-  // on 66 or 110 multiprocessors 0.6162, 0.6086, on all 132 0.6144; the same bits throughout).
-  unsigned threads = gpu::kThreads, beside_blocks = 0;
-  uint64_t total_items = 0;
-  if (list.beside) {
-    if (beside_threads_ == 0) {
-      cudaFuncAttributes attributes{};
-      DSSTNE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, update_kernel));
-      beside_threads_ = std::max(32u, std::min(1024u, static_cast<unsigned>(attributes.maxThreadsPerBlock)) / 32 * 32);
-    }
-    threads = beside_threads_;
-    beside_blocks = static_cast<unsigned>(props_.multiProcessorCount - props_.multiProcessorCount / 3);
-  }
   UpdatePlan plan{};
   uint64_t item_count[UpdateListArgs::kMax] = {}, blocks = 0;
   for (unsigned k = 0; k < list.count; ++k) {
     const UpdateArgs& a = list.items[k];
     plan.quads[k] = aligned16(a.weights) && aligned16(a.gradient) && aligned16(a.velocity) &&
                     aligned16(a.velocity2) && (!a.row_stamp || a.row_width % 4 == 0);
-    // Threads' items: rows (a warp each) or quads and single parameters.
-    item_count[k] = a.row_stamp ? (a.n / a.row_width) * 32 : (plan.quads[k] ? a.n / 4 + a.n % 4 : a.n);
+    item_count[k] = slots(a, plan.quads[k]);
+  }
+  if (!list.beside) {  // large items first, each a launch of its own; the rest in one
+    UpdateListArgs rest;
+    for (unsigned k = 0; k < list.count; ++k) {
+      const UpdateArgs& a = list.items[k];
+      if (plan.quads[k] && a.n % 4 == 0 && a.n >= kOwnLaunch) {
+        gpu::launch(dependent_, covering_item_kernel, covering_blocks(a.n / 4), gpu::kThreads, 0, stream(), a);
+        continue;
+      }
+      plan.quads[rest.count] = plan.quads[k];
+      plan.first_block[rest.count] = static_cast<uint32_t>(blocks);
+      blocks += covering_blocks(item_count[k]);
+      DSSTNE_REQUIRE(blocks <= kMaxGrid, "update: the list's ", blocks, " blocks exceed a CUDA grid");
+      rest.items[rest.count++] = a;
+    }
+    for (unsigned k = rest.count; k <= UpdateListArgs::kMax; ++k) plan.first_block[k] = static_cast<uint32_t>(blocks);
+    if (blocks > 0)
+      gpu::launch(dependent_, covering_update_kernel, static_cast<unsigned>(blocks), gpu::kThreads, 0, stream(),
+                  rest, plan);
+    return;
+  }
+  // Steps beside other kernels: blocks that each fill a multiprocessor (as many threads as the kernel
+  // allows, up to 1,024) on two thirds of them, the rest left free. With blocks of 256 threads the step
+  // spread over every multiprocessor, and the next forward's hidden-layer GEMMs, beside the output matrix's
+  // deferred step, waited for whole ones to drain: benchmark 0.6153 -> 0.6070 s an epoch (H100, one call;
+  // on 66 or 110 multiprocessors 0.6162, 0.6086, on all 132 0.6144; the same bits throughout).
+  if (beside_threads_ == 0) {
+    cudaFuncAttributes attributes{};
+    DSSTNE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, beside_update_kernel));
+    beside_threads_ = std::max(32u, std::min(1024u, static_cast<unsigned>(attributes.maxThreadsPerBlock)) / 32 * 32);
+  }
+  // The grid shared by the items in proportion to their threads' items (rows a warp each, with row stamps);
+  // the kernel loops over its share.
+  uint64_t total_items = 0;
+  for (unsigned k = 0; k < list.count; ++k) {
+    const UpdateArgs& a = list.items[k];
+    if (a.row_stamp) item_count[k] = a.n / a.row_width * 32;
     total_items += item_count[k];
   }
+  const auto beside_blocks = static_cast<uint64_t>(props_.multiProcessorCount - props_.multiProcessorCount / 3);
   for (unsigned k = 0; k < list.count; ++k) {
-    const uint64_t items = item_count[k];
     plan.first_block[k] = static_cast<uint32_t>(blocks);
-    if (items == 0) continue;
-    if (list.beside)  // the grid shared by the items in proportion (the kernel loops over its share)
-      blocks += std::max<uint64_t>(1, beside_blocks * items / total_items);
-    else  // with the regularisation sum, few blocks looping: one integer atomic per block
-      blocks += list.items[k].regularization ? std::min(gpu::grid_for(items), 4u * props_.multiProcessorCount)
-                                                 : gpu::grid_for(items);
+    if (item_count[k]) blocks += std::max<uint64_t>(1, beside_blocks * item_count[k] / total_items);
   }
   for (unsigned k = list.count; k <= UpdateListArgs::kMax; ++k) plan.first_block[k] = static_cast<uint32_t>(blocks);
   if (blocks == 0) return;
-  gpu::launch(dependent_, update_kernel, static_cast<unsigned>(blocks), threads, 0, stream(), list, plan);
+  gpu::launch(dependent_, beside_update_kernel, static_cast<unsigned>(blocks), beside_threads_, 0, stream(), list,
+              plan);
 }
 
 void CudaBackend::regularization_sum(const RegularizationArgs& a) {

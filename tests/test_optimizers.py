@@ -281,6 +281,13 @@ def _sparse_or_dense(x, device, sparse, hidden, batch):
                                     seed=1)
 
 
+def _nearly_all_close(actual, desired, rtol, atol, err_msg=""):
+    """All but 1 in 10,000 elements within (rtol, atol), and every one within 5 % or 1e-4."""
+    outside = ~np.isclose(actual, desired, rtol=rtol, atol=atol)
+    assert outside.mean() <= 1e-4, f"{err_msg}: {outside.sum()} of {outside.size} elements outside the bounds"
+    np.testing.assert_allclose(actual, desired, rtol=5e-2, atol=1e-4, err_msg=err_msg)
+
+
 def _popular(rows, cols, seed):
     """Sparse rows in which unit 0 is listed by every row: on the GPU its gradient row is a large bucket."""
     x = random_csr(rows, cols, 0.05, seed=seed, values=True).tolil()
@@ -290,7 +297,7 @@ def _popular(rows, cols, seed):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("mode", ["SGD", "AdaGrad", "RMSProp", "Adam"])
-@pytest.mark.parametrize("shape", ["narrow", "wide-popular"])
+@pytest.mark.parametrize("shape", ["narrow", "wide-popular", "large"])
 @pytest.mark.parametrize("lam", [0.01, 0.0], ids=["l2", "unregularised"])
 def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # The sparse input's gradient is written only in the rows of the units a minibatch lists; the update
@@ -298,10 +305,16 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # Unregularised, such a row's step leaves its weights alone under SGD, AdaGrad and RMSProp (and its
     # state under the first two), which the update skips; RMSProp's state still decays, Adam's weights move.
     # "wide-popular": 300 hidden units (several passes of columns a row on the GPU) and a unit listed by
-    # all 48 rows of a batch (summed by a block of warps, not by one warp).
+    # all 48 rows of a batch (summed by a block of warps, not by one warp). "large": 8,066 x 260 = 2^21 + 8
+    # weights, which the GPU steps in a launch of their own (rows of 65 quads), most rows unlisted. There
+    # the adaptive modes' first steps scale a few near-zero gradients (rounding noise, summed in another
+    # order by the dense oracle) up to a whole step: a few of the 2M weights differ by up to 2 %. So the
+    # bounds hold for all but 1 in 10,000 weights (a row mapped wrong is 260 of them), and a loose one
+    # for all.
     # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
-    x, hidden, batch = ((random_csr(32, 60, 0.05, seed=8, values=True), 6, 8) if shape == "narrow"
-                        else (_popular(96, 70, seed=9), 300, 48))
+    x, hidden, batch = {"narrow": lambda: (random_csr(32, 60, 0.05, seed=8, values=True), 6, 8),
+                        "wide-popular": lambda: (_popular(96, 70, seed=9), 300, 48),
+                        "large": lambda: (random_csr(64, 8066, 0.01, seed=10, values=True), 260, 32)}[shape]()
     sparse, dense = (_sparse_or_dense(x, device, s, hidden, batch) for s in (True, False))
     for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
         dense.set_weights(*pair, *sparse.weights(*pair))
@@ -310,11 +323,12 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
         n.train(3, lambda_=lam, optimizer=mode, **PARAMS[mode])
     w = sparse.weights("Input", "Hidden1")[0]
     assert not np.allclose(w, w0)
-    np.testing.assert_allclose(w, dense.weights("Input", "Hidden1")[0], rtol=1e-5, atol=1e-6)
+    close = _nearly_all_close if shape == "large" else np.testing.assert_allclose
+    close(w, dense.weights("Input", "Hidden1")[0], rtol=1e-5, atol=1e-6)
     if mode != "SGD":
         state = sparse.optimizer_state()[("Input", "Hidden1")]
         for name, v in dense.optimizer_state()[("Input", "Hidden1")].items():
-            np.testing.assert_allclose(state[name], v, rtol=1e-5, atol=1e-9, err_msg=name)
+            close(state[name], v, rtol=1e-5, atol=1e-9, err_msg=name)
     np.testing.assert_allclose(sparse.weights("Hidden1", "Output")[0], dense.weights("Hidden1", "Output")[0],
                                rtol=1e-5, atol=1e-6)
     assert [h.regularization for h in sparse.history] == pytest.approx([h.regularization for h in dense.history],
