@@ -57,7 +57,9 @@ __device__ __forceinline__ uint64_t grid_threads() { return static_cast<uint64_t
 // main stream, 10 % of the step (measured on an H100). A kernel launched by launch() with `dependent` is
 // scheduled while the one before it runs, waits in await_previous() until that one has finished and its
 // writes are visible, and from then lets the next one be scheduled. Every kernel launched that way calls
-// await_previous() before it touches memory; elsewhere (older cards, a plain launch) the call does nothing.
+// await_previous() before it touches memory (or last, where all it reads was written before the one before
+// it got past its own wait: the update's rest after a large item); elsewhere (older cards, a plain launch)
+// the call does nothing.
 __device__ __forceinline__ void await_previous() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");

@@ -95,15 +95,20 @@ __global__ void covering_item_kernel(UpdateArgs a) {
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);
 }
 
-// The rest of an update list in order: item k's slots over its blocks.
+// The rest of an update list in order: item k's slots over its blocks. After a large item's launch
+// (kAfterItem) the wait for it comes last, so that these blocks run beside its last wave: they touch none
+// of its buffers, and what they read was written before any of its blocks got past their own wait (which
+// is when this launch may be scheduled). The next kernel is scheduled once both are done.
+template <bool kAfterItem>
 __global__ void covering_update_kernel(UpdateListArgs list, UpdatePlan plan) {
-  gpu::await_previous();
+  if constexpr (!kAfterItem) gpu::await_previous();
   const unsigned k = item_of_block(plan);
   const UpdateArgs& a = list.items[k];
   Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
   const uint64_t t = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
   if (t < slots(a, plan.quads[k])) step_slot(s, a, t, plan.quads[k]);
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);  // uniform over the block
+  if constexpr (kAfterItem) gpu::await_previous();
 }
 
 // An update list beside other kernels: a persistent grid, each block looping over its share of its item.
@@ -192,13 +197,21 @@ void CudaBackend::update(const UpdateListArgs& list) {
     item_count[k] = slots(a, plan.quads[k]);
   }
   if (!list.beside) {  // large items first, each a launch of its own; the rest in one
+    const auto own_launch = [&](unsigned k) {
+      const UpdateArgs& a = list.items[k];
+      return plan.quads[k] && a.n % 4 == 0 && a.n >= kOwnLaunch;
+    };
+    bool after_item = false;
+    for (unsigned k = 0; k < list.count; ++k) {
+      if (!own_launch(k)) continue;
+      gpu::launch(dependent_, covering_item_kernel, covering_blocks(list.items[k].n / 4), gpu::kThreads, 0, stream(),
+                  list.items[k]);
+      after_item = true;
+    }
     UpdateListArgs rest;
     for (unsigned k = 0; k < list.count; ++k) {
       const UpdateArgs& a = list.items[k];
-      if (plan.quads[k] && a.n % 4 == 0 && a.n >= kOwnLaunch) {
-        gpu::launch(dependent_, covering_item_kernel, covering_blocks(a.n / 4), gpu::kThreads, 0, stream(), a);
-        continue;
-      }
+      if (own_launch(k)) continue;
       plan.quads[rest.count] = plan.quads[k];
       plan.first_block[rest.count] = static_cast<uint32_t>(blocks);
       blocks += covering_blocks(item_count[k]);
@@ -207,8 +220,8 @@ void CudaBackend::update(const UpdateListArgs& list) {
     }
     for (unsigned k = rest.count; k <= UpdateListArgs::kMax; ++k) plan.first_block[k] = static_cast<uint32_t>(blocks);
     if (blocks > 0)
-      gpu::launch(dependent_, covering_update_kernel, static_cast<unsigned>(blocks), gpu::kThreads, 0, stream(),
-                  rest, plan);
+      gpu::launch(dependent_, after_item ? covering_update_kernel<true> : covering_update_kernel<false>,
+                  static_cast<unsigned>(blocks), gpu::kThreads, 0, stream(), rest, plan);
     return;
   }
   // Steps beside other kernels: blocks that each fill a multiprocessor (as many threads as the kernel
