@@ -193,3 +193,56 @@ def test_hopper_and_mma_kernels_give_the_same_bits():
             for extra in ({}, {"DSSTNE_TENSOR_GEMM": "mma"})]
     assert runs[0] == runs[1]
     assert len(runs[0].split()) == 2
+
+
+def _deferred_step_net(device: str, math: str = "tf32x3"):
+    """The benchmark's shape, smaller: sparse input -> 512 Sigmoid -> 20,000 Sigmoid. Under RMSProp the
+    output matrix's step (10M weights) is deferred beside the next minibatch's gather-sum and hidden
+    layer, and on the GPU that minibatch's output GEMM reads it band by band as the step releases rows."""
+    x = random_csr(1024, 3000, 0.01, seed=5)
+    y = random_csr(1024, 20000, 0.002, seed=6)
+    cfg = network_config(hidden=[(512, "Sigmoid")])
+    sets = [dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")]
+    return dsstne.Network.from_json(cfg, sets, batch=256, device=device, seed=4, math=math)
+
+
+def _train_deferred(net) -> list[float]:
+    net.train(2, optimizer="RMSProp", alpha=0.01, mu=0.9, lambda_=0.0001)
+    return [h.error for h in net.history]
+
+
+_GATED_BITS = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+from test_tensor_math import _deferred_step_net, _train_deferred
+net = _deferred_step_net("cuda")
+errors = _train_deferred(net)
+digest = hashlib.sha256()
+for src, dst in (("Input", "Hidden1"), ("Hidden1", "Output")):
+    for array in net.weights(src, dst):
+        digest.update(array.tobytes())
+print(repr(errors), digest.hexdigest())
+"""
+
+
+@pytest.mark.cuda
+def test_output_gemm_reading_the_deferred_step_by_bands_gives_the_joined_bits():
+    # DSSTNE_ROW_GATE=0 makes the output GEMM wait for the whole deferred step (the order without gates):
+    # any row read before its step would change the weights' bits. Twice gated: reproducible too.
+    tests = str(Path(__file__).parent)
+    runs = [subprocess.run([sys.executable, "-c", _GATED_BITS, tests], env={**os.environ, **extra},
+                           capture_output=True, text=True, check=True).stdout
+            for extra in ({}, {"DSSTNE_ROW_GATE": "0"}, {})]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(runs[0].split()) >= 2
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("math", ["tf32x3", "fp32"])
+def test_deferred_step_training_matches_cpu(math):
+    # tf32x3: the output GEMM reads by bands; fp32 (cuBLAS) waits for the whole step.
+    cpu, gpu = _deferred_step_net("cpu"), _deferred_step_net("cuda", math)
+    np.testing.assert_allclose(_train_deferred(gpu), _train_deferred(cpu), rtol=1e-4)
+    for src, dst in (("Input", "Hidden1"), ("Hidden1", "Output")):
+        for a, b in zip(gpu.weights(src, dst), cpu.weights(src, dst)):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
