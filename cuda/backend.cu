@@ -1,6 +1,5 @@
 // CudaBackend lifetime, memory and streams: one device, a non-blocking main stream (and a side one for
 // overlapped work), a cuBLAS handle for each, zero-filled allocations with accounting.
-#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 
@@ -55,14 +54,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   side_ = new_stream();
   for (Event& e : marks_) e = new_event();
   fork_ = new_event();
-  gate_started_ = new_event();
-  gate_done_ = new_event();
   blas_ = new_blas(stream_.get());
   side_blas_ = new_blas(side_.get());
   wgmma_ = gpu::wgmma_kernel_available();
   dependent_ = props_.major >= 9;
-  const char* gates = std::getenv("DSSTNE_ROW_GATE");
-  row_gates_ = dependent_ && !(gates && std::string(gates) == "0");
 }
 
 CudaBackend::~CudaBackend() {

@@ -73,13 +73,6 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CUstream_st, gpu::StreamDeleter> stream_, side_;  // declared before blas_: destroyed after it
   std::array<Event, kMarks> marks_;
   Event fork_;  // the main stream's work at begin_side()
-  // The last update with a RowGate (update.cu): the start of all of its blocks (a programmatic event, valid
-  // when gate_started_valid_) and its end. A GEMM reading a gated B waits for one of them (gemm.cu).
-  Event gate_started_, gate_done_;
-  bool gate_started_valid_ = false;
-  // Gated reads band by band (compute capability 9.0 on, unless DSSTNE_ROW_GATE=0, which makes such a GEMM
-  // wait for the whole step: for comparison).
-  bool row_gates_ = false;
   bool on_side_ = false;
   // One cuBLAS handle a stream, each with its own workspace: GEMMs on the two streams may run at once.
   std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_, side_blas_;

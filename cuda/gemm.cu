@@ -14,25 +14,18 @@ namespace dsstne {
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
-  gpu::TensorGemmPlan plan;
   if (math_ == MathMode::Tf32x3) {
     // Our kernel's block takes a whole multiprocessor's registers, so nothing else runs beside it there.
     // On the side stream it leaves an eighth of the multiprocessors to the main stream's kernels (H100,
     // tf32x3: benchmark 0.846 -> 0.821 s an epoch, sample 0.1462 -> 0.1459); the split, and so every sum,
     // does not depend on it.
     const int multiprocessors = props_.multiProcessorCount;
-    plan = gpu::tensor_gemm_plan(g, on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors, wgmma_);
-  }
-  // A gated B (RowGate) is read band by band beside its step where our kernel reads it and that step's
-  // launch recorded the start of its blocks; otherwise the product waits for the whole step.
-  const bool by_bands = g.b_gate.ready && plan.supported && !g.trans_b && gate_started_valid_;
-  if (g.b_gate.ready)
-    DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(stream(), (by_bands ? gate_started_ : gate_done_).get(), 0));
-  GemmArgs args = g;
-  if (!by_bands) args.b_gate = RowGate{};
-  if (plan.supported) {
-    gpu::tensor_gemm(args, plan, 3, gemm_workspace(plan.workspace_floats), stream(), dependent_);
-    return;
+    const gpu::TensorGemmPlan plan =
+        gpu::tensor_gemm_plan(g, on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors, wgmma_);
+    if (plan.supported) {
+      gpu::tensor_gemm(g, plan, 3, gemm_workspace(plan.workspace_floats), stream(), dependent_);
+      return;
+    }
   }
   DSSTNE_CUBLAS_CHECK(cublasSgemm(blas(), g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.n, g.m, g.k, &g.alpha, g.b, g.ldb, g.a,

@@ -67,47 +67,22 @@ __device__ __forceinline__ void await_previous() {
 #endif
 }
 
-// Lets the next kernel on the stream be scheduled, without waiting for the one before (a kernel that must
-// not wait for it: see tensor_gemm's gated launch).
-__device__ __forceinline__ void allow_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
 // kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch when `dependent` (the device's
-// compute capability is 9.0 or more), with the launch's error checked. `started`, when set (compute
-// capability 9.0 on), is recorded as a programmatic event: it completes once every block of the kernel
-// has started, so that work on another stream waiting for it may run beside the kernel, whose blocks are
-// then all resident (a reader spinning on what they write never takes the place they need).
+// compute capability is 9.0 or more), with the launch's error checked.
 template <class... Params, class... Args>
-void launch_recording_start(bool dependent, cudaEvent_t started, void (*kernel)(Params...), dim3 grid, dim3 block,
-                            size_t shared, cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attributes[2]{};
-  unsigned count = 0;
-  if (dependent) {
-    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attributes[count++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (started) {
-    attributes[count].id = cudaLaunchAttributeProgrammaticEvent;
-    attributes[count].val.programmaticEvent.event = started;
-    attributes[count++].val.programmaticEvent.triggerAtBlockStart = 1;
-  }
+void launch(bool dependent, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+            Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = stream;
-  config.attrs = count ? attributes : nullptr;
-  config.numAttrs = count;
+  config.attrs = dependent ? &attribute : nullptr;
+  config.numAttrs = dependent ? 1 : 0;
   DSSTNE_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
-}
-
-template <class... Params, class... Args>
-void launch(bool dependent, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
-            Args&&... args) {
-  launch_recording_start(dependent, nullptr, kernel, grid, block, shared, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace dsstne::gpu

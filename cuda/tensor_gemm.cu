@@ -256,23 +256,8 @@ struct UnitWalk {
   }
 };
 
-// Whether band b of a gated B (RowGate) is stepped. An acquire: copies queued after it, or after a barrier
-// that follows it, read the stepped rows.
-__device__ __forceinline__ bool band_stepped(const RowGate& gate, uint32_t b) {
-  uint32_t generation;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(generation) : "l"(gate.ready + b) : "memory");
-  return static_cast<int32_t>(generation - gate.generation) >= 0;
-}
-
-__device__ __forceinline__ uint64_t nanoseconds() {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
-  return t;
-}
-
 // The copies of a block's (unit, step) sequence into a ring of kRing stages, run ahead of the products
 // across unit boundaries. Each next() queues one step's copies (or none past the last unit) as one group.
-// A gated B's rows are copied only once stepped.
 template <bool kTransA, bool kTransB, int kRing>
 struct CopyPipeline {
   using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
@@ -284,7 +269,6 @@ struct CopyPipeline {
   Loader<!kTransA, kBM> a;
   Loader<kTransB, kBN> b;
   int stage = 0;
-  uint32_t b_bands = 0;  // a gated B's bands known stepped (they are in order: band b stepped means all before)
 
   __device__ CopyPipeline(const GemmArgs& g_, const TileGrid& p_)
       : g(g_), p(p_), walk(g_, p_), a(g_.a, g_.lda), b(g_.b, g_.ldb) {
@@ -298,30 +282,11 @@ struct CopyPipeline {
     if (walk.active()) {
       float* s = stages + stage * kStageFloats;
       a.copy(s, walk.step);
-      if constexpr (!kTransB)  // uniform over the block: it may wait at a barrier
-        if (g.b_gate.ready) await_b_rows(min(walk.u.k_end, walk.u.k_begin + (walk.step + 1) * kBK));
       b.copy(s + TA::floats, walk.step);
       if (walk.advance(g, p) && walk.active()) begin();
     }
     commit_stage();  // an empty group past the end keeps the wait counts uniform
     stage = stage == kRing - 1 ? 0 : stage + 1;
-  }
-  // B's rows [0, rows) are stepped for every thread on return: thread 0 waits for their band (or finds the
-  // last one stepped) and the barrier passes that on. A step that never comes (a broken gate) traps after
-  // 10 s instead of hanging the device.
-  __device__ void await_b_rows(int rows) {
-    const RowGate& gate = g.b_gate;
-    const uint32_t band = min(static_cast<uint32_t>(rows - 1) / gate.band_rows, gate.bands - 1);
-    if (band < b_bands) return;
-    bool all = false;
-    if (threadIdx.x == 0) {
-      all = band_stepped(gate, gate.bands - 1);
-      for (const uint64_t start = nanoseconds(); !all && !band_stepped(gate, band);) {
-        if (nanoseconds() - start > 10'000'000'000ull) __trap();
-        __nanosleep(256);
-      }
-    }
-    b_bands = __syncthreads_or(all) ? gate.bands : band + 1;
   }
 };
 
@@ -344,9 +309,8 @@ __device__ __forceinline__ void store_pair(float* at, float2 v, const GemmArgs& 
 
 template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
-    tensor_gemm_kernel(GemmArgs g, TileGrid p, float* partial, bool await) {
-  if (await) await_previous();
-  else allow_dependents();
+    tensor_gemm_kernel(GemmArgs g, TileGrid p, float* partial) {
+  await_previous();
   using Copies = CopyPipeline<kTransA, kTransB, kStages>;
   extern __shared__ float smem[];
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
@@ -541,9 +505,8 @@ __device__ __forceinline__ void split_b(const float* stage, float* big, float* s
 
 template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
 __global__ void __launch_bounds__(kGemmThreads, 1)
-    wgmma_gemm_kernel(GemmArgs g, TileGrid p, float* partial, bool await) {
-  if (await) await_previous();
-  else allow_dependents();
+    wgmma_gemm_kernel(GemmArgs g, TileGrid p, float* partial) {
+  await_previous();
 #if DSSTNE_WGMMA
   using Copies = CopyPipeline<kTransA, kTransB, kWgStages>;
   extern __shared__ float smem_raw[];
@@ -717,10 +680,9 @@ __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* parti
   }
 }
 
-// `await`: the kernel waits for the one before it (await_previous); false only where it must not (below).
 template <bool kTransA, bool kTransB, int kProducts>
 void launch_kernel(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* partial, cudaStream_t stream,
-                   bool dependent, bool await) {
+                   bool dependent) {
   constexpr int kStageBytes = (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
   if (wgmma) {
     // 1,024 bytes of slack to align B's halves.
@@ -728,34 +690,25 @@ void launch_kernel(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* p
     const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true>
                                 : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false>;
     DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-    launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial, await);
+    launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial);
   } else {
     constexpr int kBytes = kStages * kStageBytes;
     const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
                                 : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
     DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-    launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial, await);
+    launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial);
   }
 }
 
-// One product over one grid, and its split sum when it is split. `first`: the call's first launch.
+// One product over one grid, and its split sum when it is split.
 template <int kProducts>
 void run_grid(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* workspace, cudaStream_t stream,
-              bool dependent, bool first) {
+              bool dependent) {
   float* const partial = grid.splits > 1 ? workspace : nullptr;
-  // A gated product's first launch follows a wait for a programmatic event (the gated step's start), whose
-  // kernel griddepcontrol.wait would wait for to end: it launches plainly, after the stream's work so far,
-  // and does not wait.
-  const bool after_gate = first && g.b_gate.ready;
-  const bool kernel_dependent = dependent && !after_gate, await = !after_gate;
-  if (g.trans_a && g.trans_b)
-    launch_kernel<true, true, kProducts>(g, grid, wgmma, partial, stream, kernel_dependent, await);
-  else if (g.trans_a)
-    launch_kernel<true, false, kProducts>(g, grid, wgmma, partial, stream, kernel_dependent, await);
-  else if (g.trans_b)
-    launch_kernel<false, true, kProducts>(g, grid, wgmma, partial, stream, kernel_dependent, await);
-  else
-    launch_kernel<false, false, kProducts>(g, grid, wgmma, partial, stream, kernel_dependent, await);
+  if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, grid, wgmma, partial, stream, dependent);
+  else if (g.trans_a) launch_kernel<true, false, kProducts>(g, grid, wgmma, partial, stream, dependent);
+  else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, wgmma, partial, stream, dependent);
+  else launch_kernel<false, false, kProducts>(g, grid, wgmma, partial, stream, dependent);
   if (partial)
     launch(dependent, split_sum_kernel, grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, grid.splits,
            partial);
@@ -850,8 +803,8 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
 void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace, cudaStream_t stream,
                  bool dependent) {
   const auto run = products == 3 ? run_grid<3> : run_grid<1>;
-  run(plan.tail_n0 ? columns_before(g, plan.tail_n0) : g, plan.grid, plan.wgmma, workspace, stream, dependent, true);
-  if (plan.tail_n0) run(columns_from(g, plan.tail_n0), plan.tail, plan.wgmma, workspace, stream, dependent, false);
+  run(plan.tail_n0 ? columns_before(g, plan.tail_n0) : g, plan.grid, plan.wgmma, workspace, stream, dependent);
+  if (plan.tail_n0) run(columns_from(g, plan.tail_n0), plan.tail, plan.wgmma, workspace, stream, dependent);
 }
 
 }  // namespace dsstne::gpu

@@ -111,55 +111,37 @@ __global__ void covering_update_kernel(UpdateListArgs list, UpdatePlan plan) {
   if constexpr (kAfterItem) gpu::await_previous();
 }
 
-// A gated item's release of its rows (RowGate): a warp is done with band b once it has stepped all of its
-// quads below the band's end (the quad that straddles that end included); the item's last warp to be
-// done publishes the generation. Called by whole warps.
-struct BandRelease {
-  const RowGate& gate;
-  uint32_t warps;     // the item's warps
-  uint32_t next = 0;  // the first band this warp has not released
-
-  // Quads holding rows before band b's end (all of them for the last band: it is released at the end).
-  __device__ uint64_t end_quad(uint32_t b) const {
-    if (b + 1 >= gate.bands) return UINT64_MAX;
-    return (uint64_t{b + 1} * gate.band_rows * gate.row_width + 3) / 4;
-  }
-  // The warp's quads below `next_quad` are stepped.
-  __device__ void passed(uint64_t next_quad) {
-    while (next < gate.bands && end_quad(next) <= next_quad) release(next++);
-  }
-  __device__ void finish() {
-    while (next < gate.bands) release(next++);
-  }
-  __device__ void release(uint32_t b) {
-    __syncwarp();  // orders the lanes' stores before lane 0's release
-    if ((threadIdx.x & 31u) != 0) return;
-    uint32_t before;
-    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;\n" : "=r"(before) : "l"(gate.arrived + b) : "memory");
-    if (before + 1 != warps) return;
-    gate.arrived[b] = 0;  // nothing else touches it before the next step's launch
-    asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(gate.ready + b), "r"(gate.generation) : "memory");
-  }
-};
-
-// An update list beside other kernels: a persistent grid, each block looping over its share of its item
-// (a warp's 32 quads a round), releasing a gated item's rows band by band as its warps pass them.
+// An update list beside other kernels: a persistent grid, each block looping over its share of its item.
 __global__ void beside_update_kernel(UpdateListArgs list, UpdatePlan plan) {
   gpu::await_previous();
   const unsigned k = item_of_block(plan);
   const UpdateArgs& a = list.items[k];
-  const unsigned lane = threadIdx.x & 31u;
   const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
   const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
   Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
-  BandRelease bands{a.gate, static_cast<uint32_t>(threads / 32)};
-  const uint64_t quads = plan.quads[k] ? a.n / 4 : 0;
-  for (uint64_t warp_first = first - lane; warp_first < quads; warp_first += threads) {
-    if (warp_first + lane < quads) s.quad(warp_first + lane, true, true);
-    if (a.gate.ready) bands.passed(warp_first + threads);
+  if (a.row_stamp) {  // a warp a row; the gradient of a row this batch did not write is zero
+    const unsigned lane = threadIdx.x & 31u;
+    const uint64_t rows = a.n / a.row_width;
+    // Unregularised, such a row's weights (and under some modes its state) stay as they are: the pass
+    // skips them.
+    const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
+    const bool zero_keeps_all = math::zero_step_keeps_state(a.params);
+    for (uint64_t r = first >> 5; r < rows; r += threads >> 5) {
+      const bool live = a.row_stamp[r] == a.stamp;
+      if (!live && zero_keeps_all) continue;
+      const bool weight = live || !zero_keeps_weight;
+      if (plan.quads[k]) {
+        const uint32_t quads = a.row_width / 4;
+        for (uint32_t q = lane; q < quads; q += 32) s.quad(r * quads + q, live, weight);
+      } else {
+        for (uint32_t j = lane; j < a.row_width; j += 32) s.one(r * a.row_width + j, live, weight);
+      }
+    }
+  } else {
+    const uint64_t quads = plan.quads[k] ? a.n / 4 : 0;
+    for (uint64_t i = first; i < quads; i += threads) s.quad(i, true, true);
+    for (uint64_t i = 4 * quads + first; i < a.n; i += threads) s.one(i, true, true);
   }
-  for (uint64_t i = 4 * quads + first; i < a.n; i += threads) s.one(i, true, true);
-  if (a.gate.ready) bands.finish();
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);  // uniform over the block
 }
 
@@ -252,16 +234,12 @@ void CudaBackend::update(const UpdateListArgs& list) {
     DSSTNE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, beside_update_kernel));
     beside_threads_ = std::max(32u, std::min(1024u, static_cast<unsigned>(attributes.maxThreadsPerBlock)) / 32 * 32);
   }
-  // The grid shared by the items in proportion to their slots; the kernel loops over its share.
+  // The grid shared by the items in proportion to their threads' items (rows a warp each, with row stamps);
+  // the kernel loops over its share.
   uint64_t total_items = 0;
-  bool gated = false;
   for (unsigned k = 0; k < list.count; ++k) {
     const UpdateArgs& a = list.items[k];
-    DSSTNE_REQUIRE(!a.row_stamp, "update: a step beside other kernels reads every gradient row");
-    DSSTNE_REQUIRE(!a.gate.ready || (a.gate.bands > 0 && a.gate.band_rows > 0 &&
-                                     uint64_t{a.gate.bands} * a.gate.band_rows * a.gate.row_width >= a.n),
-                   "update: the row gate does not cover the matrix");
-    gated |= a.gate.ready != nullptr;
+    if (a.row_stamp) item_count[k] = a.n / a.row_width * 32;
     total_items += item_count[k];
   }
   const auto beside_blocks = static_cast<uint64_t>(props_.multiProcessorCount - props_.multiProcessorCount / 3);
@@ -271,17 +249,8 @@ void CudaBackend::update(const UpdateListArgs& list) {
   }
   for (unsigned k = list.count; k <= UpdateListArgs::kMax; ++k) plan.first_block[k] = static_cast<uint32_t>(blocks);
   if (blocks == 0) return;
-  if (!gated) {
-    gpu::launch(dependent_, beside_update_kernel, static_cast<unsigned>(blocks), beside_threads_, 0, stream(),
-                list, plan);
-    return;
-  }
-  // A gated step's readers on the other stream wait for gate_started_ (where launches can record the start
-  // of all of a kernel's blocks) and then read band by band, or for gate_done_.
-  gate_started_valid_ = row_gates_;
-  gpu::launch_recording_start(dependent_, row_gates_ ? gate_started_.get() : nullptr, beside_update_kernel,
-                              static_cast<unsigned>(blocks), beside_threads_, 0, stream(), list, plan);
-  DSSTNE_CUDA_CHECK(cudaEventRecord(gate_done_.get(), stream()));
+  gpu::launch(dependent_, beside_update_kernel, static_cast<unsigned>(blocks), beside_threads_, 0, stream(), list,
+              plan);
 }
 
 void CudaBackend::regularization_sum(const RegularizationArgs& a) {

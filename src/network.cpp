@@ -345,11 +345,9 @@ void Network::allocate_batch_buffers() {
       max_sparse_units = std::max(max_sparse_units, layer->stride);
     }
   }
-  for (auto& w : weights_) {
+  for (auto& w : weights_)
     if (w->in->sparse_input && w->row_stamp.size() != w->in->stride)
       w->row_stamp = Buffer<uint32_t>(ctx_->backend, w->in->stride);
-    if (defers_step(*w) && w->gate.empty()) w->gate = Buffer<uint32_t>(ctx_->backend, 2 * kGateBands);
-  }
   if (max_datapoints > max_batch_datapoints_) {
     sparse_scratch_.resize(backend().sparse_gradient_scratch_bytes(max_datapoints, max_sparse_units));
     max_batch_datapoints_ = max_datapoints;
@@ -409,7 +407,7 @@ Denoise Network::denoise(const Layer& input, bool training) const {
 }
 
 void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats,
-                            bool deferred, bool gated) {
+                            bool deferred) {
   Backend& be = backend();
   if (layer.kind == LayerKind::Input) {
     if (layer.sparse_input) return;  // consumed by the gather-sum of the next layer
@@ -450,11 +448,9 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
         be.sparse_forward(a);
       } else {
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
-        GemmArgs a = gemm_args(false, w->transposed, rows.rows, layer.stride, in.stride, 1.0f, in.unit.device(),
-                               in.stride, w->matrix().w.device(), w->transposed ? in.stride : layer.stride,
-                               first ? 0.0f : 1.0f, layer.unit.device(), layer.stride);
-        if (gated && defers_step(*w) && !w->locked) a.b_gate = row_gate(*w);
-        be.gemm(a);
+        be.gemm(gemm_args(false, w->transposed, rows.rows, layer.stride, in.stride, 1.0f, in.unit.device(), in.stride,
+                          w->matrix().w.device(), w->transposed ? in.stride : layer.stride, first ? 0.0f : 1.0f,
+                          layer.unit.device(), layer.stride));
       }
       first = false;
     }
@@ -555,37 +551,14 @@ void Network::join_steps() {
   steps_pending_ = steps_deferred_ = false;
 }
 
-RowGate Network::row_gate(Weight& w) {
-  const uint32_t rows = w.in->stride, bands = std::min(kGateBands, rows);
-  RowGate g;
-  g.ready = w.gate.device();
-  g.arrived = g.ready + kGateBands;
-  g.band_rows = (rows + bands - 1) / bands;
-  g.bands = (rows + g.band_rows - 1) / g.band_rows;
-  g.row_width = w.out->stride;
-  g.generation = w.gate_generation;
-  return g;
-}
-
 void Network::forward(const BatchRows& rows, bool training, bool update_running_stats, const Layer* ranked) {
   if (steps_pending_) join_steps();  // the last minibatch's folded steps read the units and deltas this overwrites
-  // In training an output layer reads the deferred steps' matrices (defers_step: only output layers read
-  // them) band by band where each of its own releases its rows (RowGate); else it waits for the steps.
-  const auto by_bands = [&](const Layer& layer) {
-    if (!training || !steps_deferred_ || deferred_generation_ == 0) return false;
-    for (const Weight* w : layer.incoming)
-      if (defers_step(*w) && !w->locked && w->gate_generation != deferred_generation_) return false;
-    return true;
-  };
-  bool gated = false;
   for (Layer* layer : forward_order_) {
-    const bool layer_gated = layer->kind == LayerKind::Output && by_bands(*layer);
-    if (layer->kind == LayerKind::Output && !layer_gated) join_steps();  // the deferred steps of its matrices
+    if (layer->kind == LayerKind::Output) join_steps();  // the deferred steps of its matrices (defers_step)
     forward_layer(*layer, rows, training, update_running_stats,
-                  (training && defers_activation(*layer)) || layer == ranked, layer_gated);
-    gated |= layer_gated;
+                  (training && defers_activation(*layer)) || layer == ranked);
   }
-  if (!gated) join_steps();  // none is left for a later reader of the weights
+  join_steps();  // none is left for a later reader of the weights
 }
 
 void Network::output_deltas(const BatchRows& rows) {
@@ -877,7 +850,6 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
       be.update(list);
       be.mark(kGradientMark);
       steps_deferred_ = true;
-      deferred_generation_ = stamp_;  // 0: not gated
     } else {
       be.update(list);
     }
@@ -902,15 +874,7 @@ void Network::update(const UpdateParams& u, uint32_t rows) {
         a.regularization = error_.device() + 1;
         a.regularization_scale = static_cast<float>(rows);
       }
-      if (defers_step(w)) {
-        if (stamp_ != 0) {  // released to the next forward's output GEMM band by band (0: no minibatch begun)
-          w.gate_generation = stamp_;
-          a.gate = row_gate(w);
-        }
-        step(a, deferred);
-      } else {
-        step(a, in_order);
-      }
+      step(a, defers_step(w) ? deferred : in_order);
       if (w.spec.norm > 0.0f) {  // on the updated weights
         flush_list(in_order);
         be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});

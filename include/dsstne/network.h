@@ -58,10 +58,6 @@ struct Weight {
   Buffer<float> vw, vb, vw2, vb2;  // optimiser state (modes other than SGD)
   // Sparse input: the minibatch (Network::stamp_) that last wrote each input unit's gradient row.
   Buffer<uint32_t> row_stamp;
-  // A deferred step's (Network::defers_step) release of its rows to the next forward (RowGate): the
-  // counters, [2][bands], and the generation (minibatch) of the step last queued, 0 before any.
-  Buffer<uint32_t> gate;
-  uint32_t gate_generation = 0;
   // SharedWeights: the connection owning the matrix (w, gw and their optimiser state); this one keeps
   // only its bias. Transposed: the owner's matrix is [out stride][in stride].
   Weight* owner = nullptr;
@@ -176,14 +172,7 @@ class Network {
   // recommendations, which also use marks, never run at once).
   static constexpr unsigned kGradientMark = 0;
   static constexpr unsigned kPlanMark = 1;  // the sparse gradient's plan, on the side stream (training)
-  // `gated`: the deferred steps (defers_step) may still run; the layer's GEMMs read those matrices band by
-  // band (RowGate) as the steps release them.
-  void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred,
-                     bool gated = false);
-  // Row bands of a deferred step's release (RowGate): enough to let its reader start on the first ones
-  // early, few enough that a band's release (one atomic a warp) costs the step nothing measurable.
-  static constexpr uint32_t kGateBands = 16;
-  static RowGate row_gate(Weight& w);
+  void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   // The layer's dropout is alpha dropout (a non-input ELU or SELU layer), not the plain mask.
   static bool uses_alpha_dropout(const Layer& layer);
   // The layer's plain dropout in this forward (p 0: none, or alpha dropout, or not training).
@@ -206,10 +195,7 @@ class Network {
   // hidden layers). Not with weight norms (their pass follows the step).
   static bool defers_step(const Weight& w);
   // The main stream waits for steps left on the side stream: folded into the last backward's GEMMs
-  // (update runs beside them) or deferred by the last update. In training the output layers' GEMMs do not
-  // wait for the deferred steps: they read those matrices band by band as the steps release them
-  // (RowGate), and the main stream waits for the rest at the next join (the backward's side gradients, or
-  // the epoch's end).
+  // (update runs beside them) or deferred by the last update.
   void join_steps();
   SparseGradientArgs sparse_gradient_args(Weight& w, const BatchRows& rows);
   // In training, before the forward: the one sparse input's gradient needs only the batch's indices to
@@ -241,7 +227,6 @@ class Network {
   uint32_t stamp_ = 0;  // minibatches begun (0: none), for the sparse gradients' row stamps
   bool steps_pending_ = false;   // folded steps on the side stream (see join_steps)
   bool steps_deferred_ = false;  // deferred steps on the side stream (defers_step)
-  uint32_t deferred_generation_ = 0;  // the minibatch whose update queued them (Weight::gate_generation)
   // Divergence brake state, reset by every train() call (as the original's locals).
   static constexpr uint32_t kBrakeWarmup = 100;  // minibatches before the brake may engage
   double brake_average_ = 0.0;

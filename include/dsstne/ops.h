@@ -17,18 +17,6 @@
 
 namespace dsstne {
 
-// A matrix [rows][row_width] whose step runs beside its next reader (a deferred update, UpdateListArgs::beside),
-// released to that reader in bands of rows as the step goes: rows [i * band_rows, (i + 1) * band_rows) are
-// stepped once ready[i] reaches `generation` (ready and arrived: [bands] each, zero at first; arrived is the
-// step's own count of the warps done with a band). Generations grow by at least 1 a step. The CPU target
-// runs ops in call order and ignores it.
-struct RowGate {
-  uint32_t* ready = nullptr;
-  uint32_t* arrived = nullptr;
-  uint32_t bands = 0, band_rows = 0, row_width = 0;
-  uint32_t generation = 0;
-};
-
 // [gemm] Row-major C[m x n] = alpha * op(A) * op(B) + beta * C.
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
@@ -41,10 +29,6 @@ struct GemmArgs {
   float beta = 0.0f;
   float* c = nullptr;
   int ldc = 0;
-  // When set (B not transposed): B is a gated matrix whose step may still be running; each K row of B is
-  // read only once its band is stepped. The product runs after that step's start (the GPU's last gated
-  // update, see UpdateArgs::gate).
-  RowGate b_gate;
 };
 
 // [bias] unit[r][j] = bias[j] (or += when accumulate) for r < rows.
@@ -210,9 +194,6 @@ struct UpdateArgs {
   // step: the regularisation error, from the pass that reads every weight anyway.
   long long* regularization = nullptr;
   float regularization_scale = 1.0f;
-  // A beside list's one item may release its rows in bands (RowGate) to a GEMM queued after it on the
-  // other stream (GemmArgs::b_gate): its weights then are [n / gate.row_width][gate.row_width].
-  RowGate gate;
 };
 
 // [regularization_sum] *out += fixed(0.5 lambda w^2 + lambda1 |w|) over n weights: the regularisation
