@@ -112,6 +112,7 @@ __global__ void covering_update_kernel(UpdateListArgs list, UpdatePlan plan) {
 }
 
 // An update list beside other kernels: a persistent grid, each block looping over its share of its item.
+// (Only dense matrices are stepped beside: Network::defers_step never defers a sparse input's.)
 __global__ void beside_update_kernel(UpdateListArgs list, UpdatePlan plan) {
   gpu::await_previous();
   const unsigned k = item_of_block(plan);
@@ -119,29 +120,9 @@ __global__ void beside_update_kernel(UpdateListArgs list, UpdatePlan plan) {
   const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
   const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
   Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
-  if (a.row_stamp) {  // a warp a row; the gradient of a row this batch did not write is zero
-    const unsigned lane = threadIdx.x & 31u;
-    const uint64_t rows = a.n / a.row_width;
-    // Unregularised, such a row's weights (and under some modes its state) stay as they are: the pass
-    // skips them.
-    const bool zero_keeps_weight = math::zero_step_keeps_weight(a.params);
-    const bool zero_keeps_all = math::zero_step_keeps_state(a.params);
-    for (uint64_t r = first >> 5; r < rows; r += threads >> 5) {
-      const bool live = a.row_stamp[r] == a.stamp;
-      if (!live && zero_keeps_all) continue;
-      const bool weight = live || !zero_keeps_weight;
-      if (plan.quads[k]) {
-        const uint32_t quads = a.row_width / 4;
-        for (uint32_t q = lane; q < quads; q += 32) s.quad(r * quads + q, live, weight);
-      } else {
-        for (uint32_t j = lane; j < a.row_width; j += 32) s.one(r * a.row_width + j, live, weight);
-      }
-    }
-  } else {
-    const uint64_t quads = plan.quads[k] ? a.n / 4 : 0;
-    for (uint64_t i = first; i < quads; i += threads) s.quad(i, true, true);
-    for (uint64_t i = 4 * quads + first; i < a.n; i += threads) s.one(i, true, true);
-  }
+  const uint64_t quads = plan.quads[k] ? a.n / 4 : 0;
+  for (uint64_t i = first; i < quads; i += threads) s.quad(i, true, true);
+  for (uint64_t i = 4 * quads + first; i < a.n; i += threads) s.one(i, true, true);
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);  // uniform over the block
 }
 
@@ -234,12 +215,10 @@ void CudaBackend::update(const UpdateListArgs& list) {
     DSSTNE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, beside_update_kernel));
     beside_threads_ = std::max(32u, std::min(1024u, static_cast<unsigned>(attributes.maxThreadsPerBlock)) / 32 * 32);
   }
-  // The grid shared by the items in proportion to their threads' items (rows a warp each, with row stamps);
-  // the kernel loops over its share.
+  // The grid shared by the items in proportion to their slots; the kernel loops over its share.
   uint64_t total_items = 0;
   for (unsigned k = 0; k < list.count; ++k) {
-    const UpdateArgs& a = list.items[k];
-    if (a.row_stamp) item_count[k] = a.n / a.row_width * 32;
+    DSSTNE_REQUIRE(!list.items[k].row_stamp, "update: a list beside other kernels reads every gradient row");
     total_items += item_count[k];
   }
   const auto beside_blocks = static_cast<uint64_t>(props_.multiProcessorCount - props_.multiProcessorCount / 3);

@@ -383,6 +383,9 @@ uint32_t Network::bound_examples() const {
 }
 
 void Network::upload_order(uint32_t examples, bool shuffle) {
+  // The stored order without a shuffle is the identity: an epoch (or a prediction) that would upload the
+  // same one again does not (the copy and the host's pass over it delayed each epoch's first kernels).
+  if (!shuffle && order_is_identity_ && host_order_.size() == examples) return;
   std::vector<uint32_t> order(examples);
   std::iota(order.begin(), order.end(), 0u);
   if (shuffle) {
@@ -397,6 +400,7 @@ void Network::upload_order(uint32_t examples, bool shuffle) {
   order_.resize(examples);
   order_.upload(order.data());
   host_order_ = std::move(order);
+  order_is_identity_ = !shuffle;
 }
 
 uint64_t Network::epoch_denoise_key() const { return rng::key(ctx_->seed, rng::kDenoise, epochs_); }

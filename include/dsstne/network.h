@@ -216,6 +216,7 @@ class Network {
   std::vector<std::shared_ptr<DataSet>> bound_;
   Buffer<uint32_t> order_;
   std::vector<uint32_t> host_order_;  // the same order on the host (batch sizes of sparse inputs)
+  bool order_is_identity_ = false;    // order_ holds 0, 1, ... (no shuffle)
   Buffer<long long> error_;  // [0] loss, [1] regularisation, [2] sparseness penalty; fixed point
   Buffer<unsigned char> sparse_scratch_, forward_scratch_, loss_scratch_, topk_scratch_;
   Buffer<float> topk_scores_;
