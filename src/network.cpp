@@ -383,8 +383,8 @@ uint32_t Network::bound_examples() const {
 }
 
 void Network::upload_order(uint32_t examples, bool shuffle) {
-  // The stored order without a shuffle is the identity: an epoch (or a prediction) that would upload the
-  // same one again does not (the copy and the host's pass over it delayed each epoch's first kernels).
+  // Without a shuffle the order is the identity: one already stored is not built and uploaded again (an
+  // epoch's first kernels waited for that).
   if (!shuffle && order_is_identity_ && host_order_.size() == examples) return;
   std::vector<uint32_t> order(examples);
   std::iota(order.begin(), order.end(), 0u);

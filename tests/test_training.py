@@ -249,6 +249,20 @@ def test_training_after_prediction_uses_training_data(small_sparse):
     assert a.weights("Input", "Hidden1")[0].tobytes() == b.weights("Input", "Hidden1")[0].tobytes()
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_prediction_after_shuffled_training_keeps_the_rows_in_order(small_sparse, device):
+    # The identity order is uploaded once and kept while nothing replaces it; a shuffled epoch replaces
+    # it, so the next prediction must put it back: each row's prediction alone is the oracle.
+    net, inp = _net(small_sparse, device=device, **FULL)
+    before = net.predict(inp)
+    net.train(1, alpha=0.1)
+    after = net.predict(inp)
+    assert not np.array_equal(before, after)
+    alone = np.vstack([net.predict(small_sparse[i:i + 1]) for i in range(0, 200, 23)])
+    np.testing.assert_allclose(after[0:200:23], alone, rtol=1e-6, atol=1e-7)
+    assert net.predict(inp).tobytes() == after.tobytes()
+
+
 def test_callback_sees_each_epoch_and_can_stop(small_sparse):
     net, _ = _net(small_sparse)
     seen = []
