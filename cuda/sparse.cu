@@ -131,12 +131,19 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // loads a chunk's 32 indices and values at once (one per lane), then walks them, broadcasting each, with
 // lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
 // row go to the scratch for sparse_forward_combine_kernel.
-// (Five blocks a multiprocessor, 48 registers and no spills: the benchmark's epoch 0.6 % shorter than with
-// four and 0.2 % than with six, H100.)
+// kQuads (rows of whole 16-byte quads): lane l takes columns 4 l .. 4 l + 3 of a pass, one 16-byte load a
+// datapoint instead of four, with 16 datapoints' loads in flight at once instead of 8 (benchmark 0.6016 ->
+// 0.5962 s an epoch, H100; 8 at once 0.5984, 32 at once 0.5970). Else lane l takes columns l, l + 32,
+// l + 64, l + 96. Either way each column's sum takes the same terms in the same order.
+// (Five blocks a multiprocessor, 48 registers; the quads' kernel spills 8 bytes. Before the quads, five
+// blocks made the benchmark's epoch 0.6 % shorter than four and 0.2 % than six; with them, six took 0.6 %
+// longer, and four with 32 loads at once 0.7 %. H100.)
+template <bool kQuads>
 __global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   gpu::await_previous();
   __shared__ float partial[kForwardWarps][kTile];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+  const auto column = [lane](unsigned q) { return kQuads ? kColumnsPerLane * lane + q : lane + 32 * q; };
   for (uint32_t r = blockIdx.y; r < a.batch.rows; r += gridDim.y) {
     const SparseRow s = sparse_row(a.data, a.batch, r);
     const uint64_t segments = row_segments(s, f.segment);
@@ -151,7 +158,7 @@ __global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(S
       for (uint64_t c = begin + 32ull * warp; c < end; c += 32ull * kForwardWarps) {
         const Chunk mine = load_chunk(a.data, a.denoise, s, c, end, lane);
         const unsigned n = static_cast<unsigned>(min(uint64_t{32}, end - c));
-#pragma unroll 8
+#pragma unroll(kQuads ? 16 : 8)
         for (unsigned k = 0; k < n; ++k) {
           const float v = __shfl_sync(gpu::kFullMask, mine.value, k);
           const uint32_t unit = __shfl_sync(gpu::kFullMask, mine.index, k);
@@ -159,18 +166,27 @@ __global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(S
           // loads, so the unrolled iterations' loads are all in flight at once.
           const bool live = v != 0.0f;
           const float* w = a.weights + static_cast<uint64_t>(live ? unit : 0u) * a.stride + j0;
+          if constexpr (kQuads) {
+            if (j0 + column(0) < a.stride) {
+              const float4 x = *reinterpret_cast<const float4*>(w + column(0));
+              acc[0] = live ? acc[0] + v * x.x : acc[0];
+              acc[1] = live ? acc[1] + v * x.y : acc[1];
+              acc[2] = live ? acc[2] + v * x.z : acc[2];
+              acc[3] = live ? acc[3] + v * x.w : acc[3];
+            }
+          } else {
 #pragma unroll
-          for (unsigned q = 0; q < kColumnsPerLane; ++q) {
-            const uint32_t j = lane + 32 * q;
-            if (j0 + j < a.stride) {
-              const float x = w[j];
-              acc[q] = live ? acc[q] + v * x : acc[q];
+            for (unsigned q = 0; q < kColumnsPerLane; ++q) {
+              if (j0 + column(q) < a.stride) {
+                const float x = w[column(q)];
+                acc[q] = live ? acc[q] + v * x : acc[q];
+              }
             }
           }
         }
       }
 #pragma unroll
-      for (unsigned q = 0; q < kColumnsPerLane; ++q) partial[warp][lane + 32 * q] = acc[q];
+      for (unsigned q = 0; q < kColumnsPerLane; ++q) partial[warp][column(q)] = acc[q];
       __syncthreads();
       for (uint32_t t = threadIdx.x; t < kTile && j0 + t < a.stride; t += blockDim.x) {
         float sum = direct && a.accumulate ? out[j0 + t] : 0.0f;
@@ -432,7 +448,9 @@ void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
   DSSTNE_REQUIRE(f.segments == 1 || a.scratch, "sparse_forward: no scratch for rows of ", a.longest, " datapoints");
   const dim3 grid(f.segments, std::min<uint32_t>(a.batch.rows, 65535),
                   std::clamp<uint32_t>((a.stride + kTile - 1) / kTile, 1, 64));
-  gpu::launch(dependent_, sparse_forward_kernel, grid, 32 * kForwardWarps, 0, stream(), a, f);
+  const bool quads = a.stride % kColumnsPerLane == 0 && reinterpret_cast<uintptr_t>(a.weights) % 16 == 0;
+  gpu::launch(dependent_, quads ? sparse_forward_kernel<true> : sparse_forward_kernel<false>, grid, 32 * kForwardWarps,
+              0, stream(), a, f);
   if (f.segments > 1)
     gpu::launch(dependent_, sparse_forward_combine_kernel, gpu::row_column_grid(a.batch.rows, a.stride, 128), 128, 0,
                 stream(), a, f);

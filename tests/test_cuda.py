@@ -371,6 +371,28 @@ def test_long_sparse_rows_split_over_blocks_match_cpu():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("width", [130, 132, 1024], ids=["odd_pairs", "quads_partial_pass", "quads"])
+def test_gather_sum_of_any_width_matches_numpy(width):
+    # The gather-sum takes a row's weights by 16-byte quads where the layer's width is a multiple of 4, else
+    # float by float: either way (and for a last pass of 2 or 4 columns, long rows over several blocks, zero
+    # inputs) it is x W + b, against numpy in float64.
+    lengths = [3000, 1, 37, 0, 600, 64] + [3] * 40
+    rng = np.random.default_rng(width)
+    rows = [np.sort(rng.choice(4000, n, replace=False)) for n in lengths]
+    values = rng.uniform(-1.0, 1.0, sum(lengths)).astype(np.float32)
+    values[::7] = 0.0
+    x = sp.csr_matrix((values, np.concatenate(rows), np.concatenate([[0], np.cumsum(lengths)])),
+                      shape=(len(lengths), 4000))
+    assert x.nnz / (x.shape[0] * x.shape[1]) <= 0.1  # a gather-sum, not a sparse input expanded to dense
+    y = random_csr(len(lengths), 20, 0.2, seed=6)
+    cfg = network_config(hidden=[(width, "Linear")])
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=4, device="cuda", seed=8)
+    w, b = net.weights("Input", "Hidden1")
+    want = x.astype(np.float64) @ w.astype(np.float64) + b
+    np.testing.assert_allclose(net.predict(inp, layer="Hidden1"), want, rtol=1e-5, atol=1e-5)
+
+
 def test_sigmoid_matches_cpu_over_its_range():
     # The GPU's Sigmoid takes 1 / (1 + e^-z) by the reciprocal's approximation and one Newton step (the
     # correctly rounded sequence of the division below 2^126, without the division's branch): within a
