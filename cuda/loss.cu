@@ -6,6 +6,7 @@
 // pass also leaves per-row-group column sums (a small column sum totals them); the dense one is followed
 // by the reduce op's column sum.
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include "check.cuh"
@@ -126,7 +127,30 @@ __device__ __forceinline__ ElementLoss listed_loss(const OutputDeltaArgs& a, con
 // lanes naming one column only the last writing. With `partials`, the block also sums its rows' deltas
 // per column in row order into partials[blockIdx.y][column] (a column sum over the row groups then
 // totals them): no second read of the delta for the bias gradient.
-template <class K, bool kBias>
+// A thread's kUnroll columns of a span: t, t + kThreads, ...; or with kPairs (an even stride, 8-byte
+// aligned rows) the pairs 2 t, 2 t + 1, then 2 t + 2 kThreads, ...: half the loads and stores, each 8 bytes.
+// The error total is integer and each column's sum keeps its row order, so the bits do not depend on it.
+template <bool kPairs>
+__device__ __forceinline__ uint32_t span_column(unsigned t, unsigned u) {
+  return kPairs ? 2 * t + (u & 1u) + (u >> 1) * 2 * gpu::kThreads : t + u * gpu::kThreads;
+}
+// x[u] = from[span_column(t, u)], 0 past the span (an even span with kPairs: a pair is wholly in or out).
+template <bool kPairs>
+__device__ __forceinline__ void load_span(float (&x)[kUnroll], const float* from, uint32_t span, unsigned t) {
+#pragma unroll
+  for (unsigned u = 0; u < kUnroll; u += kPairs ? 2 : 1) {
+    const uint32_t c = span_column<kPairs>(t, u);
+    if constexpr (kPairs) {
+      const float2 v = c < span ? *reinterpret_cast<const float2*>(from + c) : make_float2(0.0f, 0.0f);
+      x[u] = v.x;
+      x[u + 1] = v.y;
+    } else {
+      x[u] = c < span ? from[c] : 0.0f;
+    }
+  }
+}
+
+template <class K, bool kBias, bool kPairs>
 __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaArgs a, float* partials) {
   gpu::await_previous();
   __shared__ float row_unit[kSpan], row_delta[kSpan];
@@ -137,11 +161,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
   for (uint32_t j0 = blockIdx.x * kSpan; j0 < a.stride; j0 += gridDim.x * kSpan) {
     const uint32_t span = min(kSpan, a.stride - j0);
     float column_sum[kUnroll] = {}, z[kUnroll], b[kUnroll];
-#pragma unroll
-    for (unsigned u = 0; u < kUnroll; ++u) {
-      const uint32_t c = t + u * gpu::kThreads;
-      b[u] = kBias && c < span ? a.bias[j0 + c] : 0.0f;
-    }
+    if constexpr (kBias) load_span<kPairs>(b, a.bias + j0, span, t);
     // A row's units, its datapoint range and its first listed indices; the next row's are loaded while
     // this one's listed units and writes go on.
     SparseRow s{};
@@ -150,12 +170,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
       if (r >= a.rows) return;
       s = sparse_row(d, a.batch, r);
       first_listed = s.begin + t < s.end && !a.targets.repeats ? d.index[s.begin + t] : kNoUnit;
-      const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride + j0;
-#pragma unroll
-      for (unsigned u = 0; u < kUnroll; ++u) {
-        const uint32_t c = t + u * gpu::kThreads;
-        z[u] = c < span ? unit[c] : 0.0f;
-      }
+      load_span<kPairs>(z, a.unit + static_cast<uint64_t>(r) * a.stride + j0, span, t);
     };
     load_row(blockIdx.y);
     for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
@@ -163,14 +178,14 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
       if (a.targets.ignore_zero) {
 #pragma unroll
         for (unsigned u = 0; u < kUnroll; ++u) {
-          const uint32_t c = t + u * gpu::kThreads;
+          const uint32_t c = span_column<kPairs>(t, u);
           row_unit[c] = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
           row_delta[c] = 0.0f;
         }
       } else {
 #pragma unroll
         for (unsigned u = 0; u < kUnroll; ++u) {
-          const uint32_t c = t + u * gpu::kThreads;
+          const uint32_t c = span_column<kPairs>(t, u);
           const float y = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
           row_unit[c] = y;
           const ElementLoss e = math::sparse_raw(L, y, s.weight);
@@ -212,12 +227,19 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
       __syncthreads();
       float* delta = a.delta + static_cast<uint64_t>(r) * a.stride + j0;
 #pragma unroll
-      for (unsigned u = 0; u < kUnroll; ++u) {
-        const uint32_t c = t + u * gpu::kThreads;
+      for (unsigned u = 0; u < kUnroll; u += kPairs ? 2 : 1) {
+        const uint32_t c = span_column<kPairs>(t, u);
         if (c >= span) break;
-        const float v = row_delta[c];
-        delta[c] = v;
-        column_sum[u] += v;
+        if constexpr (kPairs) {
+          const float2 v = *reinterpret_cast<const float2*>(row_delta + c);
+          *reinterpret_cast<float2*>(delta + c) = v;
+          column_sum[u] += v.x;
+          column_sum[u + 1] += v.y;
+        } else {
+          const float v = row_delta[c];
+          delta[c] = v;
+          column_sum[u] += v;
+        }
       }
       // The next row's shared writes by this thread are to its own columns, which no other thread reads;
       // its listed writes come after the next barrier, which every thread reaches past these reads.
@@ -225,7 +247,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
     if (partials) {
 #pragma unroll
       for (unsigned u = 0; u < kUnroll; ++u) {
-        const uint32_t c = t + u * gpu::kThreads;
+        const uint32_t c = span_column<kPairs>(t, u);
         if (c < span) partials[static_cast<uint64_t>(blockIdx.y) * a.stride + j0 + c] = column_sum[u];
       }
     }
@@ -252,10 +274,13 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   }
   const dim3 grid = output_grid(a.rows, a.stride);
   float* partials = a.bias_gradient ? static_cast<float*>(a.scratch) : nullptr;
+  const auto aligned8 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; };
+  const bool pairs = a.stride % 2 == 0 && aligned8(a.unit) && aligned8(a.delta) && aligned8(a.bias);
   with_kinds(a.loss, [&](auto kinds) {
     using K = decltype(kinds);
-    gpu::launch(dependent_, a.bias ? sparse_loss_kernel<K, true> : sparse_loss_kernel<K, false>, grid, gpu::kThreads,
-                0, stream(), a, partials);
+    const auto kernel = pairs ? (a.bias ? sparse_loss_kernel<K, true, true> : sparse_loss_kernel<K, false, true>)
+                              : (a.bias ? sparse_loss_kernel<K, true, false> : sparse_loss_kernel<K, false, false>);
+    gpu::launch(dependent_, kernel, grid, gpu::kThreads, 0, stream(), a, partials);
   });
   if (partials) column_sum({partials, grid.y, a.stride, a.bias_gradient_scale, a.bias_gradient});
 }
