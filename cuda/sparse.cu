@@ -133,8 +133,9 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // row go to the scratch for sparse_forward_combine_kernel.
 // kQuads (rows of whole 16-byte quads): lane l takes columns 4 l .. 4 l + 3 of a pass, one 16-byte load a
 // datapoint instead of four, with 16 datapoints' loads in flight at once instead of 8 (benchmark 0.6016 ->
-// 0.5962 s an epoch, H100; 8 at once 0.5984, 32 at once 0.5970). Else lane l takes columns l, l + 32,
-// l + 64, l + 96. Either way each column's sum takes the same terms in the same order.
+// 0.5962 s an epoch, H100; 8 at once 0.5984; on another card 32 at once 0.5970 against 16's 0.5961). Else
+// lane l takes columns l, l + 32, l + 64, l + 96. Either way each column's sum takes the same terms in the
+// same order.
 // (Five blocks a multiprocessor, 48 registers; the quads' kernel spills 8 bytes. Before the quads, five
 // blocks made the benchmark's epoch 0.6 % shorter than four and 0.2 % than six; with them, six took 0.6 %
 // longer, and four with 32 loads at once 0.7 %. H100.)
