@@ -1,0 +1,280 @@
+// Can an optimiser step bound by memory run on a few multiprocessors at the memory's rate, beside a
+// tensor-core GEMM on the rest? The step's blocks each hold one multiprocessor and stream their share
+// through a ring of shared-memory stages filled and drained by bulk (TMA) copies, so that one block keeps
+// tens of kilobytes in flight where the update op's threads keep a quad each. Measured: that step alone
+// on k multiprocessors (RMSProp with L2, math::update, the engine's formula; with the gradient, as the
+// benchmark's output matrix, 5 x 112 MB; and with a zero gradient, as a sparse input's unlisted rows,
+// 4 x 61 MB); the output layer's three GEMMs (hidden 1,024, three TF32 products) alone on all the
+// multiprocessors and on the rest; and both at once, the step launched first.
+// Build and run on a GPU machine:
+//   nvcc -O3 -arch=sm_90a -std=c++17 -Iinclude -Icuda -Xptxas -v -o /tmp/step_beside_gemm \
+//     bench/step_beside_gemm.cu cuda/tensor_gemm.cu && /tmp/step_beside_gemm
+// Prints one JSON line per measurement (median microseconds of 50 after 5 warm-up runs).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "cuda_timing.cuh"
+#include "dsstne/math/update.h"
+#include "tensor_gemm.cuh"
+
+namespace {
+
+using dsstne::UpdateParams;
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void bulk_load(void* to, const void* from, uint32_t bytes, uint64_t* barrier) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   shared_address(to)),
+               "l"(from), "r"(bytes), "r"(shared_address(barrier))
+               : "memory");
+}
+
+__device__ __forceinline__ void bulk_store(void* to, const void* from, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(to), "r"(shared_address(from)),
+               "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void expect_bytes(uint64_t* barrier, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(barrier)), "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void wait_phase(uint64_t* barrier, uint32_t parity) {
+  asm volatile(
+      "{\n .reg .pred done;\n wait:\n"
+      " mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      " @!done bra wait;\n}\n" ::"r"(shared_address(barrier)),
+      "r"(parity)
+      : "memory");
+}
+
+// A ring of kStages stages, each kChunk floats of the weights, the state and (kGradient) the gradient.
+// Block b takes chunks b, b + grid, ...; a stage is refilled once the bulk store of its stepped weights
+// and state has read it (one iteration later, so the store and the next loads overlap).
+// RMSProp's step as math::update takes it, or (kFast) with the approximate reciprocal square root in place
+// of the correctly rounded square root and division: how much of a block's time is that arithmetic.
+template <bool kFast>
+__device__ __forceinline__ float rmsprop(const UpdateParams& u, float w, float d, float& s) {
+  float unused = 0.0f;
+  if constexpr (!kFast) return dsstne::math::update(u, w, d, s, unused);
+  const float g = dsstne::math::regularized(u, d, w);
+  s = u.mu * s + (1.0f - u.mu) * g * g;
+  return w + u.alpha * g * rsqrtf(fmaxf(1.0e-9f, s));
+}
+
+template <int kThreads, int kStages, int kChunk, bool kGradient, bool kFast = false>
+__global__ void __launch_bounds__(kThreads, 1)
+    bulk_step_kernel(float* w, const float* g, float* v, uint64_t chunks, UpdateParams u) {
+  constexpr int kArrays = kGradient ? 3 : 2;
+  constexpr uint32_t kBytes = kChunk * sizeof(float);
+  extern __shared__ float4 ring[];  // [kStages][kArrays][kChunk / 4]: weights, state, gradient
+  __shared__ uint64_t full[kStages];
+  const auto slot = [&](int stage, int array) { return ring + (stage * kArrays + array) * (kChunk / 4); };
+  const auto chunk_of = [&](uint64_t i) { return blockIdx.x + i * gridDim.x; };
+  const auto fill = [&](int stage, uint64_t c) {
+    expect_bytes(&full[stage], kArrays * kBytes);
+    bulk_load(slot(stage, 0), w + c * kChunk, kBytes, &full[stage]);
+    bulk_load(slot(stage, 1), v + c * kChunk, kBytes, &full[stage]);
+    if constexpr (kGradient) bulk_load(slot(stage, 2), g + c * kChunk, kBytes, &full[stage]);
+  };
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(shared_address(&full[s])) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    for (int s = 0; s < kStages; ++s)
+      if (chunk_of(s) < chunks) fill(s, chunk_of(s));
+  }
+  __syncthreads();
+  for (uint64_t i = 0; chunk_of(i) < chunks; ++i) {
+    const int stage = static_cast<int>(i % kStages);
+    wait_phase(&full[stage], static_cast<uint32_t>(i / kStages) & 1u);
+    float4* ws = slot(stage, 0);
+    float4* vs = slot(stage, 1);
+    const float4* gs = slot(stage, 2);
+    for (int q = threadIdx.x; q < kChunk / 4; q += kThreads) {
+      float4 x = ws[q], s = vs[q];
+      const float4 d = kGradient ? gs[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      x.x = rmsprop<kFast>(u, x.x, d.x, s.x);
+      x.y = rmsprop<kFast>(u, x.y, d.y, s.y);
+      x.z = rmsprop<kFast>(u, x.z, d.z, s.z);
+      x.w = rmsprop<kFast>(u, x.w, d.w, s.w);
+      ws[q] = x;
+      vs[q] = s;
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const uint64_t c = chunk_of(i);
+      bulk_store(w + c * kChunk, ws, kBytes);
+      bulk_store(v + c * kChunk, vs, kBytes);
+      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+      asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory");  // the previous stage's store has read it
+      if (i >= 1 && chunk_of(i - 1 + kStages) < chunks)
+        fill(static_cast<int>((i - 1) % kStages), chunk_of(i - 1 + kStages));
+    }
+  }
+  if (threadIdx.x == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+
+// The update op's shape beside other kernels: a persistent grid, a quad a thread from global memory.
+__global__ void __launch_bounds__(1024, 1)
+    plain_step_kernel(float* w, const float* g, float* v, uint64_t chunks, UpdateParams u) {
+  const uint64_t quads = chunks * 512, threads = uint64_t{gridDim.x} * blockDim.x;
+  for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < quads; i += threads) {
+    float4 x = reinterpret_cast<float4*>(w)[i], s = reinterpret_cast<float4*>(v)[i];
+    const float4 d = reinterpret_cast<const float4*>(g)[i];
+    x.x = rmsprop<false>(u, x.x, d.x, s.x);
+    x.y = rmsprop<false>(u, x.y, d.y, s.y);
+    x.z = rmsprop<false>(u, x.z, d.z, s.z);
+    x.w = rmsprop<false>(u, x.w, d.w, s.w);
+    reinterpret_cast<float4*>(w)[i] = x;
+    reinterpret_cast<float4*>(v)[i] = s;
+  }
+}
+
+struct Step {
+  const char* name;
+  void (*kernel)(float*, const float*, float*, uint64_t, UpdateParams);
+  int threads, chunk;
+  size_t shared;
+  bool gradient;
+};
+
+template <int kThreads, int kStages, int kChunk, bool kGradient, bool kFast = false>
+Step make_step(const char* name) {
+  const auto kernel = bulk_step_kernel<kThreads, kStages, kChunk, kGradient, kFast>;
+  const size_t shared = size_t{kStages} * (kGradient ? 3 : 2) * kChunk * sizeof(float);
+  CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)));
+  return {name, kernel, kThreads, kChunk, shared, kGradient};
+}
+
+}  // namespace
+
+int main() {
+  const int batch = 256, hidden = 1024, units = 27278;
+  cudaDeviceProp props;
+  CHECK(cudaGetDeviceProperties(&props, 0));
+  const int sms = props.multiProcessorCount;
+  const uint64_t n = uint64_t{units} * hidden;
+  float *w, *g, *v;
+  for (float** p : {&w, &g, &v}) {
+    CHECK(cudaMalloc(p, n * sizeof(float)));
+    CHECK(cudaMemset(*p, 0, n * sizeof(float)));
+  }
+  UpdateParams u;
+  u.mode = dsstne::TrainingMode::RMSProp;
+  u.alpha = 0.001f;
+  u.lambda = 1e-4f;
+  u.mu = 0.9f;
+  const uint64_t unlisted = uint64_t{15000} * hidden;  // about the benchmark's unlisted rows a minibatch
+
+  const std::vector<Step> steps = {
+      make_step<256, 8, 2048, true>("256 threads, 8 stages of 3 x 8 KB"),
+      make_step<512, 6, 2048, true>("512 threads, 6 stages of 3 x 8 KB"),
+      make_step<1024, 4, 4096, true>("1,024 threads, 4 stages of 3 x 16 KB"),
+      make_step<1024, 4, 4096, true, true>("1,024 threads, 4 stages of 3 x 16 KB, approximate rsqrt"),
+      make_step<512, 6, 2048, true, true>("512 threads, 6 stages of 3 x 8 KB, approximate rsqrt"),
+      {"plain: a quad a thread from global memory, 1,024 threads", plain_step_kernel, 1024, 2048, 0, true},
+      make_step<1024, 6, 4096, false>("1,024 threads, 6 stages of 2 x 16 KB, zero gradient"),
+  };
+  const auto launch_step = [&](const Step& s, int blocks, cudaStream_t stream) {
+    const uint64_t floats = s.gradient ? n : unlisted;
+    s.kernel<<<blocks, s.threads, s.shared, stream>>>(w, g, v, floats / s.chunk, u);
+  };
+  const auto step_bytes = [&](const Step& s) {
+    return double(s.gradient ? 5 : 4) * double(s.gradient ? n : unlisted) * sizeof(float);
+  };
+  const int counts[] = {8, 16, 33, 66, 132};
+  for (const Step& s : steps)
+    for (int k : counts) {
+      const float us = median_us([&] { launch_step(s, k, nullptr); });
+      std::printf("{\"step\": \"%s\", \"multiprocessors\": %d, \"us\": %.1f, \"tb_s\": %.3f}\n", s.name, k, us,
+                  step_bytes(s) / (us * 1e-6) / 1e12);
+    }
+
+  // The output layer's GEMMs, alone and beside a step.
+  float *H, *Z, *D, *DH;
+  CHECK(cudaMalloc(&H, size_t(batch) * hidden * sizeof(float)));
+  CHECK(cudaMalloc(&DH, size_t(batch) * hidden * sizeof(float)));
+  CHECK(cudaMalloc(&Z, size_t(batch) * units * sizeof(float)));
+  CHECK(cudaMalloc(&D, size_t(batch) * units * sizeof(float)));
+  CHECK(cudaMemset(H, 0, size_t(batch) * hidden * sizeof(float)));
+  CHECK(cudaMemset(D, 0, size_t(batch) * units * sizeof(float)));
+  float* gw = nullptr;  // a gradient matrix of its own, so that the step's buffers are not the GEMM's
+  CHECK(cudaMalloc(&gw, n * sizeof(float)));
+  const auto args = [](bool ta, bool tb, int m, int nn, int k, const float* a, int lda, const float* b, int ldb,
+                       float* c, int ldc) {
+    dsstne::GemmArgs x;
+    x.trans_a = ta, x.trans_b = tb, x.m = m, x.n = nn, x.k = k, x.a = a, x.lda = lda, x.b = b, x.ldb = ldb;
+    x.c = c, x.ldc = ldc;
+    return x;
+  };
+  float* wo = nullptr;  // the output matrix the GEMMs read
+  CHECK(cudaMalloc(&wo, n * sizeof(float)));
+  CHECK(cudaMemset(wo, 0, n * sizeof(float)));
+  struct Shape {
+    const char* name;
+    dsstne::GemmArgs g;
+  };
+  const Shape shapes[] = {
+      {"forward", args(false, false, batch, units, hidden, H, hidden, wo, units, Z, units)},
+      {"weight gradient", args(true, false, hidden, units, batch, H, hidden, D, units, gw, units)},
+      {"delta", args(false, true, batch, hidden, units, D, units, wo, units, DH, hidden)},
+  };
+  const bool wgmma = dsstne::gpu::wgmma_kernel_available();
+  cudaStream_t first, second;
+  CHECK(cudaStreamCreateWithFlags(&first, cudaStreamNonBlocking));
+  CHECK(cudaStreamCreateWithFlags(&second, cudaStreamNonBlocking));
+  cudaEvent_t start, step_done, gemm_done;
+  for (cudaEvent_t* e : {&start, &step_done, &gemm_done}) CHECK(cudaEventCreate(e));
+  for (const Shape& shape : shapes)
+    for (int k : {0, 8, 16, 33}) {
+      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(shape.g, sms - k, wgmma);
+      if (!plan.supported) continue;
+      float* workspace = nullptr;
+      CHECK(cudaMalloc(&workspace, std::max<size_t>(1, plan.workspace_floats) * sizeof(float)));
+      const auto gemm = [&](cudaStream_t stream) {
+        dsstne::gpu::tensor_gemm(shape.g, plan, 3, workspace, stream, /*dependent=*/false);
+      };
+      const float alone = median_us([&] { gemm(nullptr); });
+      std::printf("{\"gemm\": \"%s\", \"blocks_for\": %d, \"alone_us\": %.1f}\n", shape.name, sms - k, alone);
+      if (k == 0) {
+        CHECK(cudaFree(workspace));
+        continue;
+      }
+      for (const Step& s : {steps[2], steps[6]}) {
+        std::vector<float> step_us, gemm_us;
+        for (int r = 0; r < 30; ++r) {
+          CHECK(cudaEventRecord(start, nullptr));
+          CHECK(cudaStreamWaitEvent(first, start));
+          CHECK(cudaStreamWaitEvent(second, start));
+          launch_step(s, k, first);
+          gemm(second);
+          CHECK(cudaEventRecord(step_done, first));
+          CHECK(cudaEventRecord(gemm_done, second));
+          CHECK(cudaEventSynchronize(step_done));
+          CHECK(cudaEventSynchronize(gemm_done));
+          float a = 0, b = 0;
+          CHECK(cudaEventElapsedTime(&a, start, step_done));
+          CHECK(cudaEventElapsedTime(&b, start, gemm_done));
+          if (r >= 5) step_us.push_back(1000 * a), gemm_us.push_back(1000 * b);
+        }
+        std::sort(step_us.begin(), step_us.end());
+        std::sort(gemm_us.begin(), gemm_us.end());
+        std::printf("{\"gemm\": \"%s\", \"beside\": \"%s\", \"multiprocessors\": %d, \"gemm_us\": %.1f, "
+                    "\"step_us\": %.1f}\n",
+                    shape.name, s.name, k, gemm_us[gemm_us.size() / 2], step_us[step_us.size() / 2]);
+      }
+      CHECK(cudaFree(workspace));
+    }
+  CHECK(cudaGetLastError());
+  return 0;
+}
