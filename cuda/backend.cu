@@ -178,8 +178,8 @@ void CudaBackend::wait_mark(unsigned slot) {
   DSSTNE_CUDA_CHECK(cudaStreamWaitEvent(stream(), marks_[slot].get(), 0));
 }
 
-// cuBLAS runs every GEMM in Fp32 and Tf32 (in TF32 for the latter) and the ones Tf32x3's kernel does not
-// take.
+// cuBLAS runs every GEMM in Fp32, most in Tf32 (in TF32; gemm.cu says which it leaves to our kernel) and
+// the ones Tf32x3's kernel does not take.
 void CudaBackend::set_math(MathMode mode) {
   bind();
   for (cublasContext* h : {blas_.get(), side_blas_.get()})

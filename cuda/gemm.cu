@@ -1,29 +1,41 @@
-// GEMM twin on the GPU. FP32 and TF32 (and the shapes the tensor-core kernel does not take): cuBLAS,
-// which is column-major. A row-major matrix read column-major is its transpose, so row-major
-// C = op(A) op(B) is computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped,
-// the transpose flags kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. (Its
-// one-product TF32 variant, timed by bench/gemm_shapes.cu, rounds as cuBLAS's TF32 does but ran the
-// sample network slower than cuBLAS TF32 on an H100: 0.129 s an epoch against 0.115 with mma.sync, 0.121
-// against 0.115 with wgmma. TF32 stays on cuBLAS.)
+// GEMM twin on the GPU. FP32 (and the shapes the tensor-core kernel does not take): cuBLAS, which is
+// column-major. A row-major matrix read column-major is its transpose, so row-major C = op(A) op(B) is
+// computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped, the transpose flags
+// kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. TF32: cuBLAS's TF32, but
+// for the side stream's large products, which take the kernel's one-product variant (below).
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "tensor_gemm.cuh"
 
 namespace dsstne {
 
+// A side-stream product of at least this many rounds of blocks on its share takes our kernel under TF32.
+constexpr uint64_t kSideRounds = 4;
+
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
-  if (math_ == MathMode::Tf32x3) {
+  if (math_ == MathMode::Tf32x3 || (math_ == MathMode::Tf32 && on_side_)) {
     // Our kernel's block takes a whole multiprocessor's registers, so nothing else runs beside it there.
     // On the side stream it leaves an eighth of the multiprocessors to the main stream's kernels (H100,
     // tf32x3: benchmark 0.846 -> 0.821 s an epoch, sample 0.1462 -> 0.1459); the split, and so every sum,
     // does not depend on it.
     const int multiprocessors = props_.multiProcessorCount;
-    const gpu::TensorGemmPlan plan =
-        gpu::tensor_gemm_plan(g, on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors, wgmma_);
-    if (plan.supported) {
-      gpu::tensor_gemm(g, plan, 3, gemm_workspace(plan.workspace_floats), stream(), dependent_);
+    const int share = on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors;
+    const gpu::TensorGemmPlan plan = gpu::tensor_gemm_plan(g, share, wgmma_);
+    // Under TF32, cuBLAS is as fast or faster on the main stream, and on the side stream for a product of
+    // a round or two, which its kernels run beside the main stream's; a product of many rounds runs better
+    // on our kernel held to its share (H100, one call: benchmark 0.5315 - 0.5324 s an epoch against
+    // cuBLAS's 0.5557 - 0.5563, with the hidden layers' weight gradients on ours too 0.5367 - 0.5396; the
+    // sample's output weight gradient, 1.8 rounds, on ours 0.1073 - 0.1079 against 0.1027 - 0.1034 in
+    // another call).
+    const auto many_rounds = [&] {
+      const auto units = [](const gpu::TileGrid& t) { return uint64_t{t.tiles_m} * t.tiles_n * t.splits; };
+      return units(plan.grid) + (plan.tail_n0 ? units(plan.tail) : 0) >= kSideRounds * share;
+    };
+    if (plan.supported && (math_ == MathMode::Tf32x3 || many_rounds())) {
+      gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream(),
+                       dependent_);
       return;
     }
   }

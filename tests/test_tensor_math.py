@@ -1,6 +1,7 @@
 """Network's `math`: the GPU's GEMMs on the tensor cores (``tf32x3``: our kernel, cuda/tensor_gemm.cu;
-``tf32``: cuBLAS), against FP64 numpy and the CPU target; which shapes take our kernel and which fall
-back to cuBLAS; reproducibility.
+``tf32``: cuBLAS, and our kernel's one-product variant for the side stream's large weight gradients),
+against FP64 numpy and the CPU target; which shapes take our kernel and which fall back to cuBLAS;
+reproducibility.
 
 Bounds, relative to the largest output (bench/gemm_shapes.cu measures the same on the output layer's
 shapes): ``tf32x3`` as FP32, 5e-6 (measured 3.6e-7 - 6.5e-7 at K = 128 - 27,278, cuBLAS FP32 4.5e-7 -
@@ -120,6 +121,23 @@ def test_deltas_and_gradients_match_cpu(math):
     deltas = gpu.deltas("Hidden1")
     gpu.gradients(0)
     assert gpu.deltas("Hidden1").tobytes() == deltas.tobytes()
+
+
+@pytest.mark.cuda
+def test_tf32_wide_weight_gradient_on_one_product_kernel_matches_cpu():
+    # Hidden 1,024 into 16,000 outputs: the output weight gradient (on the side stream) is 8 x 125 tiles,
+    # many rounds of the side's share of the device, so under tf32 it runs our kernel with one TF32
+    # product a pair (operands rounded to nearest, as cuBLAS's TF32 rounds them).
+    cpu, gpu = _hidden_pair("tf32", hidden=1024, items=16000)
+    _, g_cpu = cpu.gradients(0)
+    _, g_gpu = gpu.gradients(0)
+    for key in g_cpu:
+        for a, b in zip(g_gpu[key], g_cpu[key]):
+            assert _relative_error(a, b) < BOUND["tf32"] * 10
+    again = gpu.gradients(0)[1]
+    for key in g_gpu:
+        for a, b in zip(again[key], g_gpu[key]):
+            assert a.tobytes() == b.tobytes()
 
 
 @pytest.mark.cuda
