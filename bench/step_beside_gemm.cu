@@ -4,8 +4,10 @@
 // tens of kilobytes in flight where the update op's threads keep a quad each. Measured: that step alone
 // on k multiprocessors (RMSProp with L2, math::update, the engine's formula; with the gradient, as the
 // benchmark's output matrix, 5 x 112 MB; and with a zero gradient, as a sparse input's unlisted rows,
-// 4 x 61 MB); the output layer's three GEMMs (hidden 1,024, three TF32 products) alone on all the
-// multiprocessors and on the rest; and both at once, the step launched first.
+// 4 x 61 MB; for comparison, a quad a thread from global memory as the update op takes it, and an
+// approximate reciprocal square root in place of the rounded square root and division); the output
+// layer's three GEMMs (hidden 1,024, three TF32 products) alone on all the multiprocessors and on the
+// rest; and both at once, the step launched first.
 // Build and run on a GPU machine:
 //   nvcc -O3 -arch=sm_90a -std=c++17 -Iinclude -Icuda -Xptxas -v -o /tmp/step_beside_gemm \
 //     bench/step_beside_gemm.cu cuda/tensor_gemm.cu && /tmp/step_beside_gemm
