@@ -1,22 +1,31 @@
-// Can an optimiser step bound by memory run on a few multiprocessors at the memory's rate, beside a
-// tensor-core GEMM on the rest? The step's blocks each hold one multiprocessor and stream their share
-// through a ring of shared-memory stages filled and drained by bulk (TMA) copies, so that one block keeps
-// tens of kilobytes in flight where the update op's threads keep a quad each. Measured: that step alone
-// on k multiprocessors (RMSProp with L2, math::update, the engine's formula; with the gradient, as the
-// benchmark's output matrix, 5 x 112 MB; and with a zero gradient, as a sparse input's unlisted rows,
-// 4 x 61 MB; for comparison, a quad a thread from global memory as the update op takes it, and an
-// approximate reciprocal square root in place of the rounded square root and division); the output
-// layer's three GEMMs (hidden 1,024, three TF32 products) alone on all the multiprocessors and on the
-// rest; and both at once, the step launched first.
+// Can an optimiser step bound by memory run beside a tensor-core GEMM? Two arrangements.
+// - apart (the default): the step on k multiprocessors of its own, the GEMM on the rest. The step's blocks
+//   each hold one multiprocessor and stream their share through a ring of shared-memory stages filled and
+//   drained by bulk (TMA) copies, so that one block keeps tens of kilobytes in flight where the update op's
+//   threads keep a quad each. Measured: that step alone on k multiprocessors (RMSProp with L2,
+//   math::update, the engine's formula; with the gradient, as the benchmark's output matrix, 5 x 112 MB;
+//   and with a zero gradient, as a sparse input's unlisted rows, 4 x 61 MB; for comparison, a quad a thread
+//   from global memory as the update op takes it, and an approximate reciprocal square root in place of the
+//   rounded square root and division); the output layer's three GEMMs (hidden 1,024, three TF32 products)
+//   alone on all the multiprocessors and on the rest; and both at once, the step launched first.
+// - together: the GEMM on every multiprocessor, and beside each of its blocks one small step block of 4
+//   warps in the registers the GEMM leaves. That needs the GEMM held below its 255 registers a thread,
+//   which is a build flag of this tool (-maxrregcount, e.g. 224: 8,192 registers left a multiprocessor,
+//   4 warps of 64; 232: 6,144, 4 warps of 48). Measured: the GEMMs alone, the unlisted rows' step alone on
+//   one small block a multiprocessor (quads from global memory, 2 or 4 a thread in flight), and both at
+//   once in either launch order.
 // Build and run on a GPU machine:
 //   nvcc -O3 -arch=sm_90a -std=c++17 -Iinclude -Icuda -Xptxas -v -o /tmp/step_beside_gemm \
-//     bench/step_beside_gemm.cu cuda/tensor_gemm.cu && /tmp/step_beside_gemm
+//     bench/step_beside_gemm.cu cuda/tensor_gemm.cu && /tmp/step_beside_gemm [apart|together]
+// (add -maxrregcount=224 -DGEMM_REGISTERS=224 for `together`; the define only labels the output).
 // Prints one JSON line per measurement (median microseconds of 50 after 5 warm-up runs).
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_timing.cuh"
@@ -158,26 +167,138 @@ Step make_step(const char* name) {
   return {name, kernel, kThreads, kChunk, shared, kGradient};
 }
 
-}  // namespace
-
-int main() {
-  const int batch = 256, hidden = 1024, units = 27278;
-  cudaDeviceProp props;
-  CHECK(cudaGetDeviceProperties(&props, 0));
-  const int sms = props.multiProcessorCount;
-  const uint64_t n = uint64_t{units} * hidden;
-  float *w, *g, *v;
-  for (float** p : {&w, &g, &v}) {
-    CHECK(cudaMalloc(p, n * sizeof(float)));
-    CHECK(cudaMemset(*p, 0, n * sizeof(float)));
+// The unlisted rows' step (a zero gradient: RMSProp's L2 term alone) in one small block of 4 warps a
+// multiprocessor, beside a GEMM block in the registers it leaves: a persistent grid, kQuads quads of the
+// weights and of the state a thread loaded before any is stepped. Streaming loads and stores, so that the
+// step's bytes, read once, leave the GEMM's operands their place in L2. kMinBlocks bounds the registers:
+// 8 blocks of 128 threads a multiprocessor leave 64 a thread, 10 leave 48.
+constexpr int kNearThreads = 128;
+template <int kQuads, int kMinBlocks>
+__global__ void __launch_bounds__(kNearThreads, kMinBlocks)
+    near_step_kernel(float* w, float* v, uint64_t quads, UpdateParams u) {
+  auto* w4 = reinterpret_cast<float4*>(w);
+  auto* v4 = reinterpret_cast<float4*>(v);
+  const uint64_t threads = uint64_t{gridDim.x} * kNearThreads;
+  for (uint64_t i0 = uint64_t{blockIdx.x} * kNearThreads + threadIdx.x; i0 < quads; i0 += kQuads * threads) {
+    float4 x[kQuads], s[kQuads];
+#pragma unroll
+    for (int q = 0; q < kQuads; ++q)
+      if (i0 + q * threads < quads) x[q] = __ldcs(w4 + i0 + q * threads), s[q] = __ldcs(v4 + i0 + q * threads);
+#pragma unroll
+    for (int q = 0; q < kQuads; ++q) {
+      if (i0 + q * threads >= quads) break;
+      x[q].x = rmsprop<false>(u, x[q].x, 0.0f, s[q].x);
+      x[q].y = rmsprop<false>(u, x[q].y, 0.0f, s[q].y);
+      x[q].z = rmsprop<false>(u, x[q].z, 0.0f, s[q].z);
+      x[q].w = rmsprop<false>(u, x[q].w, 0.0f, s[q].w);
+      __stcs(w4 + i0 + q * threads, x[q]);
+      __stcs(v4 + i0 + q * threads, s[q]);
+    }
   }
-  UpdateParams u;
-  u.mode = dsstne::TrainingMode::RMSProp;
-  u.alpha = 0.001f;
-  u.lambda = 1e-4f;
-  u.mu = 0.9f;
-  const uint64_t unlisted = uint64_t{15000} * hidden;  // about the benchmark's unlisted rows a minibatch
+}
 
+// What both arrangements measure on: the step's arrays (the output matrix's size), the output layer's
+// activations and deltas, and its three GEMMs.
+struct Bench {
+  static constexpr int kBatch = 256, kHidden = 1024, kUnits = 27278;
+  static constexpr uint64_t kWeights = uint64_t{kUnits} * kHidden;
+  static constexpr uint64_t kUnlisted = uint64_t{15000} * kHidden;  // about the benchmark's unlisted rows a minibatch
+  int sms = 0;
+  bool wgmma = false;
+  float *w = nullptr, *g = nullptr, *v = nullptr;
+  UpdateParams u;
+  struct Shape {
+    const char* name;
+    dsstne::GemmArgs g;
+  };
+  std::vector<Shape> shapes;
+  cudaStream_t first = nullptr, second = nullptr;
+
+  Bench() {
+    cudaDeviceProp props;
+    CHECK(cudaGetDeviceProperties(&props, 0));
+    sms = props.multiProcessorCount;
+    wgmma = dsstne::gpu::wgmma_kernel_available();
+    w = zeros(kWeights), g = zeros(kWeights), v = zeros(kWeights);
+    u.mode = dsstne::TrainingMode::RMSProp;
+    u.alpha = 0.001f;
+    u.lambda = 1e-4f;
+    u.mu = 0.9f;
+    float* H = zeros(size_t{kBatch} * kHidden);
+    float* DH = zeros(size_t{kBatch} * kHidden);
+    float* Z = zeros(size_t{kBatch} * kUnits);
+    float* D = zeros(size_t{kBatch} * kUnits);
+    float* gw = zeros(kWeights);  // a gradient matrix of its own, so that the step's buffers are not the GEMM's
+    float* wo = zeros(kWeights);  // the output matrix the GEMMs read
+    shapes = {
+        {"forward", args(false, false, kBatch, kUnits, kHidden, H, kHidden, wo, kUnits, Z, kUnits)},
+        {"weight gradient", args(true, false, kHidden, kUnits, kBatch, H, kHidden, D, kUnits, gw, kUnits)},
+        {"delta", args(false, true, kBatch, kHidden, kUnits, D, kUnits, wo, kUnits, DH, kHidden)},
+    };
+    CHECK(cudaStreamCreateWithFlags(&first, cudaStreamNonBlocking));
+    CHECK(cudaStreamCreateWithFlags(&second, cudaStreamNonBlocking));
+  }
+  static float* zeros(size_t count) {
+    float* p = nullptr;
+    CHECK(cudaMalloc(&p, count * sizeof(float)));
+    CHECK(cudaMemset(p, 0, count * sizeof(float)));
+    return p;
+  }
+  static dsstne::GemmArgs args(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                               float* c, int ldc) {
+    dsstne::GemmArgs x;
+    x.trans_a = ta, x.trans_b = tb, x.m = m, x.n = n, x.k = k, x.a = a, x.lda = lda, x.b = b, x.ldb = ldb;
+    x.c = c, x.ldc = ldc;
+    return x;
+  }
+  // Median µs from a common start to the end of each of two launches queued at once on two streams,
+  // `a` on the first (queued first), `b` on the second.
+  template <class A, class B>
+  std::pair<float, float> at_once(const A& a, const B& b) {
+    cudaEvent_t start, a_done, b_done;
+    for (cudaEvent_t* e : {&start, &a_done, &b_done}) CHECK(cudaEventCreate(e));
+    std::vector<float> a_us, b_us;
+    for (int r = 0; r < 30; ++r) {
+      CHECK(cudaEventRecord(start, nullptr));
+      CHECK(cudaStreamWaitEvent(first, start));
+      CHECK(cudaStreamWaitEvent(second, start));
+      a(first);
+      b(second);
+      CHECK(cudaEventRecord(a_done, first));
+      CHECK(cudaEventRecord(b_done, second));
+      CHECK(cudaEventSynchronize(a_done));
+      CHECK(cudaEventSynchronize(b_done));
+      float x = 0, y = 0;
+      CHECK(cudaEventElapsedTime(&x, start, a_done));
+      CHECK(cudaEventElapsedTime(&y, start, b_done));
+      if (r >= 5) a_us.push_back(1000 * x), b_us.push_back(1000 * y);
+    }
+    for (cudaEvent_t e : {start, a_done, b_done}) CHECK(cudaEventDestroy(e));
+    std::sort(a_us.begin(), a_us.end());
+    std::sort(b_us.begin(), b_us.end());
+    return {a_us[a_us.size() / 2], b_us[b_us.size() / 2]};
+  }
+};
+
+// One GEMM with its plan for `blocks_for` multiprocessors and a workspace of its own.
+struct PlannedGemm {
+  dsstne::GemmArgs g;
+  dsstne::gpu::TensorGemmPlan plan;
+  float* workspace = nullptr;
+  PlannedGemm(const dsstne::GemmArgs& g_, int blocks_for, bool wgmma)
+      : g(g_), plan(dsstne::gpu::tensor_gemm_plan(g_, blocks_for, wgmma)) {
+    if (plan.supported) CHECK(cudaMalloc(&workspace, std::max<size_t>(1, plan.workspace_floats) * sizeof(float)));
+  }
+  ~PlannedGemm() { cudaFree(workspace); }
+  PlannedGemm(const PlannedGemm&) = delete;
+  PlannedGemm& operator=(const PlannedGemm&) = delete;
+  void operator()(cudaStream_t stream) const {
+    dsstne::gpu::tensor_gemm(g, plan, 3, workspace, stream, /*dependent=*/false);
+  }
+};
+
+
+void apart(Bench& b) {
   const std::vector<Step> steps = {
       make_step<256, 8, 2048, true>("256 threads, 8 stages of 3 x 8 KB"),
       make_step<512, 6, 2048, true>("512 threads, 6 stages of 3 x 8 KB"),
@@ -188,9 +309,9 @@ int main() {
       make_step<1024, 6, 4096, false>("1,024 threads, 6 stages of 2 x 16 KB, zero gradient"),
   };
   // Whole chunks only (the output matrix's last half chunk of 16 KB is left out of those).
-  const auto chunks = [&](const Step& s) { return (s.gradient ? n : unlisted) / s.chunk; };
+  const auto chunks = [&](const Step& s) { return (s.gradient ? Bench::kWeights : Bench::kUnlisted) / s.chunk; };
   const auto launch_step = [&](const Step& s, int blocks, cudaStream_t stream) {
-    s.kernel<<<blocks, s.threads, s.shared, stream>>>(w, g, v, chunks(s), u);
+    s.kernel<<<blocks, s.threads, s.shared, stream>>>(b.w, b.g, b.v, chunks(s), b.u);
   };
   const auto step_bytes = [&](const Step& s) {
     return double(s.gradient ? 5 : 4) * double(chunks(s) * s.chunk) * sizeof(float);
@@ -204,80 +325,74 @@ int main() {
     }
 
   // The output layer's GEMMs, alone and beside a step.
-  float *H, *Z, *D, *DH;
-  CHECK(cudaMalloc(&H, size_t(batch) * hidden * sizeof(float)));
-  CHECK(cudaMalloc(&DH, size_t(batch) * hidden * sizeof(float)));
-  CHECK(cudaMalloc(&Z, size_t(batch) * units * sizeof(float)));
-  CHECK(cudaMalloc(&D, size_t(batch) * units * sizeof(float)));
-  CHECK(cudaMemset(H, 0, size_t(batch) * hidden * sizeof(float)));
-  CHECK(cudaMemset(D, 0, size_t(batch) * units * sizeof(float)));
-  float* gw = nullptr;  // a gradient matrix of its own, so that the step's buffers are not the GEMM's
-  CHECK(cudaMalloc(&gw, n * sizeof(float)));
-  const auto args = [](bool ta, bool tb, int m, int nn, int k, const float* a, int lda, const float* b, int ldb,
-                       float* c, int ldc) {
-    dsstne::GemmArgs x;
-    x.trans_a = ta, x.trans_b = tb, x.m = m, x.n = nn, x.k = k, x.a = a, x.lda = lda, x.b = b, x.ldb = ldb;
-    x.c = c, x.ldc = ldc;
-    return x;
-  };
-  float* wo = nullptr;  // the output matrix the GEMMs read
-  CHECK(cudaMalloc(&wo, n * sizeof(float)));
-  CHECK(cudaMemset(wo, 0, n * sizeof(float)));
-  struct Shape {
-    const char* name;
-    dsstne::GemmArgs g;
-  };
-  const Shape shapes[] = {
-      {"forward", args(false, false, batch, units, hidden, H, hidden, wo, units, Z, units)},
-      {"weight gradient", args(true, false, hidden, units, batch, H, hidden, D, units, gw, units)},
-      {"delta", args(false, true, batch, hidden, units, D, units, wo, units, DH, hidden)},
-  };
-  const bool wgmma = dsstne::gpu::wgmma_kernel_available();
-  cudaStream_t first, second;
-  CHECK(cudaStreamCreateWithFlags(&first, cudaStreamNonBlocking));
-  CHECK(cudaStreamCreateWithFlags(&second, cudaStreamNonBlocking));
-  cudaEvent_t start, step_done, gemm_done;
-  for (cudaEvent_t* e : {&start, &step_done, &gemm_done}) CHECK(cudaEventCreate(e));
-  for (const Shape& shape : shapes)
+  for (const Bench::Shape& shape : b.shapes)
     for (int k : {0, 8, 16, 33}) {
-      const dsstne::gpu::TensorGemmPlan plan = dsstne::gpu::tensor_gemm_plan(shape.g, sms - k, wgmma);
-      if (!plan.supported) continue;
-      float* workspace = nullptr;
-      CHECK(cudaMalloc(&workspace, std::max<size_t>(1, plan.workspace_floats) * sizeof(float)));
-      const auto gemm = [&](cudaStream_t stream) {
-        dsstne::gpu::tensor_gemm(shape.g, plan, 3, workspace, stream, /*dependent=*/false);
-      };
+      const PlannedGemm gemm(shape.g, b.sms - k, b.wgmma);
+      if (!gemm.plan.supported) continue;
       const float alone = median_us([&] { gemm(nullptr); });
-      std::printf("{\"gemm\": \"%s\", \"blocks_for\": %d, \"alone_us\": %.1f}\n", shape.name, sms - k, alone);
-      if (k == 0) {
-        CHECK(cudaFree(workspace));
-        continue;
-      }
+      std::printf("{\"gemm\": \"%s\", \"blocks_for\": %d, \"alone_us\": %.1f}\n", shape.name, b.sms - k, alone);
+      if (k == 0) continue;
       for (const Step& s : {steps[2], steps[6]}) {
-        std::vector<float> step_us, gemm_us;
-        for (int r = 0; r < 30; ++r) {
-          CHECK(cudaEventRecord(start, nullptr));
-          CHECK(cudaStreamWaitEvent(first, start));
-          CHECK(cudaStreamWaitEvent(second, start));
-          launch_step(s, k, first);
-          gemm(second);
-          CHECK(cudaEventRecord(step_done, first));
-          CHECK(cudaEventRecord(gemm_done, second));
-          CHECK(cudaEventSynchronize(step_done));
-          CHECK(cudaEventSynchronize(gemm_done));
-          float a = 0, b = 0;
-          CHECK(cudaEventElapsedTime(&a, start, step_done));
-          CHECK(cudaEventElapsedTime(&b, start, gemm_done));
-          if (r >= 5) step_us.push_back(1000 * a), gemm_us.push_back(1000 * b);
-        }
-        std::sort(step_us.begin(), step_us.end());
-        std::sort(gemm_us.begin(), gemm_us.end());
+        const auto [step_us, gemm_us] = b.at_once([&](cudaStream_t st) { launch_step(s, k, st); }, gemm);
         std::printf("{\"gemm\": \"%s\", \"beside\": \"%s\", \"multiprocessors\": %d, \"gemm_us\": %.1f, "
                     "\"step_us\": %.1f}\n",
-                    shape.name, s.name, k, gemm_us[gemm_us.size() / 2], step_us[step_us.size() / 2]);
+                    shape.name, s.name, k, gemm_us, step_us);
       }
-      CHECK(cudaFree(workspace));
     }
+}
+
+#ifndef GEMM_REGISTERS
+#define GEMM_REGISTERS 255
+#endif
+
+void together(Bench& b) {
+  struct Near {
+    const char* name;
+    void (*kernel)(float*, float*, uint64_t, UpdateParams);
+  };
+  const Near nears[] = {
+      {"2 quads a thread, 64 registers", near_step_kernel<2, 8>},
+      {"4 quads a thread, 64 registers", near_step_kernel<4, 8>},
+      {"2 quads a thread, 48 registers", near_step_kernel<2, 10>},
+  };
+  const uint64_t quads = Bench::kUnlisted / 4;
+  const double bytes = 4.0 * double(Bench::kUnlisted) * sizeof(float);
+  for (const Near& s : nears) {
+    cudaFuncAttributes a;
+    CHECK(cudaFuncGetAttributes(&a, s.kernel));
+    const auto step = [&](cudaStream_t st) { s.kernel<<<b.sms, kNearThreads, 0, st>>>(b.w, b.v, quads, b.u); };
+    const float us = median_us([&] { step(nullptr); });
+    std::printf("{\"near_step\": \"%s\", \"registers\": %d, \"blocks\": %d, \"us\": %.1f, \"tb_s\": %.3f}\n", s.name,
+                a.numRegs, b.sms, us, bytes / (us * 1e-6) / 1e12);
+  }
+  for (const Bench::Shape& shape : b.shapes) {
+    const PlannedGemm gemm(shape.g, b.sms, b.wgmma);
+    if (!gemm.plan.supported) continue;
+    const float alone = median_us([&] { gemm(nullptr); });
+    std::printf("{\"gemm\": \"%s\", \"gemm_registers\": %d, \"alone_us\": %.1f}\n", shape.name, GEMM_REGISTERS, alone);
+    for (const Near& s : nears) {
+      const auto step = [&](cudaStream_t st) { s.kernel<<<b.sms, kNearThreads, 0, st>>>(b.w, b.v, quads, b.u); };
+      const auto [gemm_first, step_second] = b.at_once(gemm, step);
+      const auto [step_first, gemm_second] = b.at_once(step, gemm);
+      std::printf("{\"gemm\": \"%s\", \"gemm_registers\": %d, \"beside\": \"%s\", "
+                  "\"gemm_queued_first\": {\"gemm_us\": %.1f, \"step_us\": %.1f}, "
+                  "\"step_queued_first\": {\"gemm_us\": %.1f, \"step_us\": %.1f}}\n",
+                  shape.name, GEMM_REGISTERS, s.name, gemm_first, step_second, gemm_second, step_first);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "apart";
+  if (mode != "apart" && mode != "together") {
+    std::fprintf(stderr, "usage: %s [apart|together]\n", argv[0]);
+    return 2;
+  }
+  Bench b;
+  if (mode == "apart") apart(b);
+  else together(b);
   CHECK(cudaGetLastError());
   return 0;
 }
