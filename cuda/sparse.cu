@@ -261,6 +261,21 @@ __global__ void __launch_bounds__(kRowThreads) count_kernel(SparseData d, Denois
   });
 }
 
+// for_each_datapoint's grid for a batch: a block of kRowThreads datapoints for each of its longest row's
+// chunks (at most 64), by rows.
+dim3 datapoint_grid(uint64_t longest, uint32_t rows) {
+  return dim3(static_cast<unsigned>(std::clamp<uint64_t>((longest + kRowThreads - 1) / kRowThreads, 1, 64)),
+              std::min<uint32_t>(rows, 65535));
+}
+
+// mark_rows: the rows count_kernel stamps (a live datapoint's unit); every writer of a unit writes the same.
+__global__ void __launch_bounds__(kRowThreads) mark_rows_kernel(MarkRowsArgs a) {
+  gpu::await_previous();
+  for_each_datapoint(a.data, a.denoise, a.batch, a.input_units, [&a](bool live, uint32_t u, uint32_t, uint64_t, float) {
+    if (live) a.stamp_of[u] = a.stamp;
+  });
+}
+
 // Step 2: a bucket for each present unit, a warp's buckets side by side (one atomic on the cursor per
 // warp). The cursor never passes the capacity: the buckets hold exactly the batch's non-zero datapoints,
 // whose count the host checked against it.
@@ -482,13 +497,18 @@ void CudaBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
   cudaStream_t s = stream();
   DSSTNE_CUDA_CHECK(
       cudaMemsetAsync(g.present_count, 0, sizeof(uint32_t) * (gpu::kGradientCounters + size_t{a.input_units}), s));
-  const dim3 datapoint_grid(static_cast<unsigned>(std::clamp<uint64_t>((a.longest + kRowThreads - 1) / kRowThreads, 1, 64)),
-                            std::min<uint32_t>(rows, 65535));
-  gpu::launch(dependent_, count_kernel, datapoint_grid, kRowThreads, 0, s, a.data, a.denoise, a.batch, a.input_units, g,
+  const dim3 grid = datapoint_grid(a.longest, rows);
+  gpu::launch(dependent_, count_kernel, grid, kRowThreads, 0, s, a.data, a.denoise, a.batch, a.input_units, g,
               a.row_stamp, a.stamp);
   const uint64_t most_present = std::min<uint64_t>(a.datapoints, a.input_units);
   gpu::launch(dependent_, allocate_kernel, gpu::grid_for(most_present), gpu::kThreads, 0, s, g);
-  gpu::launch(dependent_, place_kernel, datapoint_grid, kRowThreads, 0, s, a.data, a.denoise, a.batch, a.input_units, g);
+  gpu::launch(dependent_, place_kernel, grid, kRowThreads, 0, s, a.data, a.denoise, a.batch, a.input_units, g);
+}
+
+void CudaBackend::mark_rows(const MarkRowsArgs& a) {
+  if (a.batch.rows == 0 || a.input_units == 0) return;
+  bind();
+  gpu::launch(dependent_, mark_rows_kernel, datapoint_grid(a.longest, a.batch.rows), kRowThreads, 0, stream(), a);
 }
 
 void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {

@@ -21,32 +21,58 @@ __device__ __forceinline__ float step(const UpdateArgs& a, float lambda, float l
 // The step of one item's parameters: four at a time from quad i (16-byte loads and stores: the op is bound
 // by memory, more bytes in flight per thread), or parameter i alone. `live` false: a zero gradient, not
 // read. `weight` false: the weight stays as it is (math::zero_step_keeps_weight), neither read nor written.
+// A lazily stepped row (LazyRows, kLazy) first takes the `owed` zero-gradient steps it was left, each with
+// its own regularisation term; `this_step` false leaves out this stamp's own. One call of the formula in
+// the loop, so that in the lazy kernel a replayed step compiles to the arithmetic of a step taken in time.
 struct Stepper {
   const UpdateArgs& a;
   float lambda, lambda1;
   long long regularization = 0;
 
-  __device__ void quad(uint64_t i, bool live, bool weight) {
+  __device__ Stepper(const UpdateArgs& args)
+      : a(args),
+        lambda(args.params.lambda * args.regularization_scale),
+        lambda1(args.params.lambda1 * args.regularization_scale) {}
+
+  // The steps of quad i: this stamp's alone, or (kLazy) `owed` zero-gradient ones first.
+  template <bool kLazy = false>
+  __device__ __forceinline__ void quad(uint64_t i, bool live, bool weight, uint32_t owed = 0, bool this_step = true) {
     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     float4 w = weight ? reinterpret_cast<const float4*>(a.weights)[i] : zero;
-    const float4 g = live ? reinterpret_cast<const float4*>(a.gradient)[i] : zero;
+    const float4 g = live && this_step ? reinterpret_cast<const float4*>(a.gradient)[i] : zero;
     float4 v = a.velocity ? reinterpret_cast<const float4*>(a.velocity)[i] : zero;
     float4 v2 = a.velocity2 ? reinterpret_cast<const float4*>(a.velocity2)[i] : zero;
-    w.x = step(a, lambda, lambda1, w.x, g.x, v.x, v2.x, regularization);
-    w.y = step(a, lambda, lambda1, w.y, g.y, v.y, v2.y, regularization);
-    w.z = step(a, lambda, lambda1, w.z, g.z, v.z, v2.z, regularization);
-    w.w = step(a, lambda, lambda1, w.w, g.w, v.w, v2.w, regularization);
+    const uint32_t steps = kLazy ? owed + (this_step ? 1u : 0u) : 1u;
+    for (uint32_t k = 0; k < steps; ++k) {
+      const bool now = !kLazy || k == owed;
+      const float4 d = now ? g : zero;
+      const float l = now ? lambda : a.params.lambda * a.lazy.owed_regularization_scale;
+      const float l1 = now ? lambda1 : a.params.lambda1 * a.lazy.owed_regularization_scale;
+      w.x = step(a, l, l1, w.x, d.x, v.x, v2.x, regularization);
+      w.y = step(a, l, l1, w.y, d.y, v.y, v2.y, regularization);
+      w.z = step(a, l, l1, w.z, d.z, v.z, v2.z, regularization);
+      w.w = step(a, l, l1, w.w, d.w, v.w, v2.w, regularization);
+    }
     if (weight) reinterpret_cast<float4*>(a.weights)[i] = w;
     if (a.velocity) reinterpret_cast<float4*>(a.velocity)[i] = v;
     if (a.velocity2) reinterpret_cast<float4*>(a.velocity2)[i] = v2;
   }
 
-  __device__ void one(uint64_t i, bool live, bool weight) {
+  // Parameter i alone, as quad().
+  template <bool kLazy = false>
+  __device__ __forceinline__ void one(uint64_t i, bool live, bool weight, uint32_t owed = 0, bool this_step = true) {
     float unused = 0.0f;
     float& v = a.velocity ? a.velocity[i] : unused;
     float& v2 = a.velocity2 ? a.velocity2[i] : unused;
-    const float w = step(a, lambda, lambda1, weight ? a.weights[i] : 0.0f, live ? a.gradient[i] : 0.0f, v, v2,
-                         regularization);
+    float w = weight ? a.weights[i] : 0.0f;
+    const float g = live && this_step ? a.gradient[i] : 0.0f;
+    const uint32_t steps = kLazy ? owed + (this_step ? 1u : 0u) : 1u;
+    for (uint32_t k = 0; k < steps; ++k) {
+      const bool now = !kLazy || k == owed;
+      w = step(a, now ? lambda : a.params.lambda * a.lazy.owed_regularization_scale,
+               now ? lambda1 : a.params.lambda1 * a.lazy.owed_regularization_scale, w, now ? g : 0.0f, v, v2,
+               regularization);
+    }
     if (weight) a.weights[i] = w;
   }
 };
@@ -90,8 +116,30 @@ __host__ __device__ uint64_t slots(const UpdateArgs& a, bool quads) {
 // instructions' constant operands (32 registers a thread against the list kernel's 44). Whole quads only.
 __global__ void covering_item_kernel(UpdateArgs a) {
   gpu::await_previous();
-  Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
+  Stepper s(a);
   if (const uint64_t t = gpu::global_thread(); t < a.n / 4) step_slot(s, a, t, true);
+  if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);
+}
+
+// A lazily stepped item (LazyRows) in a launch of its own, a thread a slot (quad t, or parameter t): the
+// row's steps owed and this one, or nothing yet. Its own kernel, so that the replay's loop costs the other
+// items' kernels no registers.
+// Held to 40 registers, 6 blocks a multiprocessor: with 55 the benchmark ran 0.5923 - 0.5936 s an epoch,
+// with 40 0.5827 - 0.5868 (H100, one call).
+template <bool kQuads>
+__global__ void __launch_bounds__(gpu::kThreads, 6) lazy_item_kernel(UpdateArgs a) {
+  gpu::await_previous();
+  Stepper s(a);
+  if (const uint64_t t = gpu::global_thread(); t < slots(a, kQuads)) {
+    const uint64_t row = t / (kQuads ? a.row_width / 4 : a.row_width);
+    const uint32_t stamp = a.row_stamp[row];
+    const uint32_t steps = lazy_steps(a.lazy, stamp, a.lazy.next_stamp ? a.lazy.next_stamp[row] : 0, a.stamp);
+    if (steps > 0) {
+      const bool live = stamp == a.stamp;
+      const uint32_t owed = steps - (a.lazy.this_step ? 1u : 0u);
+      kQuads ? s.quad<true>(t, live, true, owed, a.lazy.this_step) : s.one<true>(t, live, true, owed, a.lazy.this_step);
+    }
+  }
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);
 }
 
@@ -104,7 +152,7 @@ __global__ void covering_update_kernel(UpdateListArgs list, UpdatePlan plan) {
   if constexpr (!kAfterItem) gpu::await_previous();
   const unsigned k = item_of_block(plan);
   const UpdateArgs& a = list.items[k];
-  Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
+  Stepper s(a);
   const uint64_t t = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
   if (t < slots(a, plan.quads[k])) step_slot(s, a, t, plan.quads[k]);
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);  // uniform over the block
@@ -119,7 +167,7 @@ __global__ void beside_update_kernel(UpdateListArgs list, UpdatePlan plan) {
   const UpdateArgs& a = list.items[k];
   const uint64_t first = static_cast<uint64_t>(blockIdx.x - plan.first_block[k]) * blockDim.x + threadIdx.x;
   const uint64_t threads = static_cast<uint64_t>(plan.first_block[k + 1] - plan.first_block[k]) * blockDim.x;
-  Stepper s{a, a.params.lambda * a.regularization_scale, a.params.lambda1 * a.regularization_scale};
+  Stepper s(a);
   const uint64_t quads = plan.quads[k] ? a.n / 4 : 0;
   for (uint64_t i = first; i < quads; i += threads) s.quad(i, true, true);
   for (uint64_t i = 4 * quads + first; i < a.n; i += threads) s.one(i, true, true);
@@ -180,9 +228,17 @@ void CudaBackend::update(const UpdateListArgs& list) {
   if (!list.beside) {  // large items first, each a launch of its own; the rest in one
     const auto own_launch = [&](unsigned k) {
       const UpdateArgs& a = list.items[k];
-      return plan.quads[k] && a.n % 4 == 0 && a.n >= kOwnLaunch;
+      return !a.lazy.enabled && plan.quads[k] && a.n % 4 == 0 && a.n >= kOwnLaunch;
     };
     bool after_item = false;
+    for (unsigned k = 0; k < list.count; ++k) {
+      const UpdateArgs& a = list.items[k];
+      if (!a.lazy.enabled) continue;
+      DSSTNE_REQUIRE(a.row_stamp, "update: a lazily stepped item has no row stamps");
+      gpu::launch(dependent_, plan.quads[k] ? lazy_item_kernel<true> : lazy_item_kernel<false>,
+                  covering_blocks(item_count[k]), gpu::kThreads, 0, stream(), a);
+      after_item = true;
+    }
     for (unsigned k = 0; k < list.count; ++k) {
       if (!own_launch(k)) continue;
       gpu::launch(dependent_, covering_item_kernel, covering_blocks(list.items[k].n / 4), gpu::kThreads, 0, stream(),
@@ -192,7 +248,7 @@ void CudaBackend::update(const UpdateListArgs& list) {
     UpdateListArgs rest;
     for (unsigned k = 0; k < list.count; ++k) {
       const UpdateArgs& a = list.items[k];
-      if (own_launch(k)) continue;
+      if (a.lazy.enabled || own_launch(k)) continue;
       plan.quads[rest.count] = plan.quads[k];
       plan.first_block[rest.count] = static_cast<uint32_t>(blocks);
       blocks += covering_blocks(item_count[k]);

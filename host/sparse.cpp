@@ -79,6 +79,15 @@ void HostBackend::sparse_forward(const SparseForwardArgs& a) {
   for (int64_t r = 0; r < a.batch.rows; ++r) gather_row(a, r);
 }
 
+void HostBackend::mark_rows(const MarkRowsArgs& a) {
+  // sparse_gradient_plan stamps every in-range unit the batch lists, whatever its value: the same rows.
+  for (uint32_t r = 0; r < a.batch.rows; ++r) {
+    const SparseRow row = sparse_row(a.data, a.batch, r);
+    for (uint64_t i = row.begin; i < row.end; ++i)
+      if (const uint32_t u = a.data.index[i]; u < a.input_units) a.stamp_of[u] = a.stamp;
+  }
+}
+
 size_t HostBackend::sparse_gradient_scratch_bytes(size_t max_datapoints, uint32_t input_units) const {
   return sizeof(uint32_t) * (2 * static_cast<size_t>(input_units) + 3 * max_datapoints + 1);
 }

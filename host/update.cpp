@@ -65,10 +65,35 @@ void update_one(const UpdateArgs& a) {
                  state > 0 ? a.velocity + i : nullptr, state > 1 ? a.velocity2 + i : nullptr,
                  static_cast<size_t>(end - i));
   };
+  // A lazily stepped row (LazyRows): the zero-gradient steps it owes, then this stamp's own (or nothing
+  // yet), each step's regularisation term on the weights before it.
+  const float owed_lambda = a.params.lambda * a.lazy.owed_regularization_scale;
+  const float owed_lambda1 = a.params.lambda1 * a.lazy.owed_regularization_scale;
+  const auto lazy_row = [&](int64_t i, int64_t end, int64_t row, long long& regularization) {
+    const uint32_t stamp = a.row_stamp[row];
+    const uint32_t steps = lazy_steps(a.lazy, stamp, a.lazy.next_stamp ? a.lazy.next_stamp[row] : 0, a.stamp);
+    for (uint32_t k = 0; k < steps; ++k) {
+      const bool now = a.lazy.this_step && k + 1 == steps;
+      if (a.regularization)
+        regularization += regularization_of(a.weights + i, static_cast<size_t>(end - i), now ? lambda : owed_lambda,
+                                            now ? lambda1 : owed_lambda1);
+      update_range(a.params, a.weights + i, now && stamp == a.stamp ? a.gradient + i : zeros.data(),
+                   state > 0 ? a.velocity + i : nullptr, state > 1 ? a.velocity2 + i : nullptr,
+                   static_cast<size_t>(end - i));
+    }
+  };
   long long regularization = 0;  // integers: the sum is the same whatever the split between threads
 #pragma omp parallel for schedule(dynamic, 2) reduction(+ : regularization) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i = c * kChunk, end = std::min(i + kChunk, n);
+    if (a.lazy.enabled) {
+      for (int64_t j = i; j < end;) {
+        const int64_t row = j / a.row_width, row_end = std::min(end, (row + 1) * int64_t{a.row_width});
+        lazy_row(j, row_end, row, regularization);
+        j = row_end;
+      }
+      continue;
+    }
     if (a.regularization) regularization += regularization_of(a.weights + i, end - i, lambda, lambda1);
     if (!a.row_stamp) {
       step(i, end, true);

@@ -282,9 +282,10 @@ def _sparse_or_dense(x, device, sparse, hidden, batch):
 
 
 def _nearly_all_close(actual, desired, rtol, atol, err_msg=""):
-    """All but 1 in 10,000 elements within (rtol, atol), and every one within 5 % or 1e-4."""
+    """All but 1 in 10,000 elements (at least 2) within (rtol, atol), and every one within 5 % or 1e-4."""
     outside = ~np.isclose(actual, desired, rtol=rtol, atol=atol)
-    assert outside.mean() <= 1e-4, f"{err_msg}: {outside.sum()} of {outside.size} elements outside the bounds"
+    assert outside.sum() <= max(2, 1e-4 * outside.size), \
+        f"{err_msg}: {outside.sum()} of {outside.size} elements outside the bounds"
     np.testing.assert_allclose(actual, desired, rtol=5e-2, atol=1e-4, err_msg=err_msg)
 
 
@@ -297,7 +298,7 @@ def _popular(rows, cols, seed):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("mode", ["SGD", "AdaGrad", "RMSProp", "Adam"])
-@pytest.mark.parametrize("shape", ["narrow", "wide-popular", "large"])
+@pytest.mark.parametrize("shape", ["narrow", "wide-popular", "large", "long-epoch"])
 @pytest.mark.parametrize("lam", [0.01, 0.0], ids=["l2", "unregularised"])
 def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # The sparse input's gradient is written only in the rows of the units a minibatch lists; the update
@@ -310,11 +311,15 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # the adaptive modes' first steps scale a few near-zero gradients (rounding noise, summed in another
     # order by the dense oracle) up to a whole step: a few of the 2M weights differ by up to 2 %. So the
     # bounds hold for all but 1 in 10,000 weights (a row mapped wrong is 260 of them), and a loose one
-    # for all.
+    # for all. "long-epoch": 20 minibatches an epoch over 400 units, most of them unlisted for several in a
+    # row. Regularised, the sparse input's matrix is stepped lazily (Network::steps_lazily): a row that
+    # neither this minibatch nor the next lists waits, and replays its decay steps when one does, when all
+    # rows catch up (every 8 minibatches) or at the epoch's end; the dense oracle steps every row every time.
     # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
     x, hidden, batch = {"narrow": lambda: (random_csr(32, 60, 0.05, seed=8, values=True), 6, 8),
                         "wide-popular": lambda: (_popular(96, 70, seed=9), 300, 48),
-                        "large": lambda: (random_csr(64, 8066, 0.01, seed=10, values=True), 260, 32)}[shape]()
+                        "large": lambda: (random_csr(64, 8066, 0.01, seed=10, values=True), 260, 32),
+                        "long-epoch": lambda: (random_csr(160, 400, 0.01, seed=11, values=True), 12, 8)}[shape]()
     sparse, dense = (_sparse_or_dense(x, device, s, hidden, batch) for s in (True, False))
     for pair in (("Input", "Hidden1"), ("Hidden1", "Output")):
         dense.set_weights(*pair, *sparse.weights(*pair))
@@ -323,7 +328,10 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
         n.train(3, lambda_=lam, optimizer=mode, **PARAMS[mode])
     w = sparse.weights("Input", "Hidden1")[0]
     assert not np.allclose(w, w0)
-    close = _nearly_all_close if shape == "large" else np.testing.assert_allclose
+    # On the GPU the dense oracle's GEMM sums in another order, and RMSProp can scale a near-zero
+    # gradient's rounding up to a step on the long epoch too; a row mapped wrong is 12 weights there.
+    close = (_nearly_all_close if shape == "large" or (shape == "long-epoch" and device == "cuda")
+             else np.testing.assert_allclose)
     close(w, dense.weights("Input", "Hidden1")[0], rtol=1e-5, atol=1e-6)
     if mode != "SGD":
         state = sparse.optimizer_state()[("Input", "Hidden1")]
@@ -331,5 +339,36 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
             close(state[name], v, rtol=1e-5, atol=1e-9, err_msg=name)
     np.testing.assert_allclose(sparse.weights("Hidden1", "Output")[0], dense.weights("Hidden1", "Output")[0],
                                rtol=1e-5, atol=1e-6)
+    # (20 minibatches an epoch sum more of the two orders' rounding: 1.1e-6 apart, where one row's missed
+    # decay step would be 1e-4.)
     assert [h.regularization for h in sparse.history] == pytest.approx([h.regularization for h in dense.history],
-                                                                        rel=1e-6)
+                                                                        rel=3e-6 if shape == "long-epoch" else 1e-6)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("mode", ["Momentum", "AdaGrad", "Nesterov", "RMSProp", "AdaDelta"])
+def test_lazily_stepped_rows_take_the_steps_of_every_row(device, mode):
+    # Regularised, a sparse input's rows that neither this minibatch nor the next lists wait for their
+    # decay steps and replay them later (Network::steps_lazily). The divergence brake turns that off and
+    # steps every row every time; before its 100 minibatches of warm-up it changes nothing else, so the two
+    # runs must give the same weights, optimiser state, errors and regularisation: to the bit on the CPU,
+    # whose update runs one formula either way; on the GPU the replay is a kernel of its own, so to
+    # rounding. 20 minibatches an epoch, all rows caught up every 8 and at each epoch's end.
+    x = random_csr(160, 400, 0.01, seed=11, values=True)
+    runs = []
+    for brake in (False, True):
+        n = _sparse_or_dense(x, device, True, 12, 8)
+        n.train(3, lambda_=0.01, lambda1=0.001, optimizer=mode, divergence_brake=brake, **PARAMS[mode])
+        runs.append((n.weights("Input", "Hidden1")[0], n.optimizer_state()[("Input", "Hidden1")],
+                     [(h.error, h.regularization) for h in n.history]))
+    (w, state, history), (w_every, state_every, history_every) = runs
+    if device == "cpu":
+        assert w.tobytes() == w_every.tobytes()
+        for name, v in state_every.items():
+            assert state[name].tobytes() == v.tobytes(), name
+        assert history == history_every
+    else:
+        np.testing.assert_allclose(w, w_every, rtol=1e-6, atol=1e-9)
+        for name, v in state_every.items():
+            np.testing.assert_allclose(state[name], v, rtol=1e-6, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(history, history_every, rtol=1e-6)

@@ -18,6 +18,7 @@
   X(sparse_forward, SparseForwardArgs)           \
   X(sparse_gradient_plan, SparseGradientArgs)    \
   X(sparse_gradient, SparseGradientArgs)         \
+  X(mark_rows, MarkRowsArgs)                     \
   X(activate, ActivateArgs)                      \
   X(dropout, DropoutArgs)                        \
   X(output_delta, OutputDeltaArgs)               \

@@ -58,6 +58,10 @@ struct Weight {
   Buffer<float> vw, vb, vw2, vb2;  // optimiser state (modes other than SGD)
   // Sparse input: the minibatch (Network::stamp_) that last wrote each input unit's gradient row.
   Buffer<uint32_t> row_stamp;
+  // Stepped lazily in this train() call (Network::steps_lazily): the stamp of the next minibatch marked to
+  // list each input unit (LazyRows::next_stamp).
+  bool lazy = false;
+  Buffer<uint32_t> next_stamp;
   // SharedWeights: the connection owning the matrix (w, gw and their optimiser state); this one keeps
   // only its bias. Transposed: the owner's matrix is [out stride][in stride].
   Weight* owner = nullptr;
@@ -201,10 +205,23 @@ class Network {
   // In training, before the forward: the one sparse input's gradient needs only the batch's indices to
   // order its datapoints, so that runs on the side stream beside the forward. Returns that weight
   // (nullptr when there is none, or several that share the scratch).
-  Weight* plan_sparse_gradient(const BatchRows& rows);
+  // `next`: the following minibatch of the epoch (none for its last), whose rows mark_next_rows marks.
+  Weight* plan_sparse_gradient(const BatchRows& rows, const BatchRows* next);
+  // A sparse input's matrix whose zero-gradient step moves every weight (regularised) and its optimiser
+  // state (not SGD), and does not change from one minibatch to the next (no Adam, learning-rate decay or
+  // divergence brake), in one process, with no weight norm: update steps only the rows this minibatch or
+  // the next lists and leaves the others' steps owed until one does, every kLazyCatchUp minibatches, or
+  // at the epoch's end (LazyRows). On the benchmark network about a third of its rows wait at each step.
+  bool steps_lazily(const Weight& w, const TrainParams& params) const;
+  // Marks the rows `next` lists in each lazily stepped matrix's next_stamp, as stamp_ + 1.
+  void mark_next_rows(const BatchRows& next);
+  // Every lazily stepped matrix's owed steps after an epoch cut short (its last update was `lazy_last_`).
+  void catch_up_rows();
   // The minibatch's step (learning-rate decay counts the updates before it; alpha_scale is the brake's).
   UpdateParams step_params(const TrainParams& params, float alpha_scale) const;
-  void update(const UpdateParams& step, uint32_t rows);
+  // `catch_up`: every lazily stepped row takes its owed steps (the epoch's last minibatch, and every
+  // kLazyCatchUp-th).
+  void update(const UpdateParams& step, uint32_t rows, bool catch_up);
   void prepare_optimizer(const TrainParams& params);
 
   std::shared_ptr<Context> ctx_;
@@ -226,6 +243,12 @@ class Network {
   uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
   uint32_t stamp_ = 0;  // minibatches begun (0: none), for the sparse gradients' row stamps
+  // Lazily stepped rows: every row has had its steps through lazy_current_ (the stamp of the last update
+  // that caught them all up, or the one before the epoch's first minibatch); the last update, with its
+  // step, if it left steps owed (lazy_owed_).
+  uint32_t lazy_current_ = 0, lazy_last_ = 0;
+  UpdateParams lazy_step_;
+  bool lazy_owed_ = false;
   bool steps_pending_ = false;   // folded steps on the side stream (see join_steps)
   bool steps_deferred_ = false;  // deferred steps on the side stream (defers_step)
   // Divergence brake state, reset by every train() call (as the original's locals).

@@ -97,6 +97,19 @@ struct SparseGradientArgs {
   uint32_t stamp = 0;
 };
 
+// [sparse] stamp[u] = `stamp` for every unit u that the batch's rows list as sparse_gradient_plan counts
+// them (on each target, the rows whose gradient that plan would stamp): the next minibatch's rows, for a
+// matrix stepped lazily (UpdateArgs::lazy).
+struct MarkRowsArgs {
+  uint32_t* stamp_of = nullptr;  // [input units]
+  uint32_t stamp = 0;
+  uint32_t input_units = 0;
+  SparseData data;
+  BatchRows batch;
+  Denoise denoise;
+  uint64_t longest = 0;  // datapoints of the batch's longest row, known on the host (sets the work split)
+};
+
 // Training-time dropout of one unit: with uniform draw < p it becomes target, else x scale. The draw is
 // keyed by the unit's flat index in the batch ([rows][stride]), so the mask is the same on both targets,
 // in the dropout op and in the activation op's.
@@ -176,6 +189,36 @@ struct ColumnSumArgs {
   float* out = nullptr;
 };
 
+// A sparse input's matrix stepped lazily (Network::steps_lazily). A row that neither this minibatch nor
+// the next lists has a zero gradient, and no kernel reads its weights before the next minibatch that lists
+// it: its steps (the regularisation's decay alone) wait until the update before that minibatch, or one
+// that catches every row up, which replays them one by one with the same formula. The weights, state and
+// regularisation error (a fixed-point sum) are those of stepping every row every time: to the bit on the
+// CPU; on the GPU the replay is a kernel of its own, whose compiled formula may round otherwise.
+struct LazyRows {
+  // [input units] the stamp of the next minibatch marked to list each row (mark_rows); a row marked
+  // `stamp + 1` is stepped now. Unset: no row is marked.
+  const uint32_t* next_stamp = nullptr;
+  uint32_t current = 0;  // every row has had every step through this stamp
+  float owed_regularization_scale = 1.0f;  // the regularisation error's scale of the steps owed (full batches)
+  bool enabled = false;
+  bool all = false;       // every row catches up now
+  bool this_step = true;  // false: the steps owed alone, not this stamp's (an epoch cut short)
+};
+// Kept within 24 bytes: with 32, UpdateArgs grew enough to take the update's own-launch kernel from 32
+// registers to 40 (and a stack frame), though it never reads these.
+static_assert(sizeof(LazyRows) <= 24, "LazyRows grew");
+
+// The steps a row takes in this update: none (it waits), or the zero-gradient steps it owes and then
+// this stamp's own. A row listed by this minibatch was stepped by the previous update, which saw it
+// marked; any other row has had its steps through the last minibatch that listed it, or `current`.
+DSSTNE_HD uint32_t lazy_steps(const LazyRows& z, uint32_t row_stamp, uint32_t next_stamp, uint32_t stamp) {
+  const bool listed = row_stamp == stamp;
+  if (!z.all && !listed && !(z.next_stamp && next_stamp == stamp + 1)) return 0;
+  const uint32_t through = listed ? stamp - 1 : (row_stamp > z.current ? row_stamp : z.current);
+  return stamp - 1 - through + (z.this_step ? 1u : 0u);
+}
+
 // [update] Optimiser step over n parameters; velocity buffers are used by the modes that need them.
 struct UpdateArgs {
   float* weights = nullptr;
@@ -194,6 +237,7 @@ struct UpdateArgs {
   // step: the regularisation error, from the pass that reads every weight anyway.
   long long* regularization = nullptr;
   float regularization_scale = 1.0f;
+  LazyRows lazy;  // with row_stamp only
 };
 
 // [regularization_sum] *out += fixed(0.5 lambda w^2 + lambda1 |w|) over n weights: the regularisation
