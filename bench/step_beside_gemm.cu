@@ -9,15 +9,17 @@
 //   rounded square root and division); the output layer's three GEMMs (hidden 1,024, three TF32 products)
 //   alone on all the multiprocessors and on the rest; and both at once, the step launched first.
 // - together: the GEMM on every multiprocessor, and beside each of its blocks one small step block of 4
-//   warps in the registers the GEMM leaves. That needs the GEMM held below its 255 registers a thread,
-//   which is a build flag of this tool (-maxrregcount, e.g. 224: 8,192 registers left a multiprocessor,
-//   4 warps of 64; 232: 6,144, 4 warps of 48). Measured: the GEMMs alone, the unlisted rows' step alone on
-//   one small block a multiprocessor (quads from global memory, 2 or 4 a thread in flight), and both at
-//   once in either launch order.
+//   warps in the registers the GEMM leaves. That needs the GEMM held below its 255 registers a thread: a
+//   copy of cuda/tensor_gemm.cu whose wgmma kernel's __launch_bounds__(kGemmThreads, 1) reads
+//   __maxnreg__(224) (8,192 registers left a multiprocessor, 4 warps of 64) or __maxnreg__(232) (6,144, 4
+//   warps of 48); -maxrregcount does not bind a kernel with launch bounds. Measured: the GEMMs alone, the
+//   unlisted rows' step alone on one small block a multiprocessor (quads from global memory, 2 or 4 a
+//   thread in flight), and both at once in either launch order.
 // Build and run on a GPU machine:
 //   nvcc -O3 -arch=sm_90a -std=c++17 -Iinclude -Icuda -Xptxas -v -o /tmp/step_beside_gemm \
 //     bench/step_beside_gemm.cu cuda/tensor_gemm.cu && /tmp/step_beside_gemm [apart|together]
-// (add -maxrregcount=224 -DGEMM_REGISTERS=224 for `together`; the define only labels the output).
+// (for `together`, the held copy in place of cuda/tensor_gemm.cu and -DGEMM_REGISTERS=224, which only
+// labels the output).
 // Prints one JSON line per measurement (median microseconds of 50 after 5 warm-up runs).
 #include <cuda_runtime.h>
 
