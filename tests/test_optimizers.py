@@ -312,7 +312,8 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # order by the dense oracle) up to a whole step: a few of the 2M weights differ by up to 2 %. So the
     # bounds hold for all but 1 in 10,000 weights (a row mapped wrong is 260 of them), and a loose one
     # for all. "long-epoch": 20 minibatches an epoch over 400 units, most of them unlisted for several in a
-    # row. Regularised, the sparse input's matrix is stepped lazily (Network::steps_lazily): a row that
+    # row. Regularised under AdaGrad or RMSProp, the sparse input's matrix is stepped lazily
+    # (Network::steps_lazily; not under SGD or Adam): a row that
     # neither this minibatch nor the next lists waits, and replays its decay steps when one does, when all
     # rows catch up (every 8 minibatches) or at the epoch's end; the dense oracle steps every row every time.
     # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
