@@ -359,10 +359,14 @@ void together(Bench& b) {
   };
   const uint64_t quads = Bench::kUnlisted / 4;
   const double bytes = 4.0 * double(Bench::kUnlisted) * sizeof(float);
+  // One small block a multiprocessor.
+  const auto launcher = [&](const Near& s) {
+    return [&b, &s, quads](cudaStream_t st) { s.kernel<<<b.sms, kNearThreads, 0, st>>>(b.w, b.v, quads, b.u); };
+  };
   for (const Near& s : nears) {
     cudaFuncAttributes a;
     CHECK(cudaFuncGetAttributes(&a, s.kernel));
-    const auto step = [&](cudaStream_t st) { s.kernel<<<b.sms, kNearThreads, 0, st>>>(b.w, b.v, quads, b.u); };
+    const auto step = launcher(s);
     const float us = median_us([&] { step(nullptr); });
     std::printf("{\"near_step\": \"%s\", \"registers\": %d, \"blocks\": %d, \"us\": %.1f, \"tb_s\": %.3f}\n", s.name,
                 a.numRegs, b.sms, us, bytes / (us * 1e-6) / 1e12);
@@ -373,7 +377,7 @@ void together(Bench& b) {
     const float alone = median_us([&] { gemm(nullptr); });
     std::printf("{\"gemm\": \"%s\", \"gemm_registers\": %d, \"alone_us\": %.1f}\n", shape.name, GEMM_REGISTERS, alone);
     for (const Near& s : nears) {
-      const auto step = [&](cudaStream_t st) { s.kernel<<<b.sms, kNearThreads, 0, st>>>(b.w, b.v, quads, b.u); };
+      const auto step = launcher(s);
       const auto [gemm_first, step_second] = b.at_once(gemm, step);
       const auto [step_first, gemm_second] = b.at_once(step, gemm);
       std::printf("{\"gemm\": \"%s\", \"gemm_registers\": %d, \"beside\": \"%s\", "
