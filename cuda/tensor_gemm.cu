@@ -292,16 +292,20 @@ struct CopyPipeline {
 
 // One column pair of a finished tile: C = alpha v + beta C (C not read when beta is 0), or v itself into
 // a split's partial tile.
+// The roundings are spelled out (alpha v + (beta C), one fused step), not left to the compiler: which
+// product it fused followed the code around the store, so a change elsewhere in a kernel could change the
+// bits of every step taken inside a GEMM (beta != 0).
 template <bool kSplit>
 __device__ __forceinline__ void store_pair(float* at, float2 v, const GemmArgs& g) {
   auto* dst = reinterpret_cast<float2*>(at);
   if constexpr (!kSplit) {
-    v.x *= g.alpha;
-    v.y *= g.alpha;
     if (g.beta != 0.0f) {
       const float2 old = *dst;
-      v.x += g.beta * old.x;
-      v.y += g.beta * old.y;
+      v.x = __fmaf_rn(g.alpha, v.x, __fmul_rn(g.beta, old.x));
+      v.y = __fmaf_rn(g.alpha, v.y, __fmul_rn(g.beta, old.y));
+    } else {
+      v.x = __fmul_rn(g.alpha, v.x);
+      v.y = __fmul_rn(g.alpha, v.y);
     }
   }
   *dst = v;
@@ -692,11 +696,11 @@ __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* parti
     }
     const uint64_t r = 2 * i / static_cast<unsigned>(g.n), c = 2 * i % static_cast<unsigned>(g.n);
     auto* out = reinterpret_cast<float2*>(g.c + r * g.ldc + c);
-    float2 v = make_float2(g.alpha * sum.x, g.alpha * sum.y);
-    if (g.beta != 0.0f) {
+    float2 v = make_float2(__fmul_rn(g.alpha, sum.x), __fmul_rn(g.alpha, sum.y));
+    if (g.beta != 0.0f) {  // beta C and (alpha sum) in one fused step, spelled out as in store_pair
       const float2 old = *out;
-      v.x += g.beta * old.x;
-      v.y += g.beta * old.y;
+      v.x = __fmaf_rn(g.beta, old.x, v.x);
+      v.y = __fmaf_rn(g.beta, old.y, v.y);
     }
     *out = v;
   }
