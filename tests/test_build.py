@@ -38,7 +38,7 @@ def _cublas_include() -> list[str]:
     return [f"-I{include}"] if (include / "cublas_v2.h").exists() else []
 
 
-@pytest.mark.parametrize("tool", ["update_bandwidth.cu", "gemm_shapes.cu", "step_beside_gemm.cu"])
+@pytest.mark.parametrize("tool", ["update_bandwidth.cu", "gemm_shapes.cu", "step_beside_gemm.cu", "tensor_rate.cu"])
 def test_bench_cuda_tools_compile_against_the_engine_sources(tool, tmp_path):
     # bench's CUDA tools time the engine's own code (math::update, the tensor-core GEMM) and share
     # bench/cuda_timing.cuh; a change there must not leave them behind. Compiled only: no GPU needed.
