@@ -27,12 +27,15 @@ __device__ __forceinline__ float step(const UpdateArgs& a, float lambda, float l
 struct Stepper {
   const UpdateArgs& a;
   float lambda, lambda1;
+  float owed_lambda, owed_lambda1;  // the terms of a row's owed steps (LazyRows)
   long long regularization = 0;
 
   __device__ Stepper(const UpdateArgs& args)
       : a(args),
         lambda(args.params.lambda * args.regularization_scale),
-        lambda1(args.params.lambda1 * args.regularization_scale) {}
+        lambda1(args.params.lambda1 * args.regularization_scale),
+        owed_lambda(args.params.lambda * args.lazy.owed_regularization_scale),
+        owed_lambda1(args.params.lambda1 * args.lazy.owed_regularization_scale) {}
 
   // The steps of quad i: this stamp's alone, or (kLazy) `owed` zero-gradient ones first.
   template <bool kLazy = false>
@@ -46,8 +49,7 @@ struct Stepper {
     for (uint32_t k = 0; k < steps; ++k) {
       const bool now = !kLazy || k == owed;
       const float4 d = now ? g : zero;
-      const float l = now ? lambda : a.params.lambda * a.lazy.owed_regularization_scale;
-      const float l1 = now ? lambda1 : a.params.lambda1 * a.lazy.owed_regularization_scale;
+      const float l = now ? lambda : owed_lambda, l1 = now ? lambda1 : owed_lambda1;
       w.x = step(a, l, l1, w.x, d.x, v.x, v2.x, regularization);
       w.y = step(a, l, l1, w.y, d.y, v.y, v2.y, regularization);
       w.z = step(a, l, l1, w.z, d.z, v.z, v2.z, regularization);
@@ -69,9 +71,7 @@ struct Stepper {
     const uint32_t steps = kLazy ? owed + (this_step ? 1u : 0u) : 1u;
     for (uint32_t k = 0; k < steps; ++k) {
       const bool now = !kLazy || k == owed;
-      w = step(a, now ? lambda : a.params.lambda * a.lazy.owed_regularization_scale,
-               now ? lambda1 : a.params.lambda1 * a.lazy.owed_regularization_scale, w, now ? g : 0.0f, v, v2,
-               regularization);
+      w = step(a, now ? lambda : owed_lambda, now ? lambda1 : owed_lambda1, w, now ? g : 0.0f, v, v2, regularization);
     }
     if (weight) a.weights[i] = w;
   }
