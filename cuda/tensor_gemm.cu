@@ -291,10 +291,9 @@ struct CopyPipeline {
 };
 
 // One column pair of a finished tile: C = alpha v + beta C (C not read when beta is 0), or v itself into
-// a split's partial tile.
-// The roundings are spelled out (alpha v + (beta C), one fused step), not left to the compiler: which
-// product it fused followed the code around the store, so a change elsewhere in a kernel could change the
-// bits of every step taken inside a GEMM (beta != 0).
+// a split's partial tile. The roundings are spelled out (alpha v + (beta C), one fused step), not left to
+// the compiler: which product it fused followed the code around the store, so a change elsewhere in a
+// kernel could change the bits of every step taken inside a GEMM (beta != 0).
 template <bool kSplit>
 __device__ __forceinline__ void store_pair(float* at, float2 v, const GemmArgs& g) {
   auto* dst = reinterpret_cast<float2*>(at);
