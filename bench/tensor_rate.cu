@@ -13,7 +13,7 @@
 // - one product: 4 products a step (the TF32 mode's kernel).
 // The floor is the tensor cores' rate: 24 products of 65,536 multiply-adds at 1,024 a cycle = 1,536 cycles
 // a step (three products). Build and run on a GPU machine:
-//   nvcc -O3 -arch=sm_90a -std=c++17 -Xptxas -v -o /tmp/tensor_rate bench/tensor_rate.cu && /tmp/tensor_rate
+//   nvcc -O3 -arch=sm_90a -std=c++17 -Icuda -Xptxas -v -o /tmp/tensor_rate bench/tensor_rate.cu && /tmp/tensor_rate
 // Prints one JSON line per way: cycles a step (the SM clock, from clock64 in every block, median over
 // blocks) and microseconds a step (the launch's median time over the steps).
 #include <cuda_runtime.h>
@@ -24,8 +24,11 @@
 #include <vector>
 
 #include "cuda_timing.cuh"
+#include "wgmma.cuh"
 
 namespace {
+
+using namespace dsstne::gpu;  // the GEMM's wgmma instructions (cuda/wgmma.cuh)
 
 constexpr int kThreads = 256, kSteps = 4096;
 constexpr int kHalfFloats = 128 * 32;  // one [128][32] K-major operand half, as the GEMM's
@@ -33,47 +36,6 @@ constexpr int kHalfFloats = 128 * 32;  // one [128][32] K-major operand half, as
 enum Way { kKernel, kNoBarrier, kNoAdd, kTwoInFlight, kSharedA, kOneProduct, kWays };
 const char* const kNames[kWays] = {"kernel", "no barrier", "no add", "two in flight", "A from shared memory",
                                    "one product"};
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ uint64_t descriptor(const float* p) {  // K-major, 128-byte swizzle (tensor_gemm.cu)
-  const auto address = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  return uint64_t{(address & 0x3FFFFu) >> 4} | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
-}
-
-#define D64(d)                                                                                                     \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),     \
-      "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),      \
-      "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),     \
-      "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),     \
-      "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),     \
-      "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),     \
-      "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),     \
-      "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-#define R64                                                                                                        \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
-  "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "  \
-  "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-
-// d (+)= a b, A from registers (the GEMM's form) or from shared memory.
-__device__ __forceinline__ void product(float (&d)[64], const uint32_t (&a)[4], uint64_t b, int accumulate) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " R64 ", {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-               : D64(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
-}
-__device__ __forceinline__ void product(float (&d)[64], uint64_t a, uint64_t b, int accumulate) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " R64 ", %64, %65, p, 1, 1;\n}\n"
-               : D64(d)
-               : "l"(a), "l"(b), "r"(accumulate));
-}
-__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
-}
-#endif
 
 template <int kWay>
 __global__ void __launch_bounds__(kThreads, 1) step_kernel(float* out, long long* cycles) {
@@ -83,6 +45,9 @@ __global__ void __launch_bounds__(kThreads, 1) step_kernel(float* out, long long
   for (int i = threadIdx.x; i < 3 * kHalfFloats; i += kThreads) smem[i] = 1.0f + 1e-3f * (i % 97);
   __syncthreads();
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  const auto descriptor = [](const float* p) {
+    return swizzled_descriptor(static_cast<unsigned>(__cvta_generic_to_shared(p)));
+  };
   const uint64_t big = descriptor(smem), small = descriptor(smem + kHalfFloats);
   const uint64_t a_desc = descriptor(smem + 2 * kHalfFloats + threadIdx.x / 128 * 64 * 32);  // the warpgroup's rows
   uint32_t a_big[4][4], a_small[4][4];
@@ -93,23 +58,23 @@ __global__ void __launch_bounds__(kThreads, 1) step_kernel(float* out, long long
     }
   float acc[64] = {}, part[2][64] = {};
   const auto issue = [&](float (&p)[64]) {
-    fence();
+    wgmma_fence();
     for (int s = 0; s < 4; ++s) {
       if constexpr (kWay == kOneProduct) {
-        product(p, a_big[s], big + 2 * s, s > 0);
+        wgmma_tf32(p, a_big[s], big + 2 * s, s > 0);
       } else if constexpr (kWay == kSharedA) {
-        product(p, a_desc + 2 * s, big + 2 * s, s > 0);
-        product(p, a_desc + 2 * s, small + 2 * s, 1);
-        product(p, a_desc + 2 * s, big + 2 * s, 1);
+        wgmma_tf32(p, a_desc + 2 * s, big + 2 * s, s > 0);
+        wgmma_tf32(p, a_desc + 2 * s, small + 2 * s, 1);
+        wgmma_tf32(p, a_desc + 2 * s, big + 2 * s, 1);
       } else {  // two in flight: 16 registers of A, not 32, so that three sets of sums fit (values are moot)
         // Without the add, every step accumulates onto the last: else the earlier steps' products would
         // be dead, and they are not all run.
-        product(p, kWay == kTwoInFlight ? a_big[s] : a_small[s], big + 2 * s, kWay == kNoAdd || s > 0);
-        product(p, a_big[s], small + 2 * s, 1);
-        product(p, a_big[s], big + 2 * s, 1);
+        wgmma_tf32(p, kWay == kTwoInFlight ? a_big[s] : a_small[s], big + 2 * s, kWay == kNoAdd || s > 0);
+        wgmma_tf32(p, a_big[s], small + 2 * s, 1);
+        wgmma_tf32(p, a_big[s], big + 2 * s, 1);
       }
     }
-    commit();
+    wgmma_commit();
   };
   const auto add = [&](float (&p)[64]) {
     for (int i = 0; i < 64; ++i) {
@@ -122,13 +87,13 @@ __global__ void __launch_bounds__(kThreads, 1) step_kernel(float* out, long long
     issue(part[0]);
     for (int step = 0; step < kSteps; step += 2) {
       issue(part[1]);
-      wait<1>();  // part[0]'s products are done, part[1]'s may run
+      wgmma_wait<1>();  // part[0]'s products are done, part[1]'s may run
       add(part[0]);
       if (step + 2 < kSteps) {
         issue(part[0]);
-        wait<1>();
+        wgmma_wait<1>();
       } else {
-        wait<0>();
+        wgmma_wait<0>();
       }
       add(part[1]);
     }
@@ -136,7 +101,7 @@ __global__ void __launch_bounds__(kThreads, 1) step_kernel(float* out, long long
     for (int step = 0; step < kSteps; ++step) {
       if constexpr (kWay != kNoBarrier) __syncthreads();
       issue(part[0]);
-      wait<0>();
+      wgmma_wait<0>();
       if constexpr (kWay != kNoAdd) add(part[0]);
     }
   }
