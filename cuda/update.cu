@@ -21,9 +21,10 @@ __device__ __forceinline__ float step(const UpdateArgs& a, float lambda, float l
 // The step of one item's parameters: four at a time from quad i (16-byte loads and stores: the op is bound
 // by memory, more bytes in flight per thread), or parameter i alone. `live` false: a zero gradient, not
 // read. `weight` false: the weight stays as it is (math::zero_step_keeps_weight), neither read nor written.
-// A lazily stepped row (LazyRows, kLazy) first takes the `owed` zero-gradient steps it was left, each with
-// its own regularisation term; `this_step` false leaves out this stamp's own. One call of the formula in
-// the loop, so that in the lazy kernel a replayed step compiles to the arithmetic of a step taken in time.
+// A lazily stepped row (LazyRows, kLazy) takes `steps` steps, each with its own regularisation term: the
+// first with the gradient row where `live` (lazy_gradient_step), the others zero-gradient; the last is
+// this stamp's own where `this_step`. One call of the formula in the loop, so that in the lazy kernel a
+// replayed step compiles to the arithmetic of a step taken in time.
 struct Stepper {
   const UpdateArgs& a;
   float lambda, lambda1;
@@ -37,19 +38,19 @@ struct Stepper {
         owed_lambda(args.params.lambda * args.lazy.owed_regularization_scale),
         owed_lambda1(args.params.lambda1 * args.lazy.owed_regularization_scale) {}
 
-  // The steps of quad i: this stamp's alone, or (kLazy) `owed` zero-gradient ones first.
+  // The steps of quad i: this stamp's alone, or (kLazy) the row's `steps`.
   template <bool kLazy = false>
-  __device__ __forceinline__ void quad(uint64_t i, bool live, bool weight, uint32_t owed = 0, bool this_step = true) {
+  __device__ __forceinline__ void quad(uint64_t i, bool live, bool weight, uint32_t steps = 1, bool this_step = true) {
     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     float4 w = weight ? reinterpret_cast<const float4*>(a.weights)[i] : zero;
-    const float4 g = live && this_step ? reinterpret_cast<const float4*>(a.gradient)[i] : zero;
+    const float4 g = live ? reinterpret_cast<const float4*>(a.gradient)[i] : zero;
     float4 v = a.velocity ? reinterpret_cast<const float4*>(a.velocity)[i] : zero;
     float4 v2 = a.velocity2 ? reinterpret_cast<const float4*>(a.velocity2)[i] : zero;
-    const uint32_t steps = kLazy ? owed + (this_step ? 1u : 0u) : 1u;
+    if constexpr (!kLazy) steps = 1;
     for (uint32_t k = 0; k < steps; ++k) {
-      const bool now = !kLazy || k == owed;
-      const float4 d = now ? g : zero;
-      const float l = now ? lambda : owed_lambda, l1 = now ? lambda1 : owed_lambda1;
+      const bool own = !kLazy || (this_step && k + 1 == steps);
+      const float4 d = k == 0 ? g : zero;
+      const float l = own ? lambda : owed_lambda, l1 = own ? lambda1 : owed_lambda1;
       w.x = step(a, l, l1, w.x, d.x, v.x, v2.x, regularization);
       w.y = step(a, l, l1, w.y, d.y, v.y, v2.y, regularization);
       w.z = step(a, l, l1, w.z, d.z, v.z, v2.z, regularization);
@@ -62,16 +63,16 @@ struct Stepper {
 
   // Parameter i alone, as quad().
   template <bool kLazy = false>
-  __device__ __forceinline__ void one(uint64_t i, bool live, bool weight, uint32_t owed = 0, bool this_step = true) {
+  __device__ __forceinline__ void one(uint64_t i, bool live, bool weight, uint32_t steps = 1, bool this_step = true) {
     float unused = 0.0f;
     float& v = a.velocity ? a.velocity[i] : unused;
     float& v2 = a.velocity2 ? a.velocity2[i] : unused;
     float w = weight ? a.weights[i] : 0.0f;
-    const float g = live && this_step ? a.gradient[i] : 0.0f;
-    const uint32_t steps = kLazy ? owed + (this_step ? 1u : 0u) : 1u;
+    const float g = live ? a.gradient[i] : 0.0f;
+    if constexpr (!kLazy) steps = 1;
     for (uint32_t k = 0; k < steps; ++k) {
-      const bool now = !kLazy || k == owed;
-      w = step(a, now ? lambda : owed_lambda, now ? lambda1 : owed_lambda1, w, now ? g : 0.0f, v, v2, regularization);
+      const bool own = !kLazy || (this_step && k + 1 == steps);
+      w = step(a, own ? lambda : owed_lambda, own ? lambda1 : owed_lambda1, w, k == 0 ? g : 0.0f, v, v2, regularization);
     }
     if (weight) a.weights[i] = w;
   }
@@ -135,9 +136,8 @@ __global__ void __launch_bounds__(gpu::kThreads, 6) lazy_item_kernel(UpdateArgs 
     const uint32_t stamp = a.row_stamp[row];
     const uint32_t steps = lazy_steps(a.lazy, stamp, a.lazy.next_stamp ? a.lazy.next_stamp[row] : 0, a.stamp);
     if (steps > 0) {
-      const bool live = stamp == a.stamp;
-      const uint32_t owed = steps - (a.lazy.this_step ? 1u : 0u);
-      kQuads ? s.quad<true>(t, live, true, owed, a.lazy.this_step) : s.one<true>(t, live, true, owed, a.lazy.this_step);
+      const bool live = lazy_gradient_step(a.lazy, stamp);
+      kQuads ? s.quad<true>(t, live, true, steps, a.lazy.this_step) : s.one<true>(t, live, true, steps, a.lazy.this_step);
     }
   }
   if (a.regularization) gpu::add_fixed(a.regularization, s.regularization);

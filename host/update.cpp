@@ -65,19 +65,21 @@ void update_one(const UpdateArgs& a) {
                  state > 0 ? a.velocity + i : nullptr, state > 1 ? a.velocity2 + i : nullptr,
                  static_cast<size_t>(end - i));
   };
-  // A lazily stepped row (LazyRows): the zero-gradient steps it owes, then this stamp's own (or nothing
-  // yet), each step's regularisation term on the weights before it.
+  // A lazily stepped row (LazyRows): the steps it owes (the first with its gradient row where
+  // lazy_gradient_step, the others zero-gradient), then this stamp's own (or nothing yet), each step's
+  // regularisation term on the weights before it.
   const float owed_lambda = a.params.lambda * a.lazy.owed_regularization_scale;
   const float owed_lambda1 = a.params.lambda1 * a.lazy.owed_regularization_scale;
   const auto lazy_row = [&](int64_t i, int64_t end, int64_t row, long long& regularization) {
     const uint32_t stamp = a.row_stamp[row];
     const uint32_t steps = lazy_steps(a.lazy, stamp, a.lazy.next_stamp ? a.lazy.next_stamp[row] : 0, a.stamp);
+    const bool gradient = lazy_gradient_step(a.lazy, stamp);
     for (uint32_t k = 0; k < steps; ++k) {
-      const bool now = a.lazy.this_step && k + 1 == steps;
+      const bool own = a.lazy.this_step && k + 1 == steps;  // this stamp's step: this minibatch's scale
       if (a.regularization)
-        regularization += regularization_of(a.weights + i, static_cast<size_t>(end - i), now ? lambda : owed_lambda,
-                                            now ? lambda1 : owed_lambda1);
-      update_range(a.params, a.weights + i, now && stamp == a.stamp ? a.gradient + i : zeros.data(),
+        regularization += regularization_of(a.weights + i, static_cast<size_t>(end - i), own ? lambda : owed_lambda,
+                                            own ? lambda1 : owed_lambda1);
+      update_range(a.params, a.weights + i, gradient && k == 0 ? a.gradient + i : zeros.data(),
                    state > 0 ? a.velocity + i : nullptr, state > 1 ? a.velocity2 + i : nullptr,
                    static_cast<size_t>(end - i));
     }

@@ -209,9 +209,10 @@ class Network {
   Weight* plan_sparse_gradient(const BatchRows& rows, const BatchRows* next);
   // A sparse input's matrix whose zero-gradient step moves every weight (regularised) and its optimiser
   // state (not SGD), and does not change from one minibatch to the next (no Adam, learning-rate decay or
-  // divergence brake), in one process, with no weight norm: update steps only the rows this minibatch or
-  // the next lists and leaves the others' steps owed until one does, every kLazyCatchUp minibatches, or
-  // at the epoch's end (LazyRows). On the benchmark network about a third of its rows wait at each step.
+  // divergence brake), in one process, with no weight norm: update steps only the rows the next minibatch
+  // lists and leaves the others' steps (this minibatch's own among them) owed until the update before a
+  // minibatch that lists them, every kLazyCatchUp minibatches, or at the epoch's end (LazyRows). On the
+  // benchmark network about half its rows wait at each step.
   bool steps_lazily(const Weight& w, const TrainParams& params) const;
   // Marks the rows `next` lists in each lazily stepped matrix's next_stamp, as stamp_ + 1.
   void mark_next_rows(const BatchRows& next);

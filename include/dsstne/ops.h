@@ -189,12 +189,14 @@ struct ColumnSumArgs {
   float* out = nullptr;
 };
 
-// A sparse input's matrix stepped lazily (Network::steps_lazily). A row that neither this minibatch nor
-// the next lists has a zero gradient, and no kernel reads its weights before the next minibatch that lists
-// it: its steps (the regularisation's decay alone) wait until the update before that minibatch, or one
-// that catches every row up, which replays them one by one with the same formula. The weights, state and
-// regularisation error (a fixed-point sum) are those of stepping every row every time: to the bit on the
-// CPU; on the GPU the replay is a kernel of its own, whose compiled formula may round otherwise.
+// A sparse input's matrix stepped lazily (Network::steps_lazily). No kernel reads a row's weights before
+// the next minibatch that lists it, and a row's gradient stays in its row until that minibatch's sparse
+// gradient rewrites it. So a row that the next minibatch does not list waits: its steps (the one with the
+// gradient of the minibatch that last listed it, if it has not taken it, then the regularisation's decay
+// alone) wait until the update before that minibatch, or one that catches every row up, which replays
+// them one by one with the same formula. The weights, state and regularisation error (a fixed-point sum)
+// are those of stepping every row every time: to the bit on the CPU; on the GPU the replay is a kernel of
+// its own, whose compiled formula may round otherwise.
 struct LazyRows {
   // [input units] the stamp of the next minibatch marked to list each row (mark_rows); a row marked
   // `stamp + 1` is stepped now. Unset: no row is marked.
@@ -209,15 +211,18 @@ struct LazyRows {
 // registers to 40 (and a stack frame), though it never reads these.
 static_assert(sizeof(LazyRows) <= 24, "LazyRows grew");
 
-// The steps a row takes in this update: none (it waits), or the zero-gradient steps it owes and then
-// this stamp's own. A row listed by this minibatch was stepped by the previous update, which saw it
-// marked; any other row has had its steps through the last minibatch that listed it, or `current`.
+// A row's steps in this update: none (it waits), or the steps it owes and then this stamp's own. A row
+// stamped after `current` was last listed by minibatch row_stamp, and every update since has left it
+// (none caught every row up, and it was marked for none of the minibatches after), while the update
+// before row_stamp, which saw it marked, stepped it: its first step owed is row_stamp's, with the
+// gradient (lazy_gradient_step). Any other row has had its steps through `current`.
 DSSTNE_HD uint32_t lazy_steps(const LazyRows& z, uint32_t row_stamp, uint32_t next_stamp, uint32_t stamp) {
-  const bool listed = row_stamp == stamp;
-  if (!z.all && !listed && !(z.next_stamp && next_stamp == stamp + 1)) return 0;
-  const uint32_t through = listed ? stamp - 1 : (row_stamp > z.current ? row_stamp : z.current);
+  if (!z.all && !(z.next_stamp && next_stamp == stamp + 1)) return 0;
+  const uint32_t through = row_stamp > z.current ? row_stamp - 1 : z.current;
   return stamp - 1 - through + (z.this_step ? 1u : 0u);
 }
+// Whether a row's first step owed (lazy_steps) takes its gradient row: its minibatch's step is still owed.
+DSSTNE_HD bool lazy_gradient_step(const LazyRows& z, uint32_t row_stamp) { return row_stamp > z.current; }
 
 // [update] Optimiser step over n parameters; velocity buffers are used by the modes that need them.
 struct UpdateArgs {
