@@ -10,6 +10,8 @@
 //   warp that owns its rows, B split once a block into K-major halves (a K-contiguous B's stage is its
 //   own big half), products asynchronous beside the next step's loads, B split and copies.
 // A finished tile leaves through shared memory, in row segments of 32 (mma.sync) or 64 (wgmma) columns.
+#include <cudaTypedefs.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include "check.cuh"
 #include "launch.cuh"
 #include "tensor_gemm.cuh"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace dsstne::gpu {
@@ -259,7 +262,10 @@ struct UnitWalk {
 
 // The copies of a block's (unit, step) sequence into a ring of kRing stages, run ahead of the products
 // across unit boundaries. Each next() queues one step's copies (or none past the last unit) as one group.
-template <bool kTransA, bool kTransB, int kRing>
+// With kTmaA (the wgmma kernel, A K-contiguous with 16-byte rows) one thread queues A's whole stage as a
+// bulk tensor copy completing on the stage's barrier; cp.async copies then carry B alone (H100: copies
+// alone took a hidden-1,024 forward's 104 steps a block 95 µs, the GEMM's whole pace).
+template <bool kTransA, bool kTransB, int kRing, bool kTmaA = false>
 struct CopyPipeline {
   using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
   using TB = Tile<kTransB, kBN>;   // B is K x N: N contiguous unless transposed
@@ -269,10 +275,14 @@ struct CopyPipeline {
   UnitWalk walk;  // ahead of the products' walk
   Loader<!kTransA, kBM> a;
   Loader<kTransB, kBN> b;
+  const CUtensorMap* a_map;
+  uint64_t* bars;  // kTmaA: a barrier a stage
   int stage = 0;
+  unsigned issued = 0;  // steps queued so far
 
-  __device__ CopyPipeline(const GemmArgs& g_, const TileGrid& p_)
-      : g(g_), p(p_), walk(g_, p_), a(g_.a, g_.lda), b(g_.b, g_.ldb) {
+  __device__ CopyPipeline(const GemmArgs& g_, const TileGrid& p_, const CUtensorMap* a_map_ = nullptr,
+                          uint64_t* bars_ = nullptr)
+      : g(g_), p(p_), walk(g_, p_), a(g_.a, g_.lda), b(g_.b, g_.ldb), a_map(a_map_), bars(bars_) {
     if (walk.active()) begin();
   }
   __device__ void begin() {
@@ -282,8 +292,18 @@ struct CopyPipeline {
   __device__ void next(float* stages) {
     if (walk.active()) {
       float* s = stages + stage * kStageFloats;
-      a.copy(s, walk.step);
+      if constexpr (kTmaA) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+        if (threadIdx.x == 0) {
+          barrier_expect(bars + stage, TA::floats * sizeof(float));
+          tma_load_2d(s, a_map, walk.u.k_begin + walk.step * kBK, walk.u.m0, bars + stage);
+        }
+#endif
+      } else {
+        a.copy(s, walk.step);
+      }
       b.copy(s + TA::floats, walk.step);
+      ++issued;
       if (walk.advance(g, p) && walk.active()) begin();
     }
     commit_stage();  // an empty group past the end keeps the wait counts uniform
@@ -486,12 +506,12 @@ __device__ __forceinline__ void split_b(const float* stage, float* big, float* s
 }
 #endif
 
-template <bool kTransA, bool kTransB, int kProducts, bool kSplit>
+template <bool kTransA, bool kTransB, int kProducts, bool kSplit, bool kTmaA>
 __global__ void __launch_bounds__(kGemmThreads, 1)
-    wgmma_gemm_kernel(GemmArgs g, TileGrid p, float* partial) {
+    wgmma_gemm_kernel(GemmArgs g, TileGrid p, float* partial, const __grid_constant__ CUtensorMap a_map) {
   await_previous();
 #if DSSTNE_WGMMA
-  using Copies = CopyPipeline<kTransA, kTransB, kWgStages>;
+  using Copies = CopyPipeline<kTransA, kTransB, kWgStages, kTmaA>;
   extern __shared__ float smem_raw[];
   // B's halves first, 1,024-byte aligned for the swizzle: [2 buffers][big, small][kBN][kBK]; then the stages.
   float* const halves = smem_raw + (1024 - shared_address(smem_raw) % 1024) % 1024 / sizeof(float);
@@ -500,11 +520,26 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   const int wm = warp * 16;  // warpgroup warp / 4 has rows 64 (warp / 4) on; this warp 16 of them
   const FragmentsA<!kTransA, kBM, 1> frag_a(wm, lane);
   const int m = g.m, n = g.n;
+  uint64_t* const bars = reinterpret_cast<uint64_t*>(stages + kWgStages * Copies::kStageFloats);
+  if constexpr (kTmaA) {
+    if (threadIdx.x == 0) {
+      for (int s = 0; s < kWgStages; ++s) barrier_init(bars + s);
+      barrier_init_fence();
+    }
+    __syncthreads();
+  }
+  // kTmaA: A's stage of step j (over all units) is in once its barrier's (j / kWgStages)-th phase is done.
+  // Only steps queued have one: the step after a block's last has none.
+  const auto wait_a = [&](unsigned j, const Copies& c) {
+    if constexpr (kTmaA)
+      if (j < c.issued) barrier_wait(bars + j % kWgStages, j / kWgStages & 1);
+  };
 
-  Copies copies(g, p);
+  Copies copies(g, p, &a_map, bars);
 #pragma unroll
   for (int s = 0; s < kWgStages - 1; ++s) copies.next(stages);
   wait_stages<kWgStages - 2>();
+  wait_a(0, copies);
   __syncthreads();
   split_b<kTransB, kProducts>(stages + Copies::TA::floats, halves, halves + kHalfFloats);
   fence_async_shared();
@@ -544,6 +579,7 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     constexpr int cur = decltype(set)::value;
     constexpr std::integral_constant<int, 1 - cur> next_set{};
     wait_stages<kWgStages - 3>();
+    wait_a(global + 1, copies);
     __syncthreads();  // the next step's stage is in; this step's halves are written; every thread is done
     const float* const next_stage = stages + (global + 1) % kWgStages * Copies::kStageFloats;
     float* const half = halves + (global & 1) * 2 * kHalfFloats;
@@ -685,19 +721,31 @@ __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* parti
   }
 }
 
+template <bool kTransA, bool kTransB>
+constexpr int kStageBytes = (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
+
+template <bool kTransA, bool kTransB, int kProducts, bool kTmaA>
+void launch_wgmma(const GemmArgs& g, const TileGrid& grid, float* partial, cudaStream_t stream, bool dependent,
+                  const CUtensorMap& a_map) {
+  // 1,024 bytes of slack to align B's halves; the stages' barriers last.
+  constexpr int kBytes = 1024 + 2 * 2 * kHalfFloats * static_cast<int>(sizeof(float)) +
+                         kWgStages * kStageBytes<kTransA, kTransB> + kWgStages * static_cast<int>(sizeof(uint64_t));
+  const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true, kTmaA>
+                              : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false, kTmaA>;
+  DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
+  launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial, a_map);
+}
+
+// a_map: A's tensor map where the plan copies A by TMA (wgmma, A K-contiguous), else null.
 template <bool kTransA, bool kTransB, int kProducts>
 void launch_kernel(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* partial, cudaStream_t stream,
-                   bool dependent) {
-  constexpr int kStageBytes = (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
+                   bool dependent, const CUtensorMap* a_map) {
   if (wgmma) {
-    // 1,024 bytes of slack to align B's halves.
-    constexpr int kBytes = 1024 + 2 * 2 * kHalfFloats * static_cast<int>(sizeof(float)) + kWgStages * kStageBytes;
-    const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true>
-                                : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false>;
-    DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-    launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial);
+    if constexpr (!kTransA)
+      if (a_map) return launch_wgmma<kTransA, kTransB, kProducts, true>(g, grid, partial, stream, dependent, *a_map);
+    launch_wgmma<kTransA, kTransB, kProducts, false>(g, grid, partial, stream, dependent, CUtensorMap{});
   } else {
-    constexpr int kBytes = kStages * kStageBytes;
+    constexpr int kBytes = kStages * kStageBytes<kTransA, kTransB>;
     const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
                                 : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
     DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
@@ -708,18 +756,40 @@ void launch_kernel(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* p
 // One product over one grid, and its split sum when it is split.
 template <int kProducts>
 void run_grid(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* workspace, cudaStream_t stream,
-              bool dependent) {
+              bool dependent, const CUtensorMap* a_map) {
   float* const partial = grid.splits > 1 ? workspace : nullptr;
-  if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, grid, wgmma, partial, stream, dependent);
-  else if (g.trans_a) launch_kernel<true, false, kProducts>(g, grid, wgmma, partial, stream, dependent);
-  else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, wgmma, partial, stream, dependent);
-  else launch_kernel<false, false, kProducts>(g, grid, wgmma, partial, stream, dependent);
+  if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
+  else if (g.trans_a) launch_kernel<true, false, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
+  else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
+  else launch_kernel<false, false, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
   if (partial)
     launch(dependent, grid.splits > kManySplits ? split_sum_kernel<kManySplitLoads> : split_sum_kernel<1>,
            grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, grid.splits, partial);
 }
 
-bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
+bool aligned(const void* p, uintptr_t bytes = 8) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// A's tensor map for the bulk copies: [m][k] floats, row pitch lda, boxes of a stage (kBM rows of kBK
+// depths, 128 bytes) with the 128-byte swizzle, which is Tile's K-contiguous layout; zeros outside.
+CUtensorMap a_tensor_map(const GemmArgs& g) {
+  static const auto encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    DSSTNE_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || !fn)
+      DSSTNE_RAISE(Error, "the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(g.k), static_cast<cuuint64_t>(g.m)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(g.lda) * sizeof(float)};
+  const cuuint32_t box[2] = {kBK, kBM}, element_strides[2] = {1, 1};
+  const CUresult status = encode(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(g.a), dims, strides, box,
+                                 element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (status != CUDA_SUCCESS) DSSTNE_RAISE(Error, "cuTensorMapEncodeTiled failed (", static_cast<int>(status), ")");
+  return map;
+}
 
 // C's columns [0, n) of g, or [n0, g.n): B's and C's columns from n0 on.
 GemmArgs columns_before(const GemmArgs& g, int n) {
@@ -773,6 +843,14 @@ bool wgmma_kernel_available() {
   return image && !(force && std::string(force) == "mma");
 }
 
+namespace {
+// DSSTNE_TENSOR_GEMM=cp-async keeps the wgmma kernel's A on cp.async copies (for comparison).
+bool bulk_copies_allowed() {
+  const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
+  return !(force && std::string(force) == "cp-async");
+}
+}  // namespace
+
 TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgmma) {
   TensorGemmPlan p;
   // Pairs along each operand's contiguous dimension and float2 stores of C: even extents and pitches.
@@ -781,6 +859,8 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
                 g.lda % 2 == 0 && g.ldb % 2 == 0 && g.ldc % 2 == 0 && aligned(g.a) && aligned(g.b) && aligned(g.c);
   if (!p.supported) return p;
   p.wgmma = wgmma;
+  // The bulk copy's rows: a pitch of whole 16-byte chunks from a 16-byte aligned start.
+  p.tma_a = wgmma && !g.trans_a && g.lda % 4 == 0 && aligned(g.a, 16) && bulk_copies_allowed();
   p.grid = plan_grid(g, multiprocessors);
   // An unsplit product whose tiles are whole rounds of a wave and a few over (the benchmark's output
   // forward: 428 tiles of 32 steps, 3 rounds of 132 and 32, so a fourth round of 32 steps) takes the
@@ -808,8 +888,10 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
 void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace, cudaStream_t stream,
                  bool dependent) {
   const auto run = products == 3 ? run_grid<3> : run_grid<1>;
-  run(plan.tail_n0 ? columns_before(g, plan.tail_n0) : g, plan.grid, plan.wgmma, workspace, stream, dependent);
-  if (plan.tail_n0) run(columns_from(g, plan.tail_n0), plan.tail, plan.wgmma, workspace, stream, dependent);
+  const CUtensorMap a_map = plan.tma_a ? a_tensor_map(g) : CUtensorMap{};  // the tail's A is the same
+  const CUtensorMap* const a = plan.tma_a ? &a_map : nullptr;
+  run(plan.tail_n0 ? columns_before(g, plan.tail_n0) : g, plan.grid, plan.wgmma, workspace, stream, dependent, a);
+  if (plan.tail_n0) run(columns_from(g, plan.tail_n0), plan.tail, plan.wgmma, workspace, stream, dependent, a);
 }
 
 }  // namespace dsstne::gpu

@@ -56,9 +56,12 @@ def test_math_mode_is_checked_and_cpu_ignores_it():
 @pytest.mark.cuda
 @pytest.mark.parametrize("math", ["tf32", "tf32x3"])
 @pytest.mark.parametrize("rows, inputs, units",
-                         [(256, 128, 4002), (300, 130, 2048), (77, 1024, 514), (256, 512, 8950)],
-                         ids=["sample_like", "ragged_rows", "deep", "tail_split"])
+                         [(256, 128, 4002), (300, 130, 2048), (300, 132, 2048), (77, 1024, 514),
+                          (256, 512, 8950)],
+                         ids=["sample_like", "ragged_rows", "ragged_bulk_copies", "deep", "tail_split"])
 def test_forward_matches_fp64_and_leaves_fp32(math, rows, inputs, units):
+    # Under tf32x3 on Hopper, an input of 16-byte rows (128, 132, 1,024, 512 floats) reaches the kernel by
+    # bulk tensor copies, which fill the rows past the batch and the depths past the input with zeros.
     net, x, w, b = _linear(rows, inputs, units, math)
     ref = x.astype(np.float64) @ w.astype(np.float64) + b
     got = net.predict(x)
@@ -194,6 +197,9 @@ for key in sorted(gradients):
 # 132 tiles of 16 steps and 8 over: the 8 run as a second product split over K (TensorGemmPlan::tail_n0).
 net, x, _, _ = _linear(256, 512, 8950, "tf32x3")
 digest.update(net.predict(x).tobytes())
+# A by bulk copies on Hopper: rows past the batch and depths past the input (300 x 132).
+net, x, _, _ = _linear(300, 132, 514, "tf32x3")
+digest.update(net.predict(x).tobytes())
 print(repr(error), digest.hexdigest())
 """
 
@@ -201,13 +207,14 @@ print(repr(error), digest.hexdigest())
 @pytest.mark.cuda
 def test_hopper_and_mma_kernels_give_the_same_bits():
     # On a card of compute capability 9.0 tf32x3 runs the wgmma kernel; DSSTNE_TENSOR_GEMM=mma forces
-    # the mma.sync one (which other cards run anyway). Both take each output's products in the same
-    # order (three TF32 products an 8-deep slice, rounded into FP32 every 32 depths), so the forward,
-    # weight-gradient and delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split, a
-    # product whose last tiles run split) agree bit for bit.
+    # the mma.sync one (which other cards run anyway), =cp-async the wgmma kernel with A's bulk tensor
+    # copies replaced by cp.async ones. All take each output's products in the same order (three TF32
+    # products an 8-deep slice, rounded into FP32 every 32 depths), so the forward, weight-gradient and
+    # delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split, a product whose last tiles
+    # run split) agree bit for bit.
     tests = str(Path(__file__).parent)
     runs = [subprocess.run([sys.executable, "-c", _KERNEL_BITS, tests], env={**os.environ, **extra},
                            capture_output=True, text=True, check=True).stdout
-            for extra in ({}, {"DSSTNE_TENSOR_GEMM": "mma"})]
-    assert runs[0] == runs[1]
+            for extra in ({}, {"DSSTNE_TENSOR_GEMM": "mma"}, {"DSSTNE_TENSOR_GEMM": "cp-async"})]
+    assert runs[0] == runs[1] == runs[2]
     assert len(runs[0].split()) == 2
