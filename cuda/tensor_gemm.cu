@@ -260,29 +260,55 @@ struct UnitWalk {
   }
 };
 
+// The tensor maps of the operands the wgmma kernel copies by TMA (TensorGemmPlan::tma_a, tma_b).
+struct BulkMaps {
+  CUtensorMap a, b_even, b_odd;
+};
+// A rows-contiguous B copied by TMA is read as pairs of rows: a pair's pitch is a multiple of 16 bytes
+// when B's is even. A box must start on 16 bytes (H100: "illegal instruction" otherwise), so the odd rows'
+// box starts B's pitch mod 4 columns early (`shift`) and is kOddCols wide. B's stage: the even depths' box
+// [kBK / 2][kBN], then the odd ones' [kBK / 2][kOddCols].
+constexpr int kOddCols = kBN + 4;
+constexpr int kEvenBox = kBK / 2 * kBN, kOddBox = kBK / 2 * kOddCols;
+
 // The copies of a block's (unit, step) sequence into a ring of kRing stages, run ahead of the products
 // across unit boundaries. Each next() queues one step's copies (or none past the last unit) as one group.
-// With kTmaA (the wgmma kernel, A K-contiguous with 16-byte rows) one thread queues A's whole stage as a
-// bulk tensor copy completing on the stage's barrier; cp.async copies then carry B alone (H100: copies
-// alone took a hidden-1,024 forward's 104 steps a block 95 µs, the GEMM's whole pace).
-template <bool kTransA, bool kTransB, int kRing, bool kTmaA = false>
+// With kTmaA or kTmaB (the wgmma kernel) one thread queues that operand's whole stage as bulk tensor
+// copies completing on the stage's barrier; cp.async copies carry the rest (H100: the copies alone took a
+// hidden-1,024 forward's 104 steps a block 95 µs, the GEMM's whole pace). A: K-contiguous with 16-byte
+// rows, one box in the stage's own layout. B: rows contiguous, read as pairs of rows (B's pitch need not
+// be a multiple of 16 bytes, a pair's is when it is even), so the even depths' box and the odd ones' land
+// one after the other (kOddCols).
+template <bool kTransA, bool kTransB, int kRing, bool kTmaA = false, bool kTmaB = false>
 struct CopyPipeline {
   using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
   using TB = Tile<kTransB, kBN>;   // B is K x N: N contiguous unless transposed
-  static constexpr int kStageFloats = TA::floats + TB::floats;
+  static constexpr int kBFloats = kTmaB ? kEvenBox + kOddBox : TB::floats;
+  static constexpr int kRingFloats = kRing * (TA::floats + kBFloats);
+  // Stage i's parts: [A][B] a stage, but B's bulk-copied parts, not a multiple of 1,024 bytes, follow all of
+  // A's (whose swizzle needs that alignment; a ring of 32 KB stages keeps the multiprocessor's 196 KB
+  // configuration of shared memory, 33 KB stages did not: benchmark 0.5708 s an epoch against 0.5664).
+  template <class F>
+  __device__ static F* a_part(F* stages, unsigned i) {
+    return stages + i % kRing * (kTmaB ? TA::floats : TA::floats + kBFloats);
+  }
+  template <class F>
+  __device__ static F* b_part(F* stages, unsigned i) {
+    return kTmaB ? stages + kRing * TA::floats + i % kRing * kBFloats : a_part(stages, i) + TA::floats;
+  }
   const GemmArgs& g;
   const TileGrid& p;
   UnitWalk walk;  // ahead of the products' walk
   Loader<!kTransA, kBM> a;
   Loader<kTransB, kBN> b;
-  const CUtensorMap* a_map;
-  uint64_t* bars;  // kTmaA: a barrier a stage
+  const BulkMaps* maps;
+  uint64_t* bars;  // kTmaA or kTmaB: a barrier a stage
   int stage = 0;
   unsigned issued = 0;  // steps queued so far
 
-  __device__ CopyPipeline(const GemmArgs& g_, const TileGrid& p_, const CUtensorMap* a_map_ = nullptr,
+  __device__ CopyPipeline(const GemmArgs& g_, const TileGrid& p_, const BulkMaps* maps_ = nullptr,
                           uint64_t* bars_ = nullptr)
-      : g(g_), p(p_), walk(g_, p_), a(g_.a, g_.lda), b(g_.b, g_.ldb), a_map(a_map_), bars(bars_) {
+      : g(g_), p(p_), walk(g_, p_), a(g_.a, g_.lda), b(g_.b, g_.ldb), maps(maps_), bars(bars_) {
     if (walk.active()) begin();
   }
   __device__ void begin() {
@@ -291,18 +317,22 @@ struct CopyPipeline {
   }
   __device__ void next(float* stages) {
     if (walk.active()) {
-      float* s = stages + stage * kStageFloats;
-      if constexpr (kTmaA) {
+      float* const s = a_part(stages, stage), *const s_b = b_part(stages, stage);
+      if constexpr (kTmaA || kTmaB) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
         if (threadIdx.x == 0) {
-          barrier_expect(bars + stage, TA::floats * sizeof(float));
-          tma_load_2d(s, a_map, walk.u.k_begin + walk.step * kBK, walk.u.m0, bars + stage);
+          const int k = walk.u.k_begin + walk.step * kBK;
+          barrier_expect(bars + stage, ((kTmaA ? TA::floats : 0) + (kTmaB ? kBFloats : 0)) * sizeof(float));
+          if constexpr (kTmaA) tma_load_2d(s, &maps->a, k, walk.u.m0, bars + stage);
+          if constexpr (kTmaB) {
+            tma_load_2d(s_b, &maps->b_even, walk.u.n0, k / 2, bars + stage);
+            tma_load_2d(s_b + kEvenBox, &maps->b_odd, g.ldb - g.ldb % 4 + walk.u.n0, k / 2, bars + stage);
+          }
         }
 #endif
-      } else {
-        a.copy(s, walk.step);
       }
-      b.copy(s + TA::floats, walk.step);
+      if constexpr (!kTmaA) a.copy(s, walk.step);
+      if constexpr (!kTmaB) b.copy(s_b, walk.step);
       ++issued;
       if (walk.advance(g, p) && walk.active()) begin();
     }
@@ -359,8 +389,8 @@ __global__ void __launch_bounds__(kGemmThreads, kBlocksPerSm)
     wait_stages<kStages - 2>();
     __syncthreads();  // this step's stage is in; every warp is done with the stage refilled next
     copies.next(smem);
-    float* const a = smem + stage * Copies::kStageFloats;
-    const float* b = a + Copies::TA::floats;
+    float* const a = Copies::a_part(smem, stage);
+    const float* b = Copies::b_part(smem, stage);
     stage = stage == kStages - 1 ? 0 : stage + 1;
     float part[kTilesM][kTilesN][4] = {};
 #pragma unroll
@@ -481,8 +511,9 @@ constexpr bool kBigFromStage = kContiguousK && kProducts == 3;
 // Thread t takes row t % kBN and every other chunk: each store of 8 lanes covers 8 rows' distinct
 // chunks, each load of a warp 32 consecutive rows.
 constexpr int kSplitPasses = kBK / 4 / (kGemmThreads / kBN);  // a thread's chunks of B a step
-template <bool kContiguousK, int kProducts, int kFirst = 0, int kEnd = kSplitPasses>
-__device__ __forceinline__ void split_b(const float* stage, float* big, float* small) {
+// kPaired: B's stage as the bulk copies leave it (kOddCols), the odd rows `shift` columns further.
+template <bool kContiguousK, int kProducts, bool kPaired, int kFirst = 0, int kEnd = kSplitPasses>
+__device__ __forceinline__ void split_b(const float* stage, float* big, float* small, int shift) {
   using T = Tile<kContiguousK, kBN>;
   const int n = static_cast<int>(threadIdx.x) % kBN, c0 = static_cast<int>(threadIdx.x) / kBN;
 #pragma unroll
@@ -491,6 +522,11 @@ __device__ __forceinline__ void split_b(const float* stage, float* big, float* s
     uint4 x;
     if constexpr (kContiguousK) {
       x = *reinterpret_cast<const uint4*>(stage + at);  // the stage has this very layout
+    } else if constexpr (kPaired) {  // depths 4 c and 4 c + 2 in the even rows' box, 4 c + 1 and 4 c + 3 in the odd
+      const float* even = stage + 2 * c * kBN + n;
+      const float* odd = stage + kEvenBox + 2 * c * kOddCols + shift + n;
+      x.x = __float_as_uint(even[0]), x.y = __float_as_uint(odd[0]);
+      x.z = __float_as_uint(even[kBN]), x.w = __float_as_uint(odd[kOddCols]);
     } else {
       x.x = __float_as_uint(stage[T::at(n, 4 * c)]), x.y = __float_as_uint(stage[T::at(n, 4 * c + 1)]);
       x.z = __float_as_uint(stage[T::at(n, 4 * c + 2)]), x.w = __float_as_uint(stage[T::at(n, 4 * c + 3)]);
@@ -506,12 +542,13 @@ __device__ __forceinline__ void split_b(const float* stage, float* big, float* s
 }
 #endif
 
-template <bool kTransA, bool kTransB, int kProducts, bool kSplit, bool kTmaA>
+template <bool kTransA, bool kTransB, int kProducts, bool kSplit, bool kTmaA, bool kTmaB>
 __global__ void __launch_bounds__(kGemmThreads, 1)
-    wgmma_gemm_kernel(GemmArgs g, TileGrid p, float* partial, const __grid_constant__ CUtensorMap a_map) {
+    wgmma_gemm_kernel(GemmArgs g, TileGrid p, float* partial, const __grid_constant__ BulkMaps maps) {
   await_previous();
 #if DSSTNE_WGMMA
-  using Copies = CopyPipeline<kTransA, kTransB, kWgStages, kTmaA>;
+  constexpr bool kBulk = kTmaA || kTmaB;
+  using Copies = CopyPipeline<kTransA, kTransB, kWgStages, kTmaA, kTmaB>;
   extern __shared__ float smem_raw[];
   // B's halves first, 1,024-byte aligned for the swizzle: [2 buffers][big, small][kBN][kBK]; then the stages.
   float* const halves = smem_raw + (1024 - shared_address(smem_raw) % 1024) % 1024 / sizeof(float);
@@ -520,28 +557,29 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   const int wm = warp * 16;  // warpgroup warp / 4 has rows 64 (warp / 4) on; this warp 16 of them
   const FragmentsA<!kTransA, kBM, 1> frag_a(wm, lane);
   const int m = g.m, n = g.n;
-  uint64_t* const bars = reinterpret_cast<uint64_t*>(stages + kWgStages * Copies::kStageFloats);
-  if constexpr (kTmaA) {
+  uint64_t* const bars = reinterpret_cast<uint64_t*>(stages + Copies::kRingFloats);
+  if constexpr (kBulk) {
     if (threadIdx.x == 0) {
       for (int s = 0; s < kWgStages; ++s) barrier_init(bars + s);
       barrier_init_fence();
     }
     __syncthreads();
   }
-  // kTmaA: A's stage of step j (over all units) is in once its barrier's (j / kWgStages)-th phase is done.
-  // Only steps queued have one: the step after a block's last has none.
-  const auto wait_a = [&](unsigned j, const Copies& c) {
-    if constexpr (kTmaA)
+  // The bulk copies of step j (over all units) are in once its stage's barrier's (j / kWgStages)-th phase
+  // is done. Only steps queued have one: the step after a block's last has none.
+  const auto wait_bulk = [&](unsigned j, const Copies& c) {
+    if constexpr (kBulk)
       if (j < c.issued) barrier_wait(bars + j % kWgStages, j / kWgStages & 1);
   };
 
-  Copies copies(g, p, &a_map, bars);
+  Copies copies(g, p, &maps, bars);
 #pragma unroll
   for (int s = 0; s < kWgStages - 1; ++s) copies.next(stages);
   wait_stages<kWgStages - 2>();
-  wait_a(0, copies);
+  wait_bulk(0, copies);
   __syncthreads();
-  split_b<kTransB, kProducts>(stages + Copies::TA::floats, halves, halves + kHalfFloats);
+  const int shift = g.ldb % 4;  // kTmaB: the odd rows' box starts this many columns early
+  split_b<kTransB, kProducts, kTmaB>(Copies::b_part(stages, 0), halves, halves + kHalfFloats, shift);
   fence_async_shared();
 
   // A's fragments of a step, in two register sets: the next step's are loaded while this one multiplies
@@ -579,13 +617,13 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     constexpr int cur = decltype(set)::value;
     constexpr std::integral_constant<int, 1 - cur> next_set{};
     wait_stages<kWgStages - 3>();
-    wait_a(global + 1, copies);
+    wait_bulk(global + 1, copies);
     __syncthreads();  // the next step's stage is in; this step's halves are written; every thread is done
-    const float* const next_stage = stages + (global + 1) % kWgStages * Copies::kStageFloats;
+    const float* const next_stage = Copies::a_part(stages, global + 1);
     float* const half = halves + (global & 1) * 2 * kHalfFloats;
     float* const next_half = halves + (~global & 1) * 2 * kHalfFloats;
     // This step's stage is refilled by the copies queued in the next step, after this step's wait.
-    const float* const stage_b = stages + global % kWgStages * Copies::kStageFloats + Copies::TA::floats;
+    const float* const stage_b = Copies::b_part(stages, global);
     const float* const big_half = kBigFromStage<kTransB, kProducts> ? stage_b : half;
     const uint64_t big = swizzled_descriptor(shared_address(big_half));
     const uint64_t small = swizzled_descriptor(shared_address(half + kHalfFloats));
@@ -606,13 +644,13 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     // Beside the products: the next step's A fragments (loaded first: the B pass covers their latency)
     // and B halves, then the copies. Those come after the fence, which compiles to a memory barrier that
     // waits for the thread's copies in flight (before it: hidden-1024 forward 4 % slower).
-    const float* const next_b = next_stage + Copies::TA::floats;
+    const float* const next_b = Copies::b_part(stages, global + 1);
     slice(std::integral_constant<int, 0>{});
     load_a(next_set, next_stage);
     slice(std::integral_constant<int, 1>{});
-    split_b<kTransB, kProducts, 0, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats);
+    split_b<kTransB, kProducts, kTmaB, 0, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats, shift);
     slice(std::integral_constant<int, 2>{});
-    split_b<kTransB, kProducts, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats);
+    split_b<kTransB, kProducts, kTmaB, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats, shift);
     slice(std::integral_constant<int, 3>{});
     wgmma_commit();
     fence_async_shared();
@@ -721,31 +759,39 @@ __global__ void split_sum_kernel(GemmArgs g, unsigned splits, const float* parti
   }
 }
 
-template <bool kTransA, bool kTransB>
-constexpr int kStageBytes = (Tile<!kTransA, kBM>::floats + Tile<kTransB, kBN>::floats) * static_cast<int>(sizeof(float));
-
-template <bool kTransA, bool kTransB, int kProducts, bool kTmaA>
+template <bool kTransA, bool kTransB, int kProducts, bool kTmaA, bool kTmaB>
 void launch_wgmma(const GemmArgs& g, const TileGrid& grid, float* partial, cudaStream_t stream, bool dependent,
-                  const CUtensorMap& a_map) {
+                  const BulkMaps& maps) {
   // 1,024 bytes of slack to align B's halves; the stages' barriers last.
-  constexpr int kBytes = 1024 + 2 * 2 * kHalfFloats * static_cast<int>(sizeof(float)) +
-                         kWgStages * kStageBytes<kTransA, kTransB> + kWgStages * static_cast<int>(sizeof(uint64_t));
-  const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true, kTmaA>
-                              : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false, kTmaA>;
+  constexpr int kRingFloats = CopyPipeline<kTransA, kTransB, kWgStages, kTmaA, kTmaB>::kRingFloats;
+  constexpr int kBytes = static_cast<int>(sizeof(float)) * (256 + 2 * 2 * kHalfFloats + kRingFloats) +
+                         kWgStages * static_cast<int>(sizeof(uint64_t));
+  const auto kernel = partial ? wgmma_gemm_kernel<kTransA, kTransB, kProducts, true, kTmaA, kTmaB>
+                              : wgmma_gemm_kernel<kTransA, kTransB, kProducts, false, kTmaA, kTmaB>;
   DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
-  launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial, a_map);
+  launch(dependent, kernel, grid.blocks, kGemmThreads, kBytes, stream, g, grid, partial, maps);
 }
 
-// a_map: A's tensor map where the plan copies A by TMA (wgmma, A K-contiguous), else null.
+// maps: the operands' tensor maps where the plan copies them by TMA (plan.tma_a, plan.tma_b).
 template <bool kTransA, bool kTransB, int kProducts>
-void launch_kernel(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* partial, cudaStream_t stream,
-                   bool dependent, const CUtensorMap* a_map) {
-  if (wgmma) {
+void launch_kernel(const GemmArgs& g, const TileGrid& grid, const TensorGemmPlan& plan, float* partial,
+                   cudaStream_t stream, bool dependent, const BulkMaps& maps) {
+  if (plan.wgmma) {
+    const auto run = [&](auto tma_a, auto tma_b) {
+      launch_wgmma<kTransA, kTransB, kProducts, decltype(tma_a)::value, decltype(tma_b)::value>(
+          g, grid, partial, stream, dependent, maps);
+    };
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if constexpr (!kTransA && !kTransB)
+      if (plan.tma_a && plan.tma_b) return run(Yes{}, Yes{});
     if constexpr (!kTransA)
-      if (a_map) return launch_wgmma<kTransA, kTransB, kProducts, true>(g, grid, partial, stream, dependent, *a_map);
-    launch_wgmma<kTransA, kTransB, kProducts, false>(g, grid, partial, stream, dependent, CUtensorMap{});
+      if (plan.tma_a && !plan.tma_b) return run(Yes{}, No{});
+    if constexpr (!kTransB)
+      if (plan.tma_b && !plan.tma_a) return run(No{}, Yes{});
+    run(No{}, No{});
   } else {
-    constexpr int kBytes = kStages * kStageBytes<kTransA, kTransB>;
+    constexpr int kBytes = CopyPipeline<kTransA, kTransB, kStages>::kRingFloats * static_cast<int>(sizeof(float));
     const auto kernel = partial ? tensor_gemm_kernel<kTransA, kTransB, kProducts, true>
                                 : tensor_gemm_kernel<kTransA, kTransB, kProducts, false>;
     DSSTNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes));
@@ -754,24 +800,11 @@ void launch_kernel(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* p
 }
 
 // One product over one grid, and its split sum when it is split.
-template <int kProducts>
-void run_grid(const GemmArgs& g, const TileGrid& grid, bool wgmma, float* workspace, cudaStream_t stream,
-              bool dependent, const CUtensorMap* a_map) {
-  float* const partial = grid.splits > 1 ? workspace : nullptr;
-  if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
-  else if (g.trans_a) launch_kernel<true, false, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
-  else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
-  else launch_kernel<false, false, kProducts>(g, grid, wgmma, partial, stream, dependent, a_map);
-  if (partial)
-    launch(dependent, grid.splits > kManySplits ? split_sum_kernel<kManySplitLoads> : split_sum_kernel<1>,
-           grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, grid.splits, partial);
-}
-
 bool aligned(const void* p, uintptr_t bytes = 8) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// A's tensor map for the bulk copies: [m][k] floats, row pitch lda, boxes of a stage (kBM rows of kBK
-// depths, 128 bytes) with the 128-byte swizzle, which is Tile's K-contiguous layout; zeros outside.
-CUtensorMap a_tensor_map(const GemmArgs& g) {
+// A 2-D tensor map of floats for the bulk copies (x the contiguous dimension): zeros outside.
+CUtensorMap tensor_map(const float* base, uint64_t x, uint64_t y, uint64_t pitch_floats, uint32_t box_x,
+                       uint32_t box_y, CUtensorMapSwizzle swizzle) {
   static const auto encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -781,14 +814,47 @@ CUtensorMap a_tensor_map(const GemmArgs& g) {
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
   CUtensorMap map{};
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(g.k), static_cast<cuuint64_t>(g.m)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(g.lda) * sizeof(float)};
-  const cuuint32_t box[2] = {kBK, kBM}, element_strides[2] = {1, 1};
-  const CUresult status = encode(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(g.a), dims, strides, box,
-                                 element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+  const cuuint64_t dims[2] = {x, y}, strides[1] = {pitch_floats * sizeof(float)};
+  const cuuint32_t box[2] = {box_x, box_y}, element_strides[2] = {1, 1};
+  const CUresult status = encode(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, const_cast<float*>(base), dims, strides, box,
+                                 element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (status != CUDA_SUCCESS) DSSTNE_RAISE(Error, "cuTensorMapEncodeTiled failed (", static_cast<int>(status), ")");
   return map;
+}
+
+// A as [m][k] with pitch lda, a box a stage (kBM rows of kBK depths, 128 bytes) with the 128-byte
+// swizzle, which is Tile's K-contiguous layout.
+CUtensorMap tensor_map_a(const GemmArgs& g) {
+  return tensor_map(g.a, static_cast<uint64_t>(g.k), static_cast<uint64_t>(g.m), static_cast<uint64_t>(g.lda), kBK,
+                    kBM, CU_TENSOR_MAP_SWIZZLE_128B);
+}
+
+// B ([k][n], pitch ldb) as k / 2 rows of two: a row of the map is B's rows 2 i (its first ldb floats) and
+// 2 i + 1 (from ldb on, n of them), with a pitch of 2 ldb. A box is kBK / 2 depths of `box_columns`
+// columns (kBN for the even rows, kOddCols for the odd ones), unswizzled. Past column n an even row's box
+// reads the next row's first floats, and the odd rows' box starts with the even row's last ones: both land
+// only in stage columns no product reads or whose sums are never stored; the odd rows' boxes past n and
+// the depths past k read zeros.
+CUtensorMap tensor_map_b(const GemmArgs& g, uint32_t box_columns) {
+  return tensor_map(g.b, static_cast<uint64_t>(g.ldb) + g.n, static_cast<uint64_t>(g.k) / 2,
+                    2 * static_cast<uint64_t>(g.ldb), box_columns, kBK / 2, CU_TENSOR_MAP_SWIZZLE_NONE);
+}
+
+template <int kProducts>
+void run_grid(const GemmArgs& g, const TileGrid& grid, const TensorGemmPlan& plan, float* workspace,
+              cudaStream_t stream, bool dependent) {
+  float* const partial = grid.splits > 1 ? workspace : nullptr;
+  BulkMaps maps{};
+  if (plan.tma_a) maps.a = tensor_map_a(g);
+  if (plan.tma_b) maps.b_even = tensor_map_b(g, kBN), maps.b_odd = tensor_map_b(g, kOddCols);
+  if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, grid, plan, partial, stream, dependent, maps);
+  else if (g.trans_a) launch_kernel<true, false, kProducts>(g, grid, plan, partial, stream, dependent, maps);
+  else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, plan, partial, stream, dependent, maps);
+  else launch_kernel<false, false, kProducts>(g, grid, plan, partial, stream, dependent, maps);
+  if (partial)
+    launch(dependent, grid.splits > kManySplits ? split_sum_kernel<kManySplitLoads> : split_sum_kernel<1>,
+           grid_for(size_t(g.m) * g.n / 2), kThreads, 0, stream, g, grid.splits, partial);
 }
 
 // C's columns [0, n) of g, or [n0, g.n): B's and C's columns from n0 on.
@@ -861,6 +927,9 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
   p.wgmma = wgmma;
   // The bulk copy's rows: a pitch of whole 16-byte chunks from a 16-byte aligned start.
   p.tma_a = wgmma && !g.trans_a && g.lda % 4 == 0 && aligned(g.a, 16) && bulk_copies_allowed();
+  // B's rows in pairs: an even pitch makes a pair's 16-byte multiple, an even K whole pairs. (A tail's B
+  // starts a whole number of 128-column tiles further: aligned as well.)
+  p.tma_b = wgmma && !g.trans_b && g.ldb % 2 == 0 && g.k % 2 == 0 && aligned(g.b, 16) && bulk_copies_allowed();
   p.grid = plan_grid(g, multiprocessors);
   // An unsplit product whose tiles are whole rounds of a wave and a few over (the benchmark's output
   // forward: 428 tiles of 32 steps, 3 rounds of 132 and 32, so a fourth round of 32 steps) takes the
@@ -888,10 +957,8 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
 void tensor_gemm(const GemmArgs& g, const TensorGemmPlan& plan, int products, float* workspace, cudaStream_t stream,
                  bool dependent) {
   const auto run = products == 3 ? run_grid<3> : run_grid<1>;
-  const CUtensorMap a_map = plan.tma_a ? a_tensor_map(g) : CUtensorMap{};  // the tail's A is the same
-  const CUtensorMap* const a = plan.tma_a ? &a_map : nullptr;
-  run(plan.tail_n0 ? columns_before(g, plan.tail_n0) : g, plan.grid, plan.wgmma, workspace, stream, dependent, a);
-  if (plan.tail_n0) run(columns_from(g, plan.tail_n0), plan.tail, plan.wgmma, workspace, stream, dependent, a);
+  run(plan.tail_n0 ? columns_before(g, plan.tail_n0) : g, plan.grid, plan, workspace, stream, dependent);
+  if (plan.tail_n0) run(columns_from(g, plan.tail_n0), plan.tail, plan, workspace, stream, dependent);
 }
 
 }  // namespace dsstne::gpu

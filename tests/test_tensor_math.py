@@ -61,7 +61,9 @@ def test_math_mode_is_checked_and_cpu_ignores_it():
                          ids=["sample_like", "ragged_rows", "ragged_bulk_copies", "deep", "tail_split"])
 def test_forward_matches_fp64_and_leaves_fp32(math, rows, inputs, units):
     # Under tf32x3 on Hopper, an input of 16-byte rows (128, 132, 1,024, 512 floats) reaches the kernel by
-    # bulk tensor copies, which fill the rows past the batch and the depths past the input with zeros.
+    # bulk tensor copies, which fill the rows past the batch and the depths past the input with zeros; so
+    # does the weight matrix (an even number of rows, an even pitch: 4,002 and 514 need the odd rows' box
+    # to start two columns early, 2,048 not).
     net, x, w, b = _linear(rows, inputs, units, math)
     ref = x.astype(np.float64) @ w.astype(np.float64) + b
     got = net.predict(x)
@@ -197,7 +199,7 @@ for key in sorted(gradients):
 # 132 tiles of 16 steps and 8 over: the 8 run as a second product split over K (TensorGemmPlan::tail_n0).
 net, x, _, _ = _linear(256, 512, 8950, "tf32x3")
 digest.update(net.predict(x).tobytes())
-# A by bulk copies on Hopper: rows past the batch and depths past the input (300 x 132).
+# A and B by bulk copies on Hopper: rows past the batch and depths past the input (300 x 132).
 net, x, _, _ = _linear(300, 132, 514, "tf32x3")
 digest.update(net.predict(x).tobytes())
 print(repr(error), digest.hexdigest())
@@ -207,11 +209,11 @@ print(repr(error), digest.hexdigest())
 @pytest.mark.cuda
 def test_hopper_and_mma_kernels_give_the_same_bits():
     # On a card of compute capability 9.0 tf32x3 runs the wgmma kernel; DSSTNE_TENSOR_GEMM=mma forces
-    # the mma.sync one (which other cards run anyway), =cp-async the wgmma kernel with A's bulk tensor
-    # copies replaced by cp.async ones. All take each output's products in the same order (three TF32
-    # products an 8-deep slice, rounded into FP32 every 32 depths), so the forward, weight-gradient and
-    # delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split, a product whose last tiles
-    # run split) agree bit for bit.
+    # the mma.sync one (which other cards run anyway), =cp-async the wgmma kernel with its bulk tensor
+    # copies (A's, B's rows in pairs) replaced by cp.async ones. All take each output's products in the
+    # same order (three TF32 products an 8-deep slice, rounded into FP32 every 32 depths), so the forward,
+    # weight-gradient and delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split, a
+    # product whose last tiles run split) agree bit for bit.
     tests = str(Path(__file__).parent)
     runs = [subprocess.run([sys.executable, "-c", _KERNEL_BITS, tests], env={**os.environ, **extra},
                            capture_output=True, text=True, check=True).stdout
