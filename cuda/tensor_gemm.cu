@@ -8,7 +8,8 @@
 //   each warp that reads it.
 // - wgmma (the sm_90a image): each warpgroup 64 rows, m64n128k8 products; A split in registers by the
 //   warp that owns its rows, B split once a block into K-major halves (a K-contiguous B's stage is its
-//   own big half), products asynchronous beside the next step's loads, B split and copies.
+//   own big half), products asynchronous beside the next step's loads, B split and copies. Operands
+//   whose rows allow it arrive by bulk tensor copies instead (TMA: CopyPipeline, tma.cuh).
 // A finished tile leaves through shared memory, in row segments of 32 (mma.sync) or 64 (wgmma) columns.
 #include <cudaTypedefs.h>
 

@@ -1,7 +1,8 @@
 // A GEMM on the tensor cores for the engine's row-major GemmArgs, built for its skinny shapes (a batch of a
 // few hundred rows against layers of up to millions of units): persistent blocks stream (tile, K step)
-// pairs through one cp.async pipeline, so a tile's loads overlap the previous tile's products and stores
-// even when K is only 128. Long-K products with few output tiles are split over K into partial tiles
+// pairs through one pipeline of copies (cp.async, and on Hopper bulk tensor copies for the operands whose
+// rows allow them), so a tile's loads overlap the previous tile's products and stores even when K is only
+// 128. Long-K products with few output tiles are split over K into partial tiles
 // summed in split order afterwards; so are the column tiles past a product's last whole wave of blocks,
 // as a second product (TensorGemmPlan::tail_n0). Products are TF32 (one product per pair), or FP32-class
 // from the 3xTF32 split (each operand x = big + small, both TF32; big.big + big.small + small.big);
