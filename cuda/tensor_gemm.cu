@@ -800,7 +800,6 @@ void launch_kernel(const GemmArgs& g, const TileGrid& grid, const TensorGemmPlan
   }
 }
 
-// One product over one grid, and its split sum when it is split.
 bool aligned(const void* p, uintptr_t bytes = 8) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // A 2-D tensor map of floats for the bulk copies (x the contiguous dimension): zeros outside.
@@ -842,6 +841,7 @@ CUtensorMap tensor_map_b(const GemmArgs& g, uint32_t box_columns) {
                     2 * static_cast<uint64_t>(g.ldb), box_columns, kBK / 2, CU_TENSOR_MAP_SWIZZLE_NONE);
 }
 
+// One product over one grid, and its split sum when it is split.
 template <int kProducts>
 void run_grid(const GemmArgs& g, const TileGrid& grid, const TensorGemmPlan& plan, float* workspace,
               cudaStream_t stream, bool dependent) {
@@ -911,7 +911,7 @@ bool wgmma_kernel_available() {
 }
 
 namespace {
-// DSSTNE_TENSOR_GEMM=cp-async keeps the wgmma kernel's A on cp.async copies (for comparison).
+// DSSTNE_TENSOR_GEMM=cp-async keeps every operand of the wgmma kernel on cp.async copies (for comparison).
 bool bulk_copies_allowed() {
   const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
   return !(force && std::string(force) == "cp-async");
