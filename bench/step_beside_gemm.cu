@@ -33,14 +33,17 @@
 #include "cuda_timing.cuh"
 #include "dsstne/math/update.h"
 #include "tensor_gemm.cuh"
+#include "tma.cuh"
 
 namespace {
 
 using dsstne::UpdateParams;
-
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the barriers and bulk copies exist in the sm_90a image only
+using dsstne::gpu::shared_address;
+using dsstne::gpu::barrier_expect;
+using dsstne::gpu::barrier_init;
+using dsstne::gpu::barrier_init_fence;
+using dsstne::gpu::barrier_wait;
 
 __device__ __forceinline__ void bulk_load(void* to, const void* from, uint32_t bytes, uint64_t* barrier) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
@@ -54,20 +57,7 @@ __device__ __forceinline__ void bulk_store(void* to, const void* from, uint32_t 
                "r"(bytes)
                : "memory");
 }
-
-__device__ __forceinline__ void expect_bytes(uint64_t* barrier, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(barrier)), "r"(bytes)
-               : "memory");
-}
-
-__device__ __forceinline__ void wait_phase(uint64_t* barrier, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred done;\n wait:\n"
-      " mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      " @!done bra wait;\n}\n" ::"r"(shared_address(barrier)),
-      "r"(parity)
-      : "memory");
-}
+#endif
 
 // A ring of kStages stages, each kChunk floats of the weights, the state and (kGradient) the gradient.
 // Block b takes chunks b, b + grid, ...; a stage is refilled once the bulk store of its stepped weights
@@ -86,6 +76,7 @@ __device__ __forceinline__ float rmsprop(const UpdateParams& u, float w, float d
 template <int kThreads, int kStages, int kChunk, bool kGradient, bool kFast = false>
 __global__ void __launch_bounds__(kThreads, 1)
     bulk_step_kernel(float* w, const float* g, float* v, uint64_t chunks, UpdateParams u) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kArrays = kGradient ? 3 : 2;
   constexpr uint32_t kBytes = kChunk * sizeof(float);
   extern __shared__ float4 ring[];  // [kStages][kArrays][kChunk / 4]: weights, state, gradient
@@ -93,22 +84,21 @@ __global__ void __launch_bounds__(kThreads, 1)
   const auto slot = [&](int stage, int array) { return ring + (stage * kArrays + array) * (kChunk / 4); };
   const auto chunk_of = [&](uint64_t i) { return blockIdx.x + i * gridDim.x; };
   const auto fill = [&](int stage, uint64_t c) {
-    expect_bytes(&full[stage], kArrays * kBytes);
+    barrier_expect(&full[stage], kArrays * kBytes);
     bulk_load(slot(stage, 0), w + c * kChunk, kBytes, &full[stage]);
     bulk_load(slot(stage, 1), v + c * kChunk, kBytes, &full[stage]);
     if constexpr (kGradient) bulk_load(slot(stage, 2), g + c * kChunk, kBytes, &full[stage]);
   };
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s)
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(shared_address(&full[s])) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    for (int s = 0; s < kStages; ++s) barrier_init(&full[s]);
+    barrier_init_fence();
     for (int s = 0; s < kStages; ++s)
       if (chunk_of(s) < chunks) fill(s, chunk_of(s));
   }
   __syncthreads();
   for (uint64_t i = 0; chunk_of(i) < chunks; ++i) {
     const int stage = static_cast<int>(i % kStages);
-    wait_phase(&full[stage], static_cast<uint32_t>(i / kStages) & 1u);
+    barrier_wait(&full[stage], static_cast<uint32_t>(i / kStages) & 1u);
     float4* ws = slot(stage, 0);
     float4* vs = slot(stage, 1);
     const float4* gs = slot(stage, 2);
@@ -135,6 +125,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   }
   if (threadIdx.x == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+#endif
 }
 
 // The update op's shape beside other kernels: a persistent grid, a quad a thread from global memory.

@@ -60,10 +60,6 @@ struct Tile {
   }
 };
 
-__device__ __forceinline__ unsigned shared_address(const float* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
 // Four 8 x 4 blocks of floats, one register of each a thread: ldmatrix's 8 x 8 blocks of 16-bit halves
 // are 8 x 4 blocks of floats, and lane 4 g + t receives element (g, t), which is where an m16n8k8 TF32
 // fragment wants element (row g, depth t). Lane l gives the address of block l / 8's row l % 8.
