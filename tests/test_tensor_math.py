@@ -109,10 +109,13 @@ def _hidden_pair(math: str, rows: int = 256, hidden: int = 128, items: int = 120
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("math", ["tf32", "tf32x3"])
-def test_deltas_and_gradients_match_cpu(math):
+@pytest.mark.parametrize("rows, hidden", [(256, 128), (250, 100)], ids=["sample_like", "ragged_copied_a"])
+def test_deltas_and_gradients_match_cpu(math, rows, hidden):
     # The output layer's three products: forward (H W), weight gradient (H^T delta) and the hidden delta
-    # (delta W^T: K = 12,000, which our kernel splits over blocks and sums in split order).
-    cpu, gpu = _hidden_pair(math)
+    # (delta W^T: K = 12,000, which our kernel splits over blocks and sums in split order). 250 rows and 100
+    # hidden units leave the last tiles ragged in every dimension: the forward's depths, the weight
+    # gradient's rows (H^T, rows contiguous) and depths, the delta's columns.
+    cpu, gpu = _hidden_pair(math, rows=rows, hidden=hidden)
     e_cpu, g_cpu = cpu.gradients(0)
     e_gpu, g_gpu = gpu.gradients(0)
     bound = BOUND[math] * 10  # through a Sigmoid, the loss and a second product
@@ -202,6 +205,11 @@ digest.update(net.predict(x).tobytes())
 # A and B by bulk copies on Hopper: rows past the batch and depths past the input (300 x 132).
 net, x, _, _ = _linear(300, 132, 514, "tf32x3")
 digest.update(net.predict(x).tobytes())
+# Ragged tiles in every dimension of all three products (250 rows, 100 hidden units).
+_, gradients = _hidden_pair("tf32x3", rows=250, hidden=100)[1].gradients(0)
+for key in sorted(gradients):
+    for array in gradients[key]:
+        digest.update(array.tobytes())
 print(repr(error), digest.hexdigest())
 """
 
@@ -213,7 +221,7 @@ def test_hopper_and_mma_kernels_give_the_same_bits():
     # copies (A's, B's rows in pairs) replaced by cp.async ones. All take each output's products in the
     # same order (three TF32 products an 8-deep slice, rounded into FP32 every 32 depths), so the forward,
     # weight-gradient and delta GEMMs (A K- and row-contiguous, B row- and K-contiguous, a K split, a
-    # product whose last tiles run split) agree bit for bit.
+    # product whose last tiles run split, ragged tiles) agree bit for bit.
     tests = str(Path(__file__).parent)
     runs = [subprocess.run([sys.executable, "-c", _KERNEL_BITS, tests], env={**os.environ, **extra},
                            capture_output=True, text=True, check=True).stdout
