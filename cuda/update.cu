@@ -262,10 +262,12 @@ void CudaBackend::update(const UpdateListArgs& list) {
     return;
   }
   // Steps beside other kernels: blocks that each fill a multiprocessor (as many threads as the kernel
-  // allows, up to 1,024) on two thirds of them, the rest left free. With blocks of 256 threads the step
+  // allows, up to 1,024) on three quarters of them, the rest left free. With blocks of 256 threads the step
   // spread over every multiprocessor, and the next forward's hidden-layer GEMMs, beside the output matrix's
-  // deferred step, waited for whole ones to drain: benchmark 0.6153 -> 0.6070 s an epoch (H100, one call;
-  // on 66 or 110 multiprocessors 0.6162, 0.6086, on all 132 0.6144; the same bits throughout).
+  // deferred step, waited for whole ones to drain: benchmark 0.6153 -> 0.6070 s an epoch on two thirds
+  // (H100, one call; on 66 or 110 multiprocessors 0.6162, 0.6086, on all 132 0.6144). With the step's
+  // lazily stepped rows and faster GEMMs since, 99 beat 88: 0.5545 - 0.5554 against 0.5559 - 0.5564 (110:
+  // 0.5567 - 0.5574; one call). The same bits throughout.
   if (beside_threads_ == 0) {
     cudaFuncAttributes attributes{};
     DSSTNE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, beside_update_kernel));
@@ -277,7 +279,7 @@ void CudaBackend::update(const UpdateListArgs& list) {
     DSSTNE_REQUIRE(!list.items[k].row_stamp, "update: a list beside other kernels reads every gradient row");
     total_items += item_count[k];
   }
-  const auto beside_blocks = static_cast<uint64_t>(props_.multiProcessorCount - props_.multiProcessorCount / 3);
+  const auto beside_blocks = static_cast<uint64_t>(props_.multiProcessorCount - props_.multiProcessorCount / 4);
   for (unsigned k = 0; k < list.count; ++k) {
     plan.first_block[k] = static_cast<uint32_t>(blocks);
     if (item_count[k]) blocks += std::max<uint64_t>(1, beside_blocks * item_count[k] / total_items);
