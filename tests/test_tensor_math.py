@@ -109,7 +109,7 @@ def _hidden_pair(math: str, rows: int = 256, hidden: int = 128, items: int = 120
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("math", ["tf32", "tf32x3"])
-@pytest.mark.parametrize("rows, hidden", [(256, 128), (250, 100)], ids=["sample_like", "ragged_copied_a"])
+@pytest.mark.parametrize("rows, hidden", [(256, 128), (250, 100)], ids=["sample_like", "ragged"])
 def test_deltas_and_gradients_match_cpu(math, rows, hidden):
     # The output layer's three products: forward (H W), weight gradient (H^T delta) and the hidden delta
     # (delta W^T: K = 12,000, which our kernel splits over blocks and sums in split order). 250 rows and 100
