@@ -43,8 +43,8 @@ constexpr int kLanesPerRow = kWarpN / 2;  // the epilogue stores a column pair a
 // store (64 KB) besides its steps: with 4 steps the benchmark's hidden GEMMs (16 tiles, K = 1,024: 8
 // splits), on the third or eighth of the device the other stream leaves them, took 49 and 73 µs; with 8
 // (4 splits) the epoch went from 0.5549 - 0.5559 to 0.5393 - 0.5396 s (H100, one call). On the whole
-// device (prediction) fewer units fill fewer blocks: the benchmark network's recommendations, 0.146 s
-// against 0.147, did not lose.
+// device (prediction) fewer units fill fewer blocks, yet the benchmark network's recommendations ran 0.146 s
+// (against 0.147 s on the rule of 4, in another call).
 constexpr int kMinSplitSteps = 8;
 // The split decision uses a fixed multiprocessor count (an H100's), not the card's: the order of every
 // sum then depends on the shape alone.
