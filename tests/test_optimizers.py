@@ -313,10 +313,10 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
     # bounds hold for all but 1 in 10,000 weights (a row mapped wrong is 260 of them), and a loose one
     # for all. "long-epoch": 20 minibatches an epoch over 400 units, most of them unlisted for several in a
     # row. Regularised under AdaGrad or RMSProp, the sparse input's matrix is stepped lazily
-    # (Network::steps_lazily; not under SGD or Adam): a row that
-    # the next minibatch does not list waits (its own minibatch's step too, with its gradient row), and
-    # replays its steps before a minibatch that lists it, when all rows catch up (every 8 minibatches) or at
-    # the epoch's end; the dense oracle steps every row every time.
+    # (Network::steps_lazily; not under SGD or Adam): a row that the next minibatch does not list waits
+    # (its own minibatch's step too, with its gradient row), and replays its steps before a minibatch that
+    # lists it, when all rows catch up (every 8 minibatches) or at the epoch's end; the dense oracle steps
+    # every row every time.
     # Oracle: the same examples as a dense input, whose gradient is a dense GEMM.
     x, hidden, batch = {"narrow": lambda: (random_csr(32, 60, 0.05, seed=8, values=True), 6, 8),
                         "wide-popular": lambda: (_popular(96, 70, seed=9), 300, 48),
@@ -352,11 +352,11 @@ def test_sparse_input_trains_as_the_same_data_dense(device, mode, shape, lam):
 def test_lazily_stepped_rows_take_the_steps_of_every_row(device, mode):
     # Regularised, a sparse input's rows that the next minibatch does not list wait for their steps (the
     # step with the gradient of a minibatch that listed them, then the decay steps) and replay them later
-    # (Network::steps_lazily). The divergence brake turns that off and
-    # steps every row every time; before its 100 minibatches of warm-up it changes nothing else, so the two
-    # runs must give the same weights, optimiser state, errors and regularisation: to the bit on the CPU,
-    # whose update runs one formula either way; on the GPU the replay is a kernel of its own, so to
-    # rounding. 20 minibatches an epoch, all rows caught up every 8 and at each epoch's end.
+    # (Network::steps_lazily). The divergence brake turns that off and steps every row every time; before
+    # its 100 minibatches of warm-up it changes nothing else, so the two runs must give the same weights,
+    # optimiser state, errors and regularisation: to the bit on the CPU, whose update runs one formula
+    # either way; on the GPU the replay is a kernel of its own, so to rounding. 20 minibatches an epoch,
+    # all rows caught up every 8 and at each epoch's end.
     x = random_csr(160, 400, 0.01, seed=11, values=True)
     runs = []
     for brake in (False, True):
