@@ -1086,13 +1086,16 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
   const bool raw = ranks_linear_sums(target);  // top-k applies the bias and activation
   // A batch is ranked on the side stream while the next one's forward runs, so the ranked layer's units
   // alternate between two buffers: a forward first waits until the ranking two batches back is done
-  // with its buffer. The last batch's units stay in the layer.
+  // with its buffer (a mark slot per buffer: more slots would wait for an older ranking). The last
+  // batch's units stay in the layer.
+  constexpr unsigned kUnitBuffers = 2;
+  static_assert(kUnitBuffers <= Backend::kMarks, "a mark slot per buffer of the ranked units");
   Buffer<float> other_units(ctx_->backend, target.unit.size());
   for (uint32_t pos = 0; pos < examples; pos += batch) {
     const BatchRows rows{order_.device(), pos, std::min(batch, examples - pos)};
     const uint32_t slot = (pos / batch) % held;  // this batch's place among the held results
     const size_t offset = static_cast<size_t>(slot) * batch * k;
-    const unsigned parity = (pos / batch) % Backend::kMarks;
+    const unsigned parity = (pos / batch) % kUnitBuffers;
     if (pos > 0) std::swap(target.unit, other_units);
     backend().wait_mark(parity);
     forward(rows, false, true, raw ? &target : nullptr);
