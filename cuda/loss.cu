@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaAr
     const uint32_t example = example_of(a.batch, r);
     const float w = weight_of(t.weight, example);
     const float* target = t.data + static_cast<uint64_t>(row_of(t.indexed, example)) * t.stride;
-    float* delta = a.delta + static_cast<uint64_t>(r) * a.stride;
+    float* delta = a.delta + static_cast<uint64_t>(r) * a.delta_pitch();
     return [&a, w, target, delta](uint32_t j, float y) {
       const ElementLoss e = math::dense_loss(a.loss, y, target[j], w);
       delta[j] = e.delta;
@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
         }
       }
       __syncthreads();
-      float* delta = a.delta + static_cast<uint64_t>(r) * a.stride + j0;
+      float* delta = a.delta + static_cast<uint64_t>(r) * a.delta_pitch() + j0;
 #pragma unroll
       for (unsigned u = 0; u < kUnroll; u += kPairs ? 2 : 1) {
         const uint32_t c = span_column<kPairs>(t, u);
@@ -270,13 +270,15 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   bind();
   if (!a.targets.sparse) {
     gpu::launch(dependent_, dense_loss_kernel, output_grid(a.rows, a.stride), gpu::kThreads, 0, stream(), a);
-    if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient});
+    if (a.bias_gradient)
+      column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
     return;
   }
   const dim3 grid = output_grid(a.rows, a.stride);
   float* partials = a.bias_gradient ? static_cast<float*>(a.scratch) : nullptr;
   const auto aligned8 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; };
-  const bool pairs = a.stride % 2 == 0 && aligned8(a.unit) && aligned8(a.delta) && aligned8(a.bias);
+  const bool pairs =
+      a.stride % 2 == 0 && a.delta_pitch() % 2 == 0 && aligned8(a.unit) && aligned8(a.delta) && aligned8(a.bias);
   with_kinds(a.loss, [&](auto kinds) {
     using K = decltype(kinds);
     const auto kernel = pairs ? (a.bias ? sparse_loss_kernel<K, true, true> : sparse_loss_kernel<K, false, true>)

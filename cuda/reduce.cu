@@ -24,7 +24,7 @@ __global__ void __launch_bounds__(32 * Groups) column_sum_kernel(ColumnSumArgs a
     if (j < a.stride) {
       // Unrolled: the loads of eight rows are in flight together (the sum still adds them in row order).
 #pragma unroll 8
-      for (uint32_t r = group; r < a.rows; r += Groups) sum += a.matrix[static_cast<uint64_t>(r) * a.stride + j];
+      for (uint32_t r = group; r < a.rows; r += Groups) sum += a.matrix[static_cast<uint64_t>(r) * a.row_pitch() + j];
     }
     const float total = gpu::column_total<Groups>(sum, partial);
     if (group == 0 && j < a.stride) a.out[j] = a.scale * total;

@@ -86,14 +86,14 @@ DSSTNE_HOST_KERNEL long long sigmoid_row_kernel(const LossParams& params, float 
 long long sigmoid_row(const OutputDeltaArgs& a, int64_t r, const float* unit) {
   const SparseData& d = a.targets.sparse_data;
   const SparseRow s = sparse_row(d, a.batch, r);
-  return sigmoid_row_kernel(a.loss, s.weight, unit, a.delta + r * a.stride, a.stride, d.index + s.begin,
+  return sigmoid_row_kernel(a.loss, s.weight, unit, a.delta + r * a.delta_pitch(), a.stride, d.index + s.begin,
                             s.end - s.begin);
 }
 
 long long generic_row(const OutputDeltaArgs& a, int64_t r, const float* unit) {
   const Targets& t = a.targets;
   const bool softmax = a.loss.activation.kind == Activation::SoftMax;
-  float* delta = a.delta + r * a.stride;
+  float* delta = a.delta + r * a.delta_pitch();
   const uint32_t example = example_of(a.batch, r);
   long long total = 0;
   if (!t.sparse) {
@@ -151,7 +151,7 @@ void HostBackend::output_delta(const OutputDeltaArgs& a) {
     }
   }
   if (a.error) *a.error += total;
-  if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient});
+  if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
 }
 
 }  // namespace dsstne

@@ -33,8 +33,8 @@ void HostBackend::column_sum(const ColumnSumArgs& a) {
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t j0 = c * kColumnChunk;
-    column_block_sum(a.matrix + j0, a.rows, a.stride, static_cast<uint32_t>(std::min(kColumnChunk, a.stride - j0)),
-                     a.scale, a.out + j0);
+    column_block_sum(a.matrix + j0, a.rows, a.row_pitch(),
+                     static_cast<uint32_t>(std::min(kColumnChunk, a.stride - j0)), a.scale, a.out + j0);
   }
 }
 

@@ -60,7 +60,7 @@ GemmArgs gemm_args(bool trans_a, bool trans_b, uint32_t m, uint32_t n, uint32_t 
 // matrix, X the input layer's units and delta the output layer's, over `rows` rows.
 GemmArgs input_delta_gemm(const Layer& in, const Layer& out, uint32_t rows, float alpha, float beta, float* c) {
   return gemm_args(true, false, in.stride, out.stride, rows, alpha, in.unit.device(), in.stride, out.delta.device(),
-                   out.stride, beta, c, out.stride);
+                   out.delta_pitch, beta, c, out.stride);
 }
 
 const char* activation_name(Activation a) {
@@ -337,7 +337,11 @@ void Network::allocate_batch_buffers() {
     // Sparse inputs without a dataset yet keep a unit buffer so that any later dense binding works.
     const bool needs_units = !(layer->kind == LayerKind::Input && layer->sparse_input);
     if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->stride);
-    if (layer->kind != LayerKind::Input) layer->delta.resize(static_cast<size_t>(batch) * layer->stride);
+    if (layer->kind != LayerKind::Input) {
+      layer->delta_pitch = pads_deltas(*layer) ? (layer->stride + 3) / 4 * 4 : layer->stride;
+      layer->delta.resize(static_cast<size_t>(batch) * layer->delta_pitch);
+      if (layer->delta_pitch != layer->stride) layer->delta.zero();  // the padding, never written
+    }
     if (layer->spec.sparse && layer->spec.sparseness_beta > 0.0f) layer->scratch.resize(layer->stride);
     if (layer->bn) layer->bn->xhat.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->sparse_input && layer->data) {
@@ -551,6 +555,17 @@ bool Network::ranks_linear_sums(const Layer& layer) {
          layer.activation.kind != Activation::SoftMax;
 }
 
+bool Network::pads_deltas(const Layer& layer) const {
+  if (layer.kind != LayerKind::Output || layer.stride % 4 == 0 || layer.spec.delta_norm > 0.0f || layer.bn ||
+      !layer.skips.empty())
+    return false;
+  for (const Weight* w : layer.incoming)
+    if (w->in->sparse_input) return false;
+  for (const auto& other : layers_)  // a Skip source takes its target's delta as a flat copy or sum
+    if (std::find(other->skips.begin(), other->skips.end(), &layer) != other->skips.end()) return false;
+  return true;
+}
+
 void Network::join_steps() {
   if (!steps_pending_ && !steps_deferred_) return;
   backend().wait_mark(kGradientMark);
@@ -575,6 +590,7 @@ void Network::output_deltas(const BatchRows& rows) {
     a.delta = layer->delta.device();
     a.rows = rows.rows;
     a.stride = layer->stride;
+    a.pitch = layer->delta_pitch;
     a.targets.sparse = layer->data->is_sparse();
     a.targets.ignore_zero = layer->data->ignore_zero();
     a.targets.repeats = layer->data->has_repeats();
@@ -797,7 +813,7 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
           if (w->transposed) {
             // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
             be.gemm(gemm_args(true, false, layer.stride, in.stride, rows.rows, scale, layer.delta.device(),
-                              layer.stride, in.unit.device(), in.stride, m.gradient_written ? 1.0f : 0.0f,
+                              layer.delta_pitch, in.unit.device(), in.stride, m.gradient_written ? 1.0f : 0.0f,
                               m.gw.device(), in.stride));
           } else {
             // gW (+)= scale X^T delta
@@ -809,12 +825,12 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
         m.gradient_written = true;
       }
       if (!w->locked && !delta_op_sums_bias(layer))  // else the delta's op summed it
-        be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device()});
+        be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device(), layer.delta_pitch});
       if (in.kind != LayerKind::Input) {
         // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
         be.gemm(gemm_args(false, !w->transposed, rows.rows, in.stride, layer.stride, 1.0f, layer.delta.device(),
-                          layer.stride, m.w.device(), w->transposed ? in.stride : layer.stride,
-                          in.delta_written ? 1.0f : 0.0f, in.delta.device(), in.stride));
+                          layer.delta_pitch, m.w.device(), w->transposed ? in.stride : layer.stride,
+                          in.delta_written ? 1.0f : 0.0f, in.delta.device(), in.delta_pitch));
         in.delta_written = true;
       }
       if (folded) {
@@ -1315,7 +1331,11 @@ void Network::get_units(const std::string& layer, float* out) {
 void Network::get_deltas(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.delta.empty(), "layer '", layer, "' has no deltas (input layers have none)");
-  l.delta.download(out);
+  if (l.delta_pitch == l.stride) return l.delta.download(out);
+  std::vector<float> padded(l.delta.size());
+  l.delta.download(padded.data());
+  for (size_t r = 0; r < spec_.batch; ++r)
+    std::copy_n(padded.data() + r * l.delta_pitch, l.stride, out + r * l.stride);
 }
 
 }  // namespace dsstne

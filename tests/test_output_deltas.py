@@ -49,8 +49,10 @@ def test_delta_boost_scales_l2_sparse_deltas(values):
     np.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_delta_boost_scales_cross_entropy_sparse_deltas():
-    y = random_csr(16, 12, 0.3, seed=4)
+@pytest.mark.parametrize("units", [12, 13], ids=["whole_rows", "padded_rows"])
+def test_delta_boost_scales_cross_entropy_sparse_deltas(units):
+    # 13 units: the output's delta rows are padded to whole 16 bytes (16 floats); deltas() leaves the padding.
+    y = random_csr(16, units, 0.3, seed=4)
     d, a = _deltas("CrossEntropy", "Sigmoid", y, {"DeltaBoost": {"one": 2.5, "zero": 0.25}})
     expected = np.where(y.toarray() != 0, 2.5 * (a - 1), 0.25 * a)
     np.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-7)

@@ -36,6 +36,8 @@ struct Layer {
   Shard shard;
   ActivationParams activation;
   Buffer<float> unit, delta, scratch;
+  // Floats from one delta row to the next: the stride, or whole 16 bytes where Network::pads_deltas.
+  uint32_t delta_pitch = 0;
   std::vector<Weight*> incoming;  // weights whose output is this layer
   std::vector<Weight*> outgoing;  // weights whose input is this layer
   std::vector<Layer*> skips;      // Skip sources: their units are added to this layer's pre-activation
@@ -172,6 +174,11 @@ class Network {
   // A layer whose incoming bias gradient the op writing its delta (the loss op of an output layer,
   // hidden_delta of the others) sums as it goes: backward then skips that column sum.
   static bool delta_op_sums_bias(const Layer& layer);
+  // An output layer whose deltas only the loss op, the bias gradient's column sums and the GEMMs read (no
+  // DeltaNorm, BatchNormalization, Skip or sparse input) and whose rows are not whole 16 bytes: its delta
+  // rows are padded to them (Layer::delta_pitch), so that the GEMMs copy them by TMA (on the benchmark
+  // network, the 27,278-unit output's delta GEMM).
+  bool pads_deltas(const Layer& layer) const;
   // The backend mark of the weight gradients computed on the side stream in backward (training and
   // recommendations, which also use marks, never run at once).
   static constexpr unsigned kGradientMark = 0;

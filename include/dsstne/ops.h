@@ -155,6 +155,10 @@ struct OutputDeltaArgs {
   const float* bias = nullptr;
   float* delta = nullptr;
   uint32_t rows = 0, stride = 0;
+  // Floats from one delta row to the next, 0: stride. (An output layer's deltas may be padded to whole
+  // 16 bytes, so that the GEMMs reading them copy their rows by TMA; the padding is never written.)
+  uint32_t pitch = 0;
+  DSSTNE_HD uint32_t delta_pitch() const { return pitch ? pitch : stride; }
   Targets targets;
   BatchRows batch;
   LossParams loss;
@@ -181,12 +185,14 @@ struct HiddenDeltaArgs {
   float bias_gradient_scale = 1.0f;
 };
 
-// [reduce] out[j] = scale * sum_r matrix[r][j], summed in row order.
+// [reduce] out[j] = scale * sum_r matrix[r][j] for j < stride, summed in row order.
 struct ColumnSumArgs {
   const float* matrix = nullptr;
   uint32_t rows = 0, stride = 0;
   float scale = 1.0f;
   float* out = nullptr;
+  uint32_t pitch = 0;  // floats from one row to the next, 0: stride
+  DSSTNE_HD uint32_t row_pitch() const { return pitch ? pitch : stride; }
 };
 
 // A sparse input's matrix stepped lazily (Network::steps_lazily). No kernel reads a row's weights before
