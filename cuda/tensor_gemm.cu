@@ -263,9 +263,10 @@ struct UnitWalk {
   }
 };
 
-// The tensor maps of the operands the wgmma kernel copies by TMA (TensorGemmPlan::tma_a, tma_b).
+// The tensor maps of the operands the wgmma kernel copies by TMA (TensorGemmPlan::tma_a, tma_b): B's is
+// its even rows' where B is read in pairs of rows (below), b_odd the odd rows'.
 struct BulkMaps {
-  CUtensorMap a, b_even, b_odd;
+  CUtensorMap a, b, b_odd;
 };
 // A rows-contiguous B copied by TMA is read as pairs of rows: a pair's pitch is a multiple of 16 bytes
 // when B's is even. A box must start on 16 bytes (H100: "illegal instruction" otherwise), so the odd rows'
@@ -278,15 +279,16 @@ constexpr int kEvenBox = kBK / 2 * kBN, kOddBox = kBK / 2 * kOddCols;
 // across unit boundaries. Each next() queues one step's copies (or none past the last unit) as one group.
 // With kTmaA or kTmaB (the wgmma kernel) one thread queues that operand's whole stage as bulk tensor
 // copies completing on the stage's barrier; cp.async copies carry the rest (H100: the copies alone took a
-// hidden-1,024 forward's 104 steps a block 95 µs, the GEMM's whole pace). A: K-contiguous with 16-byte
-// rows, one box in the stage's own layout. B: rows contiguous, read as pairs of rows (B's pitch need not
-// be a multiple of 16 bytes, a pair's is when it is even), so the even depths' box and the odd ones' land
-// one after the other (kOddCols).
+// hidden-1,024 forward's 104 steps a block 95 µs, the GEMM's whole pace). A, and a transposed B: K
+// contiguous with 16-byte rows, one box in the stage's own layout. Else B: rows contiguous, read as pairs
+// of rows (kPairedB: B's pitch need not be a multiple of 16 bytes, a pair's is when it is even), so the
+// even depths' box and the odd ones' land one after the other (kOddCols).
 template <bool kTransA, bool kTransB, int kRing, bool kTmaA = false, bool kTmaB = false>
 struct CopyPipeline {
   using TA = Tile<!kTransA, kBM>;  // A is M x K: K contiguous unless transposed
   using TB = Tile<kTransB, kBN>;   // B is K x N: N contiguous unless transposed
-  static constexpr int kBFloats = kTmaB ? kEvenBox + kOddBox : TB::floats;
+  static constexpr bool kPairedB = kTmaB && !kTransB;
+  static constexpr int kBFloats = kPairedB ? kEvenBox + kOddBox : TB::floats;
   static constexpr int kRingFloats = kRing * (TA::floats + kBFloats);
   // Stage i's parts: [A][B] a stage, but B's bulk-copied parts, not a multiple of 1,024 bytes, follow all of
   // A's (whose swizzle needs that alignment; a ring of 32 KB stages keeps the multiprocessor's 196 KB
@@ -327,9 +329,11 @@ struct CopyPipeline {
           const int k = walk.u.k_begin + walk.step * kBK;
           barrier_expect(bars + stage, ((kTmaA ? TA::floats : 0) + (kTmaB ? kBFloats : 0)) * sizeof(float));
           if constexpr (kTmaA) tma_load_2d(s, &maps->a, k, walk.u.m0, bars + stage);
-          if constexpr (kTmaB) {
-            tma_load_2d(s_b, &maps->b_even, walk.u.n0, k / 2, bars + stage);
+          if constexpr (kPairedB) {
+            tma_load_2d(s_b, &maps->b, walk.u.n0, k / 2, bars + stage);
             tma_load_2d(s_b + kEvenBox, &maps->b_odd, g.ldb - g.ldb % 4 + walk.u.n0, k / 2, bars + stage);
+          } else if constexpr (kTmaB) {
+            tma_load_2d(s_b, &maps->b, k, walk.u.n0, bars + stage);
           }
         }
 #endif
@@ -581,8 +585,8 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
   wait_stages<kWgStages - 2>();
   wait_bulk(0, copies);
   __syncthreads();
-  const int shift = g.ldb % 4;  // kTmaB: the odd rows' box starts this many columns early
-  split_b<kTransB, kProducts, kTmaB>(Copies::b_part(stages, 0), halves, halves + kHalfFloats, shift);
+  const int shift = g.ldb % 4;  // kPairedB: the odd rows' box starts this many columns early
+  split_b<kTransB, kProducts, Copies::kPairedB>(Copies::b_part(stages, 0), halves, halves + kHalfFloats, shift);
   fence_async_shared();
 
   // A's fragments of a step, in two register sets: the next step's are loaded while this one multiplies
@@ -651,9 +655,10 @@ __global__ void __launch_bounds__(kGemmThreads, 1)
     slice(std::integral_constant<int, 0>{});
     load_a(next_set, next_stage);
     slice(std::integral_constant<int, 1>{});
-    split_b<kTransB, kProducts, kTmaB, 0, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats, shift);
+    split_b<kTransB, kProducts, Copies::kPairedB, 0, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats,
+                                                                       shift);
     slice(std::integral_constant<int, 2>{});
-    split_b<kTransB, kProducts, kTmaB, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats, shift);
+    split_b<kTransB, kProducts, Copies::kPairedB, kSplitPasses / 2>(next_b, next_half, next_half + kHalfFloats, shift);
     slice(std::integral_constant<int, 3>{});
     wgmma_commit();
     fence_async_shared();
@@ -786,12 +791,11 @@ void launch_kernel(const GemmArgs& g, const TileGrid& grid, const TensorGemmPlan
     };
     using Yes = std::true_type;
     using No = std::false_type;
-    if constexpr (!kTransA && !kTransB)
+    if constexpr (!kTransA) {
       if (plan.tma_a && plan.tma_b) return run(Yes{}, Yes{});
-    if constexpr (!kTransA)
-      if (plan.tma_a && !plan.tma_b) return run(Yes{}, No{});
-    if constexpr (!kTransB)
-      if (plan.tma_b && !plan.tma_a) return run(No{}, Yes{});
+      if (plan.tma_a) return run(Yes{}, No{});
+    }
+    if (plan.tma_b) return run(No{}, Yes{});
     run(No{}, No{});
   } else {
     constexpr int kBytes = CopyPipeline<kTransA, kTransB, kStages>::kRingFloats * static_cast<int>(sizeof(float));
@@ -825,11 +829,11 @@ CUtensorMap tensor_map(const float* base, uint64_t x, uint64_t y, uint64_t pitch
   return map;
 }
 
-// A as [m][k] with pitch lda, a box a stage (kBM rows of kBK depths, 128 bytes) with the 128-byte
-// swizzle, which is Tile's K-contiguous layout.
-CUtensorMap tensor_map_a(const GemmArgs& g) {
-  return tensor_map(g.a, static_cast<uint64_t>(g.k), static_cast<uint64_t>(g.m), static_cast<uint64_t>(g.lda), kBK,
-                    kBM, CU_TENSOR_MAP_SWIZZLE_128B);
+// A K-contiguous operand ([rows][k], `pitch` floats a row: A, or a transposed B), a box a stage
+// (box_rows rows of kBK depths, 128 bytes) with the 128-byte swizzle, which is Tile's K-contiguous layout.
+CUtensorMap tensor_map_k(const float* base, int k, int rows, int pitch, uint32_t box_rows) {
+  return tensor_map(base, static_cast<uint64_t>(k), static_cast<uint64_t>(rows), static_cast<uint64_t>(pitch), kBK,
+                    box_rows, CU_TENSOR_MAP_SWIZZLE_128B);
 }
 
 // B ([k][n], pitch ldb) as k / 2 rows of two: a row of the map is B's rows 2 i (its first ldb floats) and
@@ -838,7 +842,7 @@ CUtensorMap tensor_map_a(const GemmArgs& g) {
 // reads the next row's first floats, and the odd rows' box starts with the even row's last ones: both land
 // only in stage columns no product reads or whose sums are never stored; the odd rows' boxes past n and
 // the depths past k read zeros.
-CUtensorMap tensor_map_b(const GemmArgs& g, uint32_t box_columns) {
+CUtensorMap tensor_map_b_pairs(const GemmArgs& g, uint32_t box_columns) {
   return tensor_map(g.b, static_cast<uint64_t>(g.ldb) + g.n, static_cast<uint64_t>(g.k) / 2,
                     2 * static_cast<uint64_t>(g.ldb), box_columns, kBK / 2, CU_TENSOR_MAP_SWIZZLE_NONE);
 }
@@ -849,8 +853,9 @@ void run_grid(const GemmArgs& g, const TileGrid& grid, const TensorGemmPlan& pla
               cudaStream_t stream, bool dependent) {
   float* const partial = grid.splits > 1 ? workspace : nullptr;
   BulkMaps maps{};
-  if (plan.tma_a) maps.a = tensor_map_a(g);
-  if (plan.tma_b) maps.b_even = tensor_map_b(g, kBN), maps.b_odd = tensor_map_b(g, kOddCols);
+  if (plan.tma_a) maps.a = tensor_map_k(g.a, g.k, g.m, g.lda, kBM);
+  if (plan.tma_b && g.trans_b) maps.b = tensor_map_k(g.b, g.k, g.n, g.ldb, kBN);
+  else if (plan.tma_b) maps.b = tensor_map_b_pairs(g, kBN), maps.b_odd = tensor_map_b_pairs(g, kOddCols);
   if (g.trans_a && g.trans_b) launch_kernel<true, true, kProducts>(g, grid, plan, partial, stream, dependent, maps);
   else if (g.trans_a) launch_kernel<true, false, kProducts>(g, grid, plan, partial, stream, dependent, maps);
   else if (g.trans_b) launch_kernel<false, true, kProducts>(g, grid, plan, partial, stream, dependent, maps);
@@ -903,22 +908,25 @@ size_t workspace_floats(const TileGrid& grid, const GemmArgs& g) {
   return grid.splits > 1 ? size_t{grid.splits} * g.m * g.n : 0;
 }
 
+// DSSTNE_TENSOR_GEMM, read once (the plan asks on every GEMM): "mma" forces the mma.sync kernel,
+// "cp-async" keeps every operand of the wgmma kernel on cp.async copies (both for comparison).
+const std::string& forced_kernel() {
+  static const std::string forced = [] {
+    const char* value = std::getenv("DSSTNE_TENSOR_GEMM");
+    return std::string(value ? value : "");
+  }();
+  return forced;
+}
+
+bool bulk_copies_allowed() { return forced_kernel() != "cp-async"; }
+
 }  // namespace
 
 bool wgmma_kernel_available() {
   int image = 0;
   DSSTNE_CUDA_CHECK(cudaMemcpyFromSymbol(&image, wgmma_image, sizeof(image)));
-  const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
-  return image && !(force && std::string(force) == "mma");
+  return image && forced_kernel() != "mma";
 }
-
-namespace {
-// DSSTNE_TENSOR_GEMM=cp-async keeps every operand of the wgmma kernel on cp.async copies (for comparison).
-bool bulk_copies_allowed() {
-  const char* force = std::getenv("DSSTNE_TENSOR_GEMM");
-  return !(force && std::string(force) == "cp-async");
-}
-}  // namespace
 
 TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgmma) {
   TensorGemmPlan p;
@@ -930,9 +938,10 @@ TensorGemmPlan tensor_gemm_plan(const GemmArgs& g, int multiprocessors, bool wgm
   p.wgmma = wgmma;
   // The bulk copy's rows: a pitch of whole 16-byte chunks from a 16-byte aligned start.
   p.tma_a = wgmma && !g.trans_a && g.lda % 4 == 0 && aligned(g.a, 16) && bulk_copies_allowed();
-  // B's rows in pairs: an even pitch makes a pair's 16-byte multiple, an even K whole pairs. (A tail's B
-  // starts a whole number of 128-column tiles further: aligned as well.)
-  p.tma_b = wgmma && !g.trans_b && g.ldb % 2 == 0 && g.k % 2 == 0 && aligned(g.b, 16) && bulk_copies_allowed();
+  // A transposed B as A. Else B's rows in pairs: an even pitch makes a pair's 16-byte multiple, an even K
+  // whole pairs. (A tail's B starts a whole number of 128-column tiles further: aligned as well.)
+  p.tma_b = wgmma && (g.trans_b ? g.ldb % 4 == 0 : g.ldb % 2 == 0 && g.k % 2 == 0) && aligned(g.b, 16) &&
+            bulk_copies_allowed();
   p.grid = plan_grid(g, multiprocessors);
   // An unsplit product whose tiles are whole rounds of a wave and a few over (the benchmark's output
   // forward: 428 tiles of 32 steps, 3 rounds of 132 and 32, so a fourth round of 32 steps) takes the

@@ -31,7 +31,7 @@ struct TensorGemmPlan {
   bool supported = false;  // shapes and alignment the kernel takes (else the caller uses cuBLAS)
   bool wgmma = false;      // the Hopper kernel (sm_90a image loaded), else the mma.sync one
   bool tma_a = false;      // wgmma: A copied by bulk tensor copies (K-contiguous, 16-byte rows)
-  bool tma_b = false;      // wgmma: B copied by bulk tensor copies (rows contiguous, in pairs of rows)
+  bool tma_b = false;      // wgmma: B copied by bulk tensor copies (transposed as A, else in pairs of rows)
   TileGrid grid;           // C, or its columns before tail_n0
   // Above 0: C's columns from tail_n0 on are a second product split over K (`tail`), so that the tiles
   // past the last whole round of blocks spread over all of them instead of leaving most idle.

@@ -58,9 +58,10 @@ GemmArgs gemm_args(bool trans_a, bool trans_b, uint32_t m, uint32_t n, uint32_t 
 
 // c = alpha X^T delta + beta c: a connection's weight gradient (or its step) as a row-major [in][out]
 // matrix, X the input layer's units and delta the output layer's, over `rows` rows.
-GemmArgs input_delta_gemm(const Layer& in, const Layer& out, uint32_t rows, float alpha, float beta, float* c) {
+GemmArgs input_delta_gemm(const Layer& in, const Layer& out, uint32_t rows, float alpha, float beta, float* c,
+                          uint32_t ldc) {
   return gemm_args(true, false, in.stride, out.stride, rows, alpha, in.unit.device(), in.stride, out.delta.device(),
-                   out.delta_pitch, beta, c, out.stride);
+                   out.delta_pitch, beta, c, ldc);
 }
 
 const char* activation_name(Activation a) {
@@ -202,10 +203,6 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
     weight->out = out->second;
     in->second->outgoing.push_back(weight.get());
     out->second->incoming.push_back(weight.get());
-    // A shared connection holds only its bias: the matrix and its gradient live with the owner.
-    const size_t n = ws.shared ? 0 : static_cast<size_t>(weight->in->stride) * weight->out->stride;
-    weight->w = Buffer<float>(ctx_->backend, n);
-    weight->gw = Buffer<float>(ctx_->backend, n);
     weight->b = Buffer<float>(ctx_->backend, weight->out->stride);
     weight->gb = Buffer<float>(ctx_->backend, weight->out->stride);
     weights_.push_back(std::move(weight));
@@ -214,6 +211,14 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
     if (layer->kind != LayerKind::Input && layer->incoming.empty())
       DSSTNE_RAISE(InputError, "layer '", layer->spec.name, "' has no incoming connection");
   resolve_structure(by_name);
+  // The matrices, once their sharing is known (pads_matrix). A shared connection holds only its bias: the
+  // matrix and its gradient live with the owner. Allocations are zeroed, and so is the padding.
+  for (auto& w : weights_) {
+    w->pitch = pads_matrix(*w) ? (w->out->stride + 3) / 4 * 4 : w->out->stride;
+    const size_t n = w->shared() ? 0 : static_cast<size_t>(w->in->stride) * w->pitch;
+    w->w = Buffer<float>(ctx_->backend, n);
+    w->gw = Buffer<float>(ctx_->backend, n);
+  }
 
   // Forward order: distance from the inputs (longest path), ties in declaration order.
   std::vector<int> distance(layers_.size(), -1);
@@ -339,8 +344,7 @@ void Network::allocate_batch_buffers() {
     if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->kind != LayerKind::Input) {
       layer->delta_pitch = pads_deltas(*layer) ? (layer->stride + 3) / 4 * 4 : layer->stride;
-      layer->delta.resize(static_cast<size_t>(batch) * layer->delta_pitch);
-      if (layer->delta_pitch != layer->stride) layer->delta.zero();  // the padding, never written
+      layer->delta.resize(static_cast<size_t>(batch) * layer->delta_pitch);  // zeroed: the padding is never written
     }
     if (layer->spec.sparse && layer->spec.sparseness_beta > 0.0f) layer->scratch.resize(layer->stride);
     if (layer->bn) layer->bn->xhat.resize(static_cast<size_t>(batch) * layer->stride);
@@ -459,7 +463,7 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       } else {
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
         be.gemm(gemm_args(false, w->transposed, rows.rows, layer.stride, in.stride, 1.0f, in.unit.device(), in.stride,
-                          w->matrix().w.device(), w->transposed ? in.stride : layer.stride, first ? 0.0f : 1.0f,
+                          w->matrix().w.device(), w->matrix().pitch, first ? 0.0f : 1.0f,
                           layer.unit.device(), layer.stride));
       }
       first = false;
@@ -564,6 +568,11 @@ bool Network::pads_deltas(const Layer& layer) const {
   for (const auto& other : layers_)  // a Skip source takes its target's delta as a flat copy or sum
     if (std::find(other->skips.begin(), other->skips.end(), &layer) != other->skips.end()) return false;
   return true;
+}
+
+bool Network::pads_matrix(const Weight& w) {
+  return w.in->kind != LayerKind::Input && w.out->stride % 4 != 0 && w.spec.norm <= 0.0f && !w.spec.shared &&
+         w.sharing_count == 1;
 }
 
 void Network::join_steps() {
@@ -725,7 +734,7 @@ void Network::step_in_gemm(Weight& w, const BatchRows& rows, const UpdateParams&
                            error_.device() + 1});
   const float scale = -1.0f / static_cast<float>(rows.rows);
   be.gemm(input_delta_gemm(*w.in, *w.out, rows.rows, step.alpha * scale, 1.0f - step.alpha * step.lambda,
-                           w.w.device()));
+                           w.w.device(), w.pitch));
   be.mark(kGradientMark);
   w.stepped = true;
 }
@@ -814,10 +823,11 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
             // gW_owner (+)= scale delta^T X: the owner's matrix is [this layer][input]
             be.gemm(gemm_args(true, false, layer.stride, in.stride, rows.rows, scale, layer.delta.device(),
                               layer.delta_pitch, in.unit.device(), in.stride, m.gradient_written ? 1.0f : 0.0f,
-                              m.gw.device(), in.stride));
+                              m.gw.device(), m.pitch));
           } else {
             // gW (+)= scale X^T delta
-            be.gemm(input_delta_gemm(in, layer, rows.rows, scale, m.gradient_written ? 1.0f : 0.0f, m.gw.device()));
+            be.gemm(input_delta_gemm(in, layer, rows.rows, scale, m.gradient_written ? 1.0f : 0.0f, m.gw.device(),
+                                     m.pitch));
           }
           be.mark(kGradientMark);
           side_gradients = true;
@@ -829,7 +839,7 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
       if (in.kind != LayerKind::Input) {
         // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
         be.gemm(gemm_args(false, !w->transposed, rows.rows, in.stride, layer.stride, 1.0f, layer.delta.device(),
-                          layer.delta_pitch, m.w.device(), w->transposed ? in.stride : layer.stride,
+                          layer.delta_pitch, m.w.device(), m.pitch,
                           in.delta_written ? 1.0f : 0.0f, in.delta.device(), in.delta_pitch));
         in.delta_written = true;
       }
@@ -1166,7 +1176,7 @@ void Network::get_weights(const std::string& input, const std::string& output, f
     const std::vector<float> back = transpose(t.data(), weight.out->stride, weight.in->stride);
     std::copy(back.begin(), back.end(), w);
   } else {
-    m.w.download(w);
+    m.w.download_rows(w, m.in->stride, m.out->stride, m.pitch);
   }
   weight.b.download(b);
 }
@@ -1174,14 +1184,14 @@ void Network::get_weights(const std::string& input, const std::string& output, f
 void Network::set_weights(const std::string& input, const std::string& output, const float* w, const float* b) {
   Weight& weight = find_weight(input, output);
   Weight& m = weight.matrix();
-  for (size_t i = 0; i < m.w.size(); ++i)
+  for (size_t i = 0; i < static_cast<size_t>(weight.in->stride) * weight.out->stride; ++i)
     DSSTNE_REQUIRE(std::isfinite(w[i]), "weight ", input, " -> ", output, " element ", i, " is not finite");
   for (size_t i = 0; i < weight.b.size(); ++i)
     DSSTNE_REQUIRE(std::isfinite(b[i]), "bias ", input, " -> ", output, " element ", i, " is not finite");
   if (weight.transposed)
     m.w.upload(transpose(w, weight.in->stride, weight.out->stride).data());
   else
-    m.w.upload(w);
+    m.w.upload_rows(w, m.in->stride, m.out->stride, m.pitch);
   weight.b.upload(b);
 }
 
@@ -1215,7 +1225,7 @@ void Network::get_gradients(const std::string& input, const std::string& output,
   Weight& m = weight.matrix();
   const size_t n = static_cast<size_t>(weight.in->stride) * weight.out->stride;
   std::vector<float> g(n);
-  m.gw.download(g.data());
+  m.gw.download_rows(g.data(), m.in->stride, m.out->stride, m.pitch);
   if (weight.transposed) g = transpose(g.data(), weight.out->stride, weight.in->stride);
   const float count = static_cast<float>(m.sharing_count);
   for (size_t i = 0; i < n; ++i) w[i] = g[i] * count;
@@ -1229,7 +1239,7 @@ void Network::get_state(const std::string& input, const std::string& output, int
   DSSTNE_REQUIRE(!sb.empty(), "connection ", input, " -> ", output, " has no optimiser state ", which);
   // A shared connection's matrix state lives with its owner: its own is reported as zeros.
   if (weight.shared()) std::fill(w, w + static_cast<size_t>(weight.in->stride) * weight.out->stride, 0.0f);
-  sw.download(w);
+  sw.download_rows(w, weight.in->stride, weight.out->stride, weight.pitch);
   sb.download(b);
 }
 
@@ -1243,7 +1253,7 @@ void Network::set_state(const std::string& input, const std::string& output, int
     sw = Buffer<float>(ctx_->backend, weight.w.size());
     sb = Buffer<float>(ctx_->backend, weight.b.size());
   }
-  sw.upload(w);
+  sw.upload_rows(w, weight.in->stride, weight.out->stride, weight.pitch);
   sb.upload(b);
 }
 
@@ -1331,11 +1341,7 @@ void Network::get_units(const std::string& layer, float* out) {
 void Network::get_deltas(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.delta.empty(), "layer '", layer, "' has no deltas (input layers have none)");
-  if (l.delta_pitch == l.stride) return l.delta.download(out);
-  std::vector<float> padded(l.delta.size());
-  l.delta.download(padded.data());
-  for (size_t r = 0; r < spec_.batch; ++r)
-    std::copy_n(padded.data() + r * l.delta_pitch, l.stride, out + r * l.stride);
+  l.delta.download_rows(out, spec_.batch, l.stride, l.delta_pitch);
 }
 
 }  // namespace dsstne

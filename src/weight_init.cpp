@@ -12,7 +12,7 @@ namespace dsstne {
 
 void initialise_weight(Weight& weight, uint64_t seed) {
   const uint64_t n_in = weight.in->stride, n_out = weight.out->stride;
-  const size_t n = weight.w.size();
+  const size_t n = weight.w.empty() ? 0 : n_in * n_out;  // a shared connection's matrix is its owner's
   const float s = weight.spec.init_scale;
   const uint64_t key = rng::key(seed, rng::kWeights, weight.index);
   std::vector<float> w(n);
@@ -51,7 +51,7 @@ void initialise_weight(Weight& weight, uint64_t seed) {
     default:
       DSSTNE_RAISE(InputError, "unknown weight initialisation ", weight.spec.init);
   }
-  weight.w.upload(w.data());
+  weight.w.upload_rows(w.data(), n_in, n_out, weight.pitch);
   std::vector<float> b(weight.b.size(), weight.spec.bias_init);
   weight.b.upload(b.data());
 }

@@ -51,6 +51,20 @@ class Buffer {
   void download(T* dst = nullptr) {
     if (length_) backend_->to_host(dst ? dst : mirror(), device_, bytes());
   }
+  // `count` host rows of `width` to and from a target layout whose rows are `pitch` apart (the padding
+  // between them uploaded as zeros).
+  void upload_rows(const T* src, size_t count, size_t width, size_t pitch) {
+    if (pitch == width) return upload(src);
+    std::vector<T> padded(length_, T{});
+    for (size_t r = 0; r < count; ++r) std::copy_n(src + r * width, width, padded.data() + r * pitch);
+    upload(padded.data());
+  }
+  void download_rows(T* dst, size_t count, size_t width, size_t pitch) {
+    if (pitch == width) return download(dst);
+    std::vector<T> padded(length_);
+    download(padded.data());
+    for (size_t r = 0; r < count; ++r) std::copy_n(padded.data() + r * pitch, width, dst + r * width);
+  }
   // Target -> target, the whole length of the smaller buffer.
   void copy_from(const Buffer& other) {
     backend_->copy(device_, other.device_, std::min(bytes(), other.bytes()));

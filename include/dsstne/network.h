@@ -56,7 +56,11 @@ struct Weight {
   uint32_t index = 0;
   Layer* in = nullptr;
   Layer* out = nullptr;
-  Buffer<float> w, b, gw, gb;  // w [in stride][out stride], gradients hold the descent direction
+  Buffer<float> w, b, gw, gb;  // w [in stride][pitch], gradients hold the descent direction
+  // Floats from one row of w, gw and the optimiser state to the next: the out stride, or whole 16 bytes
+  // where Network::pads_matrix (the padding stays zero: every step of a zero weight with a zero gradient
+  // and state is zero).
+  uint32_t pitch = 0;
   Buffer<float> vw, vb, vw2, vb2;  // optimiser state (modes other than SGD)
   // Sparse input: the minibatch (Network::stamp_) that last wrote each input unit's gradient row.
   Buffer<uint32_t> row_stamp;
@@ -179,6 +183,10 @@ class Network {
   // rows are padded to them (Layer::delta_pitch), so that the GEMMs copy them by TMA (on the benchmark
   // network, the 27,278-unit output's delta GEMM).
   bool pads_deltas(const Layer& layer) const;
+  // An unshared matrix from a layer other than an input (the dense GEMMs alone read it: no gather-sum, no
+  // lazy rows, no weight norm) into a layer whose rows are not whole 16 bytes: its rows are padded to them
+  // (Weight::pitch), so that the GEMM reading it K-contiguous (the delta's, delta W^T) copies it by TMA.
+  static bool pads_matrix(const Weight& w);
   // The backend mark of the weight gradients computed on the side stream in backward (training and
   // recommendations, which also use marks, never run at once).
   static constexpr unsigned kGradientMark = 0;
