@@ -429,6 +429,9 @@ def test_save_load_predicts_identically(tmp_path):
     with netCDF4.Dataset(tmp_path / "model.nc") as nc:  # row-major [input][output]
         w, b = net.weights("Input", "Hidden1")
         np.testing.assert_array_equal(nc["weight0_weights"][:], w.reshape(-1))
+        w, b = net.weights("Hidden1", "Output")  # rows of 70 floats, 72 apart on the target (pads_matrix)
+        np.testing.assert_array_equal(nc["weight1_weights"][:], w.reshape(-1))
+        np.testing.assert_array_equal(nc["weight1_bias"][:], b)
         assert int(nc.getncattr("weight0_width")) == 16 and int(nc.getncattr("weight0_height")) == 70
         assert nc.getncattr("layer0_attributes") == 1 | 2  # Sparse | Denoising
         assert float(nc.getncattr("version")) == pytest.approx(0.9)

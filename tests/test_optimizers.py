@@ -179,20 +179,19 @@ def _mlp(x, t, hidden, device="cpu", batch=None):
 # before the step and the regularisation error the weights from before it. RMSProp defers the output
 # matrix's step to the side stream until the next forward's output layer (Network::defers_step) and steps
 # the others in the update's pass; each forward must see every matrix after the step before it.
-BESIDE = {"SGD": dict(alpha=0.2, mu=0.0, lambda1=0.0), "RMSProp": PARAMS["RMSProp"]}
+BESIDE = {"SGD": dict(alpha=0.2, mu=0.0, mu1=0.0), "RMSProp": PARAMS["RMSProp"]}
 PAIRS = (("Input", "Hidden1"), ("Hidden1", "Hidden2"), ("Hidden2", "Output"))
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-@pytest.mark.parametrize("mode", BESIDE)
-def test_steps_beside_the_backward_match_the_formulas(mode, device):
-    net = _mlp(X, T, (4, 3), device=device)
+def _check_mlp_steps(net, mode, p, lam, lam1=0.0, steps=20):
+    """`steps` one-minibatch epochs of the (4, 3) MLP against its forward, backward and steps in float64,
+    the reported regularisation term (of the weights before each step) included."""
     params = {pair: [a.astype(np.float64) for a in net.weights(*pair)] for pair in PAIRS}
-    state = {(pair, i): np.zeros_like(a) for pair, pb in params.items() for i, a in enumerate(pb)}
-    p, lam, rows = BESIDE[mode], 0.05, len(X)
+    state = {(pair, i, k): np.zeros_like(a) for pair, pb in params.items() for i, a in enumerate(pb) for k in (1, 2)}
+    rows = len(X)
     regularization = []
-    for _ in range(20):
-        regularization.append(0.5 * lam * sum(np.sum(w * w) for w, _ in params.values()))
+    for step in range(steps):
+        regularization.append(sum(np.sum(0.5 * lam * w * w + lam1 * np.abs(w)) for w, _ in params.values()))
         units = [X]  # each layer's input
         for w, b in list(params.values())[:-1]:
             units.append(1 / (1 + np.exp(-(units[-1] @ w + b))))
@@ -201,15 +200,30 @@ def test_steps_beside_the_backward_match_the_formulas(mode, device):
         grads = {}
         for pair, x_in in zip(PAIRS[::-1], units[::-1]):
             w = params[pair][0]
-            grads[pair] = (-(x_in.T @ delta) / rows - lam * w, -delta.mean(axis=0))
+            grads[pair] = (-(x_in.T @ delta) / rows - lam * w - lam1 * np.sign(w), -delta.mean(axis=0))
             delta = (delta @ w.T) * x_in * (1 - x_in)  # the input layer's (unused)
-        params = {pair: [_step(mode, a, g, state, (pair, i), None, p["alpha"], p["mu"], 0.0, 0)
+        params = {pair: [_step(mode, a, g, state, (pair, i, 1), (pair, i, 2), p["alpha"], p["mu"], p["mu1"], step + 2)
                          for i, (a, g) in enumerate(zip(pb, grads[pair]))] for pair, pb in params.items()}
-    net.train(20, lambda_=lam, optimizer=mode, **p)
+    net.train(steps, lambda_=lam, lambda1=lam1, optimizer=mode, **p)
     for pair, expected in params.items():
         for a, b in zip(net.weights(*pair), expected):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([r.regularization for r in net.history], regularization, rtol=1e-5)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("mode", BESIDE)
+def test_steps_beside_the_backward_match_the_formulas(mode, device):
+    _check_mlp_steps(_mlp(X, T, (4, 3), device=device), mode, BESIDE[mode], lam=0.05)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("mode", PARAMS)
+def test_padded_matrices_step_as_the_formulas(mode, device):
+    # Hidden1 -> Hidden2 (4 x 3) and Hidden2 -> Output (3 x 3) keep rows of 4 floats (Network::pads_matrix):
+    # every mode, with L1 and L2, must leave the padding zero (the regularisation term sums it) and step
+    # the rest as the formulas do.
+    _check_mlp_steps(_mlp(X, T, (4, 3), device=device), mode, PARAMS[mode], lam=0.01, lam1=0.001)
 
 
 @pytest.mark.cuda
