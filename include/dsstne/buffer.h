@@ -51,18 +51,20 @@ class Buffer {
   void download(T* dst = nullptr) {
     if (length_) backend_->to_host(dst ? dst : mirror(), device_, bytes());
   }
-  // `count` host rows of `width` to and from a target layout whose rows are `pitch` apart (the padding
-  // between them uploaded as zeros).
+  // `count` host rows of `width` to and from the first `count` rows of a target layout whose rows are
+  // `pitch` apart (the padding between them uploaded as zeros). An empty buffer moves nothing.
   void upload_rows(const T* src, size_t count, size_t width, size_t pitch) {
-    if (pitch == width) return upload(src);
-    std::vector<T> padded(length_, T{});
+    if (!rows_fit(count, width, pitch)) return;
+    if (pitch == width) return backend_->to_device(device_, src, count * width * sizeof(T));
+    std::vector<T> padded(count * pitch, T{});
     for (size_t r = 0; r < count; ++r) std::copy_n(src + r * width, width, padded.data() + r * pitch);
-    upload(padded.data());
+    backend_->to_device(device_, padded.data(), padded.size() * sizeof(T));
   }
   void download_rows(T* dst, size_t count, size_t width, size_t pitch) {
-    if (pitch == width) return download(dst);
-    std::vector<T> padded(length_);
-    download(padded.data());
+    if (!rows_fit(count, width, pitch)) return;
+    if (pitch == width) return backend_->to_host(dst, device_, count * width * sizeof(T));
+    std::vector<T> padded(count * pitch);
+    backend_->to_host(padded.data(), device_, padded.size() * sizeof(T));
     for (size_t r = 0; r < count; ++r) std::copy_n(padded.data() + r * pitch, width, dst + r * width);
   }
   // Target -> target, the whole length of the smaller buffer.
@@ -82,6 +84,13 @@ class Buffer {
   }
 
  private:
+  // Whether rows are to be moved: none for an empty buffer; an error past its end.
+  bool rows_fit(size_t count, size_t width, size_t pitch) const {
+    if (!length_) return false;
+    DSSTNE_REQUIRE(width <= pitch && count * pitch <= length_, count, " rows of ", pitch,
+                   " do not fit a buffer of ", length_);
+    return true;
+  }
   T* mirror() {
     if (host_.size() != length_) host_.assign(length_, T{});
     return host_.data();
