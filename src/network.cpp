@@ -72,6 +72,9 @@ const char* activation_name(Activation a) {
   return i >= 0 && i < 13 ? names[i] : "unknown";
 }
 
+// Floats rounded up to whole 16 bytes: the row pitch that bulk tensor copies can start every row on.
+uint32_t whole_16_bytes(uint32_t floats) { return (floats + 3) / 4 * 4; }
+
 // Ops queue on the backend's side stream while this lives.
 class SideStream {
  public:
@@ -214,7 +217,7 @@ Network::Network(std::shared_ptr<Context> context, NetworkSpec spec, std::vector
   // The matrices, once their sharing is known (pads_matrix). A shared connection holds only its bias: the
   // matrix and its gradient live with the owner. Allocations are zeroed, and so is the padding.
   for (auto& w : weights_) {
-    w->pitch = pads_matrix(*w) ? (w->out->stride + 3) / 4 * 4 : w->out->stride;
+    w->pitch = pads_matrix(*w) ? whole_16_bytes(w->out->stride) : w->out->stride;
     const size_t n = w->shared() ? 0 : static_cast<size_t>(w->in->stride) * w->pitch;
     w->w = Buffer<float>(ctx_->backend, n);
     w->gw = Buffer<float>(ctx_->backend, n);
@@ -343,7 +346,7 @@ void Network::allocate_batch_buffers() {
     const bool needs_units = !(layer->kind == LayerKind::Input && layer->sparse_input);
     if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->kind != LayerKind::Input) {
-      layer->delta_pitch = pads_deltas(*layer) ? (layer->stride + 3) / 4 * 4 : layer->stride;
+      layer->delta_pitch = pads_deltas(*layer) ? whole_16_bytes(layer->stride) : layer->stride;
       layer->delta.resize(static_cast<size_t>(batch) * layer->delta_pitch);  // zeroed: the padding is never written
     }
     if (layer->spec.sparse && layer->spec.sparseness_beta > 0.0f) layer->scratch.resize(layer->stride);
@@ -560,8 +563,7 @@ bool Network::ranks_linear_sums(const Layer& layer) {
 }
 
 bool Network::pads_deltas(const Layer& layer) const {
-  if (layer.kind != LayerKind::Output || layer.stride % 4 == 0 || layer.spec.delta_norm > 0.0f || layer.bn ||
-      !layer.skips.empty())
+  if (layer.kind != LayerKind::Output || layer.spec.delta_norm > 0.0f || layer.bn || !layer.skips.empty())
     return false;
   for (const Weight* w : layer.incoming)
     if (w->in->sparse_input) return false;
@@ -571,8 +573,7 @@ bool Network::pads_deltas(const Layer& layer) const {
 }
 
 bool Network::pads_matrix(const Weight& w) {
-  return w.in->kind != LayerKind::Input && w.out->stride % 4 != 0 && w.spec.norm <= 0.0f && !w.spec.shared &&
-         w.sharing_count == 1;
+  return w.in->kind != LayerKind::Input && w.spec.norm <= 0.0f && !w.spec.shared && w.sharing_count == 1;
 }
 
 void Network::join_steps() {

@@ -179,13 +179,13 @@ class Network {
   // hidden_delta of the others) sums as it goes: backward then skips that column sum.
   static bool delta_op_sums_bias(const Layer& layer);
   // An output layer whose deltas only the loss op, the bias gradient's column sums and the GEMMs read (no
-  // DeltaNorm, BatchNormalization, Skip or sparse input) and whose rows are not whole 16 bytes: its delta
-  // rows are padded to them (Layer::delta_pitch), so that the GEMMs copy them by TMA (on the benchmark
-  // network, the 27,278-unit output's delta GEMM).
+  // DeltaNorm, BatchNormalization, Skip or sparse input): its delta rows are padded to whole 16 bytes
+  // (Layer::delta_pitch; rows already whole keep their stride), so that the GEMMs copy them by TMA (on the
+  // benchmark network, the 27,278-unit output's delta GEMM).
   bool pads_deltas(const Layer& layer) const;
   // An unshared matrix from a layer other than an input (the dense GEMMs alone read it: no gather-sum, no
-  // lazy rows, no weight norm) into a layer whose rows are not whole 16 bytes: its rows are padded to them
-  // (Weight::pitch), so that the GEMM reading it K-contiguous (the delta's, delta W^T) copies it by TMA.
+  // lazy rows, no weight norm): its rows are padded to whole 16 bytes (Weight::pitch; rows already whole
+  // keep their stride), so that the GEMM reading it K-contiguous (the delta's, delta W^T) copies it by TMA.
   static bool pads_matrix(const Weight& w);
   // The backend mark of the weight gradients computed on the side stream in backward (training and
   // recommendations, which also use marks, never run at once).
