@@ -2,7 +2,8 @@
 // column-major. A row-major matrix read column-major is its transpose, so row-major C = op(A) op(B) is
 // computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped, the transpose flags
 // kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. TF32: cuBLAS's TF32, but
-// for the side stream's large products, which take the kernel's one-product variant (below).
+// for the side stream's large products and the deep ones cuBLAS cannot load by 16 bytes, which take the
+// kernel's one-product variant (below).
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "tensor_gemm.cuh"
@@ -11,11 +12,20 @@ namespace dsstne {
 
 // A side-stream product of at least this many rounds of blocks on its share takes our kernel under TF32.
 constexpr uint64_t kSideRounds = 4;
+// A product at least this deep that cuBLAS would run on single floats takes our kernel under TF32.
+constexpr int kDeepK = 256;
+
+namespace {
+
+// Whether cuBLAS's TF32 kernels can load every operand by 16 bytes: each extent and pitch whole 16 bytes.
+bool vectorised(const GemmArgs& g) { return (g.m | g.n | g.k | g.lda | g.ldb | g.ldc) % 4 == 0; }
+
+}  // namespace
 
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
-  if (math_ == MathMode::Tf32x3 || (math_ == MathMode::Tf32 && on_side_)) {
+  if (math_ == MathMode::Tf32x3 || math_ == MathMode::Tf32) {
     // Our kernel's block takes a whole multiprocessor's registers, so nothing else runs beside it there.
     // On the side stream it leaves an eighth of the multiprocessors to the main stream's kernels (H100,
     // tf32x3: benchmark 0.846 -> 0.821 s an epoch, sample 0.1462 -> 0.1459); the split, and so every sum,
@@ -23,17 +33,21 @@ void CudaBackend::gemm(const GemmArgs& g) {
     const int multiprocessors = props_.multiProcessorCount;
     const int share = on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors;
     const gpu::TensorGemmPlan plan = gpu::tensor_gemm_plan(g, share, wgmma_);
-    // Under TF32, cuBLAS is as fast or faster on the main stream, and on the side stream for a product of
-    // a round or two, which its kernels run beside the main stream's; a product of many rounds runs better
-    // on our kernel held to its share (H100, one call: benchmark 0.5315 - 0.5324 s an epoch against
-    // cuBLAS's 0.5557 - 0.5563, with the hidden layers' weight gradients on ours too 0.5367 - 0.5396; the
-    // sample's output weight gradient, 1.8 rounds, on ours 0.1073 - 0.1079 against 0.1027 - 0.1034 in
-    // another call).
+    // Under TF32, cuBLAS is as fast or faster where it loads by 16 bytes, on the main stream, and on the
+    // side stream for a product of a round or two, which its kernels run beside the main stream's; a
+    // product of many rounds runs better on our kernel held to its share (H100, one call: benchmark
+    // 0.5315 - 0.5324 s an epoch against cuBLAS's 0.5557 - 0.5563, with the hidden layers' weight
+    // gradients on ours too 0.5367 - 0.5396; the sample's output weight gradient, 1.8 rounds, on ours
+    // 0.1073 - 0.1079 against 0.1027 - 0.1034 in another call). Where it cannot (an output layer's
+    // 27,278-float rows) it runs kernels of single floats, slower than ours on a deep product (H200, the
+    // benchmark's output forward, K = 1,024: 0.4393 - 0.4405 s an epoch -> 0.4306 - 0.4319) but not on a
+    // shallow one (the sample's, K = 128: 0.0907 - 0.0912 s -> 0.0920 - 0.0922 on ours).
     const auto many_rounds = [&] {
       const auto units = [](const gpu::TileGrid& t) { return uint64_t{t.tiles_m} * t.tiles_n * t.splits; };
       return units(plan.grid) + (plan.tail_n0 ? units(plan.tail) : 0) >= kSideRounds * share;
     };
-    if (plan.supported && (math_ == MathMode::Tf32x3 || many_rounds())) {
+    const bool ours = math_ == MathMode::Tf32x3 || (!vectorised(g) && g.k >= kDeepK) || (on_side_ && many_rounds());
+    if (plan.supported && ours) {
       gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream(),
                        dependent_);
       return;

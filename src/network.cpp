@@ -56,12 +56,21 @@ GemmArgs gemm_args(bool trans_a, bool trans_b, uint32_t m, uint32_t n, uint32_t 
   return g;
 }
 
+// The extent of a GEMM dimension along two matrices' rows: their pitch where both are padded to it, else
+// the stride. The padding is zero (docs/architecture.md, Row pitches), so the products over it add
+// nothing and the sums it makes are zeros; whole 16-byte extents let cuBLAS's TF32 kernels use vector
+// loads (27,278 floats made it run kernels of single floats, nearly twice as long).
+uint32_t padded_extent(uint32_t stride, uint32_t pitch, uint32_t other_pitch) {
+  return pitch == other_pitch ? pitch : stride;
+}
+
 // c = alpha X^T delta + beta c: a connection's weight gradient (or its step) as a row-major [in][out]
-// matrix, X the input layer's units and delta the output layer's, over `rows` rows.
+// matrix, X the input layer's units and delta the output layer's, over `rows` rows; the columns run
+// over c's padding where the deltas share it.
 GemmArgs input_delta_gemm(const Layer& in, const Layer& out, uint32_t rows, float alpha, float beta, float* c,
                           uint32_t ldc) {
-  return gemm_args(true, false, in.stride, out.stride, rows, alpha, in.unit.device(), in.stride, out.delta.device(),
-                   out.delta_pitch, beta, c, ldc);
+  return gemm_args(true, false, in.stride, padded_extent(out.stride, out.delta_pitch, ldc), rows, alpha,
+                   in.unit.device(), in.stride, out.delta.device(), out.delta_pitch, beta, c, ldc);
 }
 
 const char* activation_name(Activation a) {
@@ -838,8 +847,10 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
       if (!w->locked && !delta_op_sums_bias(layer))  // else the delta's op summed it
         be.column_sum({layer.delta.device(), rows.rows, layer.stride, -inv_rows, w->gb.device(), layer.delta_pitch});
       if (in.kind != LayerKind::Input) {
-        // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed)
-        be.gemm(gemm_args(false, !w->transposed, rows.rows, in.stride, layer.stride, 1.0f, layer.delta.device(),
+        // delta_in (+)= delta W^T (W^T^T = the owner's matrix when transposed), over the padding that the
+        // deltas share with W's rows
+        const uint32_t depth = w->transposed ? layer.stride : padded_extent(layer.stride, layer.delta_pitch, m.pitch);
+        be.gemm(gemm_args(false, !w->transposed, rows.rows, in.stride, depth, 1.0f, layer.delta.device(),
                           layer.delta_pitch, m.w.device(), m.pitch,
                           in.delta_written ? 1.0f : 0.0f, in.delta.device(), in.delta_pitch));
         in.delta_written = true;

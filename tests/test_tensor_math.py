@@ -1,5 +1,6 @@
 """Network's `math`: the GPU's GEMMs on the tensor cores (``tf32x3``: our kernel, cuda/tensor_gemm.cu;
-``tf32``: cuBLAS, and our kernel's one-product variant for the side stream's large weight gradients),
+``tf32``: cuBLAS, and our kernel's one-product variant for the side stream's large weight gradients and
+for deep products that cuBLAS cannot load by 16 bytes),
 against FP64 numpy and the CPU target; which shapes take our kernel and which fall back to cuBLAS;
 reproducibility.
 
@@ -63,7 +64,9 @@ def test_forward_matches_fp64_and_leaves_fp32(math, rows, inputs, units):
     # Under tf32x3 on Hopper, an input of 16-byte rows (128, 132, 1,024, 512 floats) reaches the kernel by
     # bulk tensor copies, which fill the rows past the batch and the depths past the input with zeros; so
     # does the weight matrix (an even number of rows, an even pitch: 4,002 and 514 need the odd rows' box
-    # to start two columns early, 2,048 not).
+    # to start two columns early, 2,048 not). Under tf32, "deep" and "tail_split" (K = 1,024 and 512 into
+    # rows of 514 and 8,950 floats, which cuBLAS would read float by float) run our kernel's one-product
+    # variant, the others cuBLAS.
     net, x, w, b = _linear(rows, inputs, units, math)
     ref = x.astype(np.float64) @ w.astype(np.float64) + b
     got = net.predict(x)
