@@ -17,13 +17,8 @@ constexpr int kDeepK = 256;
 
 namespace {
 
-// Whether cuBLAS's TF32 kernels can load every operand by 16 bytes: each pitch, and each extent along an
-// operand's rows, whole 16 bytes (a row-major C's rows run along n, A's along k, or m transposed, B's
-// along n, or k transposed).
-bool vectorised(const GemmArgs& g) {
-  const int along_a = g.trans_a ? g.m : g.k, along_b = g.trans_b ? g.k : g.n;
-  return (g.n | along_a | along_b | g.lda | g.ldb | g.ldc) % 4 == 0;
-}
+// Whether cuBLAS's TF32 kernels can load every operand by 16 bytes: each extent and pitch whole 16 bytes.
+bool vectorised(const GemmArgs& g) { return (g.m | g.n | g.k | g.lda | g.ldb | g.ldc) % 4 == 0; }
 
 }  // namespace
 
