@@ -64,7 +64,7 @@ __device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, c
                                                      RowFn row_fn) {
   long long total = 0;
   for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
-    const float* unit = a.unit + static_cast<uint64_t>(r) * a.stride;
+    const float* unit = a.unit + static_cast<uint64_t>(r) * a.unit_pitch();
     const auto element = row_fn(r);
     for (uint32_t j0 = blockIdx.x * kSpan + threadIdx.x; j0 < a.stride; j0 += gridDim.x * kSpan) {
       float z[kUnroll], b[kUnroll];
@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
       if (r >= a.rows) return;
       s = sparse_row(d, a.batch, r);
       first_listed = s.begin + t < s.end && !a.targets.repeats ? d.index[s.begin + t] : kNoUnit;
-      load_span<kPairs>(z, a.unit + static_cast<uint64_t>(r) * a.stride + j0, span, t);
+      load_span<kPairs>(z, a.unit + static_cast<uint64_t>(r) * a.unit_pitch() + j0, span, t);
     };
     load_row(blockIdx.y);
     for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
@@ -278,7 +278,8 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
   float* partials = a.bias_gradient ? static_cast<float*>(a.scratch) : nullptr;
   const auto aligned8 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; };
   const bool pairs =
-      a.stride % 2 == 0 && a.delta_pitch() % 2 == 0 && aligned8(a.unit) && aligned8(a.delta) && aligned8(a.bias);
+      a.stride % 2 == 0 && a.delta_pitch() % 2 == 0 && a.unit_pitch() % 2 == 0 && aligned8(a.unit) &&
+      aligned8(a.delta) && aligned8(a.bias);
   with_kinds(a.loss, [&](auto kinds) {
     using K = decltype(kinds);
     const auto kernel = pairs ? (a.bias ? sparse_loss_kernel<K, true, true> : sparse_loss_kernel<K, false, true>)

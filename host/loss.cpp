@@ -146,7 +146,7 @@ void HostBackend::output_delta(const OutputDeltaArgs& a) {
     std::vector<float> activated;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t r = 0; r < a.rows; ++r) {
-      const float* unit = activated_row(a.unit + r * a.stride, a.stride, a.bias, a.loss.activation, activated);
+      const float* unit = activated_row(a.unit + r * a.unit_pitch(), a.stride, a.bias, a.loss.activation, activated);
       total += fast ? sigmoid_row(a, r, unit) : generic_row(a, r, unit);
     }
   }

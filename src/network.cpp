@@ -353,11 +353,12 @@ void Network::allocate_batch_buffers() {
   for (auto& layer : layers_) {
     // Sparse inputs without a dataset yet keep a unit buffer so that any later dense binding works.
     const bool needs_units = !(layer->kind == LayerKind::Input && layer->sparse_input);
-    if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->stride);
-    if (layer->kind != LayerKind::Input) {
-      layer->delta_pitch = pads_deltas(*layer) ? whole_16_bytes(layer->stride) : layer->stride;
+    layer->delta_pitch = pads_deltas(*layer) ? whole_16_bytes(layer->stride) : layer->stride;
+    layer->unit_pitch = layer->stride;
+    // Room for the delta's pitch: a training forward may leave its linear sums in rows of it (forward_layer).
+    if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->delta_pitch);
+    if (layer->kind != LayerKind::Input)
       layer->delta.resize(static_cast<size_t>(batch) * layer->delta_pitch);  // zeroed: the padding is never written
-    }
     if (layer->spec.sparse && layer->spec.sparseness_beta > 0.0f) layer->scratch.resize(layer->stride);
     if (layer->bn) layer->bn->xhat.resize(static_cast<size_t>(batch) * layer->stride);
     if (layer->sparse_input && layer->data) {
@@ -449,8 +450,12 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       be.load_dense({layer.unit.device(), layer.stride, layer.data->dense_view(), rows});
     }
   } else {
-    // Folded: the bias comes with the activation op, or with the loss or top-k op when deferred.
+    // Folded: the bias comes with the activation op, or with the loss or top-k op when deferred. A
+    // training forward deferred to the loss op leaves the linear sums in rows of the delta's pitch, so
+    // that the GEMM runs over the padding its matrix shares: whole 16-byte rows, which cuBLAS's TF32
+    // kernels need to load by 16 bytes.
     const bool folded = folds_bias(layer);
+    layer.unit_pitch = training && deferred ? layer.delta_pitch : layer.stride;
     bool first = true;
     if (!folded) {
       for (Weight* w : layer.incoming) {
@@ -474,9 +479,10 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
         be.sparse_forward(a);
       } else {
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
-        be.gemm(gemm_args(false, w->transposed, rows.rows, layer.stride, in.stride, 1.0f, in.unit.device(), in.stride,
-                          w->matrix().w.device(), w->matrix().pitch, first ? 0.0f : 1.0f,
-                          layer.unit.device(), layer.stride));
+        const Weight& m = w->matrix();
+        const uint32_t n = w->transposed ? layer.stride : padded_extent(layer.stride, layer.unit_pitch, m.pitch);
+        be.gemm(gemm_args(false, w->transposed, rows.rows, n, in.stride, 1.0f, in.unit.device(), in.stride,
+                          m.w.device(), m.pitch, first ? 0.0f : 1.0f, layer.unit.device(), layer.unit_pitch));
       }
       first = false;
     }
@@ -610,6 +616,7 @@ void Network::output_deltas(const BatchRows& rows) {
     a.rows = rows.rows;
     a.stride = layer->stride;
     a.pitch = layer->delta_pitch;
+    a.units_pitch = layer->unit_pitch;
     a.targets.sparse = layer->data->is_sparse();
     a.targets.ignore_zero = layer->data->ignore_zero();
     a.targets.repeats = layer->data->has_repeats();
@@ -1343,11 +1350,16 @@ void Network::set_batch_norm_state(const std::string& layer, int which, const fl
 void Network::get_units(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.unit.empty(), "layer '", layer, "' is a sparse input layer: it has no unit buffer");
+  if (l.unit_pitch != l.stride) {  // a training forward's padded rows, back to the stride's (through out)
+    l.unit.download_rows(out, spec_.batch, l.stride, l.unit_pitch);
+    l.unit.upload_rows(out, spec_.batch, l.stride, l.stride);
+    l.unit_pitch = l.stride;
+  }
   if (l.linear_units) {  // the deferred activation, by the op that applies it in a plain forward
     backend().activate({l.unit.device(), spec_.batch, l.stride, l.activation, l.incoming.front()->b.device(), {}});
     l.linear_units = false;
   }
-  l.unit.download(out);
+  l.unit.download_rows(out, spec_.batch, l.stride, l.stride);
 }
 
 void Network::get_deltas(const std::string& layer, float* out) {

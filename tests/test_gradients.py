@@ -211,3 +211,20 @@ def test_weighted_and_indexed_datasets(error, output_activation, sparse_target, 
                                      if sparse_target else [inp, dsstne.DataSet.from_numpy(out.to_numpy(), "output")],
                                      batch=12, device=device, seed=5)
     assert net.gradients(0)[0] != pytest.approx(plain.gradients(0)[0])  # the weights change the loss
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
+def test_output_units_after_a_training_forward(sparse_target, device):
+    # A training forward whose activation the loss op applies leaves the output layer's linear sums in
+    # rows of its deltas' pitch (7 units: rows of 8). units() still gives the activations, row by row,
+    # and a plain forward afterwards writes rows of 7 again.
+    inp, out = _data("dense", sparse_target, "Sigmoid", seed=31)
+    cfg = network_config(hidden=[(5, "Sigmoid")], sparse_input=False)
+    net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device=device, seed=3)
+    net.gradients(0)
+    w, b = net.weights("Hidden1", "Output")
+    expected = 1 / (1 + np.exp(-(net.units("Hidden1").astype(np.float64) @ w + b)))
+    np.testing.assert_allclose(net.units("Output"), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.units("Output"), expected, rtol=1e-5, atol=1e-6)  # read twice
+    np.testing.assert_allclose(net.predict(inp)[:12], expected, rtol=1e-5, atol=1e-6)
