@@ -2,7 +2,7 @@
 // column-major. A row-major matrix read column-major is its transpose, so row-major C = op(A) op(B) is
 // computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped, the transpose flags
 // kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. TF32: cuBLAS's TF32, but
-// for the side stream's large products and the deep ones cuBLAS cannot load by 16 bytes, which take the
+// the deep products and the side stream's large ones that cuBLAS cannot load by 16 bytes take the
 // kernel's one-product variant (below).
 #include "check.cuh"
 #include "cuda_backend.cuh"
@@ -33,20 +33,20 @@ void CudaBackend::gemm(const GemmArgs& g) {
     const int multiprocessors = props_.multiProcessorCount;
     const int share = on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors;
     const gpu::TensorGemmPlan plan = gpu::tensor_gemm_plan(g, share, wgmma_);
-    // Under TF32, cuBLAS is as fast or faster where it loads by 16 bytes, on the main stream, and on the
-    // side stream for a product of a round or two, which its kernels run beside the main stream's; a
-    // product of many rounds runs better on our kernel held to its share (H100, one call: benchmark
-    // 0.5315 - 0.5324 s an epoch against cuBLAS's 0.5557 - 0.5563, with the hidden layers' weight
-    // gradients on ours too 0.5367 - 0.5396; the sample's output weight gradient, 1.8 rounds, on ours
-    // 0.1073 - 0.1079 against 0.1027 - 0.1034 in another call). Where it cannot (an output layer's
-    // 27,278-float rows) it runs kernels of single floats, slower than ours on a deep product (H200, the
-    // benchmark's output forward, K = 1,024: 0.4393 - 0.4405 s an epoch -> 0.4306 - 0.4319) but not on a
-    // shallow one (the sample's, K = 128: 0.0907 - 0.0912 s -> 0.0920 - 0.0922 on ours).
+    // Under TF32, cuBLAS is faster wherever it loads by 16 bytes, on either stream (H200: the benchmark's
+    // output weight gradient on the side stream, 0.3980 - 0.3990 s an epoch on ours -> 0.3740 - 0.3748).
+    // Where it cannot (rows of 27,278 floats) it runs kernels of single floats, slower than ours on a deep
+    // product (the benchmark's output forward, K = 1,024: 0.4393 - 0.4405 s -> 0.4306 - 0.4319) but not on
+    // a shallow one (the sample's, K = 128: 0.0907 - 0.0912 s -> 0.0920 - 0.0922 on ours), and than ours
+    // held to its share for a side-stream product of many rounds (H100: benchmark 0.5557 - 0.5563 s ->
+    // 0.5315 - 0.5324; the sample's output weight gradient, 1.8 rounds, 0.1073 - 0.1079 on ours against
+    // 0.1027 - 0.1034).
     const auto many_rounds = [&] {
       const auto units = [](const gpu::TileGrid& t) { return uint64_t{t.tiles_m} * t.tiles_n * t.splits; };
       return units(plan.grid) + (plan.tail_n0 ? units(plan.tail) : 0) >= kSideRounds * share;
     };
-    const bool ours = math_ == MathMode::Tf32x3 || (!vectorised(g) && g.k >= kDeepK) || (on_side_ && many_rounds());
+    const bool ours =
+        math_ == MathMode::Tf32x3 || (!vectorised(g) && (g.k >= kDeepK || (on_side_ && many_rounds())));
     if (plan.supported && ours) {
       gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream(),
                        dependent_);
