@@ -451,11 +451,11 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
     }
   } else {
     // Folded: the bias comes with the activation op, or with the loss or top-k op when deferred. A
-    // training forward deferred to the loss op leaves the linear sums in rows of the delta's pitch, so
-    // that the GEMM runs over the padding its matrix shares: whole 16-byte rows, which cuBLAS's TF32
-    // kernels need to load by 16 bytes.
+    // forward deferred to one of those leaves the linear sums in rows of the delta's pitch (both read
+    // rows at a pitch), so that the GEMM runs over the padding its matrix shares: whole 16-byte rows,
+    // which cuBLAS's TF32 kernels need to load by 16 bytes.
     const bool folded = folds_bias(layer);
-    layer.unit_pitch = training && deferred ? layer.delta_pitch : layer.stride;
+    layer.unit_pitch = deferred ? layer.delta_pitch : layer.stride;
     bool first = true;
     if (!folded) {
       for (Weight* w : layer.incoming) {
@@ -1151,7 +1151,7 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
       a.activation = target.activation;
     }
     a.rows = rows.rows;
-    a.stride = target.stride;
+    a.stride = target.unit_pitch;
     a.width = target.stride;
     a.k = k;
     if (exclude) a.exclude = exclude->sparse_view();
@@ -1350,7 +1350,7 @@ void Network::set_batch_norm_state(const std::string& layer, int which, const fl
 void Network::get_units(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.unit.empty(), "layer '", layer, "' is a sparse input layer: it has no unit buffer");
-  if (l.unit_pitch != l.stride) {  // a training forward's padded rows, back to the stride's (through out)
+  if (l.unit_pitch != l.stride) {  // linear sums in padded rows, back to the stride's (through out)
     l.unit.download_rows(out, spec_.batch, l.stride, l.unit_pitch);
     l.unit.upload_rows(out, spec_.batch, l.stride, l.stride);
     l.unit_pitch = l.stride;

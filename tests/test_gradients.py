@@ -215,10 +215,10 @@ def test_weighted_and_indexed_datasets(error, output_activation, sparse_target, 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sparse_target", [True, False], ids=["sparse_out", "dense_out"])
-def test_output_units_after_a_training_forward(sparse_target, device):
-    # A training forward whose activation the loss op applies leaves the output layer's linear sums in
+def test_output_units_after_a_training_forward_and_a_ranking(sparse_target, device):
+    # A forward whose activation the loss or top-k op applies leaves the output layer's linear sums in
     # rows of its deltas' pitch (7 units: rows of 8). units() still gives the activations, row by row,
-    # and a plain forward afterwards writes rows of 7 again.
+    # a plain forward writes rows of 7, and the ranking reads rows of 8.
     inp, out = _data("dense", sparse_target, "Sigmoid", seed=31)
     cfg = network_config(hidden=[(5, "Sigmoid")], sparse_input=False)
     net = dsstne.Network.from_json(cfg, [inp, out], batch=12, device=device, seed=3)
@@ -227,4 +227,8 @@ def test_output_units_after_a_training_forward(sparse_target, device):
     expected = 1 / (1 + np.exp(-(net.units("Hidden1").astype(np.float64) @ w + b)))
     np.testing.assert_allclose(net.units("Output"), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(net.units("Output"), expected, rtol=1e-5, atol=1e-6)  # read twice
-    np.testing.assert_allclose(net.predict(inp)[:12], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.predict(inp), expected, rtol=1e-5, atol=1e-6)
+    index, scores = net.recommend(inp, 7)
+    np.testing.assert_array_equal(index, np.argsort(-expected, axis=1, kind="stable"))
+    np.testing.assert_allclose(scores, np.take_along_axis(expected, index, axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.units("Output"), expected, rtol=1e-5, atol=1e-6)  # the ranked batch's

@@ -38,8 +38,8 @@ struct Layer {
   Buffer<float> unit, delta, scratch;
   // Floats from one delta row to the next: the stride, or whole 16 bytes where Network::pads_deltas.
   uint32_t delta_pitch = 0;
-  // Floats from one unit row to the next in the last forward: the stride, or the delta pitch where a
-  // training forward left linear sums for the loss op (Network::forward_layer).
+  // Floats from one unit row to the next in the last forward: the stride, or the delta pitch where it
+  // left linear sums for the loss or top-k op (Network::forward_layer).
   uint32_t unit_pitch = 0;
   std::vector<Weight*> incoming;  // weights whose output is this layer
   std::vector<Weight*> outgoing;  // weights whose input is this layer

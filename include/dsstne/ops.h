@@ -159,8 +159,8 @@ struct OutputDeltaArgs {
   // 16 bytes, so that the GEMMs reading them copy their rows by TMA; the padding is never written.)
   uint32_t pitch = 0;
   DSSTNE_HD uint32_t delta_pitch() const { return pitch ? pitch : stride; }
-  // Floats from one unit row to the next, 0: stride (a training forward's linear sums may share the
-  // deltas' padded pitch, so that the GEMM writing them runs over whole 16-byte rows).
+  // Floats from one unit row to the next, 0: stride (linear sums may share the deltas' padded pitch, so
+  // that the GEMM writing them runs over whole 16-byte rows).
   uint32_t units_pitch = 0;
   DSSTNE_HD uint32_t unit_pitch() const { return units_pitch ? units_pitch : stride; }
   Targets targets;
