@@ -9,7 +9,10 @@ and that wait counts in its recorded duration, so per-kernel times there oversta
 can exceed its span). The spans stay right, and a gap of 0 there is real: the next kernel was resident
 before the one it waits for ended. Nsight Compute (bench/profile_gpu.sh) gives the kernels' own times.
 With ``--step K`` it also lists step K's kernels on every stream (a step begins at the sparse input's
-gather kernel), each with its stream, start and end in µs from that kernel's start.
+gather kernel), each with its stream, start and end in µs from that kernel's start. With ``--host`` it also
+records the host's CUDA API calls and reports how far the host runs ahead of the device: each kernel's start
+after its launch call returned (a few µs: the device waits for the host's launches) and the calls' host
+time per step (the profiler's own overhead included).
 Usage, after the package is installed with CUDA:
 ``python bench/trace_gpu.py --workload sample --mode tf32x3 [--users 40000 --step 100]``.
 """
@@ -76,6 +79,29 @@ def step_timeline(streams: dict[str, list[tuple[float, float, str]]], step: int)
     return sorted(rows, key=lambda r: r[1])
 
 
+def host_summary(events: list[dict], steps: int) -> dict[str, object]:
+    """How far the host's launches run ahead of the device, from Chrome-trace events with CUDA API calls.
+
+    A kernel's slack is its start less the end of the API call that launched it (matched by correlation
+    id); the API time per step sums every runtime and driver call by name.
+    """
+    calls = [e for e in events if e.get("cat") in ("cuda_runtime", "cuda_driver") and "dur" in e]
+    by_id = {e["args"]["correlation"]: e for e in calls if "correlation" in e.get("args", {})}
+    slack = sorted(k["ts"] - (by_id[c]["ts"] + by_id[c]["dur"]) for k in events
+                   if k.get("cat") == "kernel" and (c := k.get("args", {}).get("correlation")) in by_id)
+    per_name: collections.Counter[str] = collections.Counter()
+    for e in calls:
+        per_name[e["name"]] += e["dur"]
+    n = len(slack)
+    return {
+        "launched_kernels": n,
+        "slack_us_p10_p50_p90": [round(slack[min(n - 1, int(n * q))], 1) for q in (0.1, 0.5, 0.9)] if n else [],
+        "slack_under_5us": round(sum(x < 5.0 for x in slack) / n, 3) if n else 0.0,
+        "api_us_per_step": round(sum(per_name.values()) / steps, 1),
+        "top_api_us_per_step": {name: round(d / steps, 1) for name, d in per_name.most_common(6)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", choices=sorted(peer.WORKLOADS), default="sample")
@@ -83,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=datasets.ML20M_USERS)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--step", type=int, default=None, help="list this step's kernels on every stream")
+    ap.add_argument("--host", action="store_true", help="also record the host's API calls (host_summary)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU")
@@ -94,20 +121,23 @@ def main(argv: list[str] | None = None) -> int:
                                    seed=1, math=args.mode)
     options = dict(alpha=wl.alpha, lambda_=wl.lambda_, mu=wl.mu, optimizer=wl.optimizer)
     net.train(1, **options)
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if args.host else [])
+    with profile(activities=activities) as prof:
         net.train(1, **options)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(path))
-        events = [e for e in json.loads(path.read_text())["traceEvents"] if e.get("cat") == "kernel"]
+        events = json.loads(path.read_text())["traceEvents"]
     streams: dict[str, list[tuple[float, float, str]]] = collections.defaultdict(list)
-    for e in events:
+    for e in (e for e in events if e.get("cat") == "kernel"):
         streams[str(e["args"].get("stream", e.get("tid")))].append((e["ts"], e["dur"], e["name"]))
     steps = -(-train.shape[0] // args.batch)
     report = {"workload": wl.name, "mode": args.mode, "card": torch.cuda.get_device_name(0), "steps": steps,
               "streams": {s: stream_summary(k, steps) for s, k in streams.items()}}
     if args.step is not None:
         report["step"] = step_timeline(streams, args.step)
+    if args.host:
+        report["host"] = host_summary(events, steps)
     print(json.dumps(report))
     return 0
 

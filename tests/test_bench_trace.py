@@ -52,3 +52,22 @@ def test_step_timeline_lists_the_kernels_ending_in_one_step_on_every_stream():
         ["7", 50.0, 80.0, "gemm"]]
     with pytest.raises(SystemExit):  # the last gather starts a step the trace does not hold whole
         trace_gpu.step_timeline(streams, 2)
+
+
+def test_host_summary_matches_kernels_to_their_launch_calls():
+    # Two launches: kernel 1 starts 3 µs after its call returns, kernel 2 10 µs; a memset call has no
+    # kernel, and a kernel without a matching call is left out. Two steps.
+    def call(name, ts, dur, corr=None):
+        return {"cat": "cuda_runtime", "name": name, "ts": ts, "dur": dur,
+                "args": {} if corr is None else {"correlation": corr}}
+    events = [call("cudaLaunchKernelExC", 0.0, 4.0, 1), call("cudaLaunchKernelExC", 5.0, 2.0, 2),
+              call("cudaMemsetAsync", 8.0, 6.0),
+              {"cat": "kernel", "name": "a", "ts": 7.0, "dur": 1.0, "args": {"correlation": 1}},
+              {"cat": "kernel", "name": "b", "ts": 17.0, "dur": 1.0, "args": {"correlation": 2}},
+              {"cat": "kernel", "name": "c", "ts": 30.0, "dur": 1.0, "args": {"correlation": 9}}]
+    h = trace_gpu.host_summary(events, steps=2)
+    assert h["launched_kernels"] == 2
+    assert h["slack_us_p10_p50_p90"] == [3.0, 10.0, 10.0]
+    assert h["slack_under_5us"] == pytest.approx(0.5)
+    assert h["api_us_per_step"] == pytest.approx(6.0)
+    assert h["top_api_us_per_step"] == {"cudaLaunchKernelExC": 3.0, "cudaMemsetAsync": 3.0}
