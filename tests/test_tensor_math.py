@@ -1,6 +1,6 @@
 """Network's `math`: the GPU's GEMMs on the tensor cores (``tf32x3``: our kernel, cuda/tensor_gemm.cu;
-``tf32``: cuBLAS, and our kernel's one-product variant for the side stream's large weight gradients and
-for deep products that cuBLAS cannot load by 16 bytes),
+``tf32``: cuBLAS, and our kernel's one-product variant for the deep products and the side stream's large
+ones that cuBLAS cannot load by 16 bytes),
 against FP64 numpy and the CPU target; which shapes take our kernel and which fall back to cuBLAS;
 reproducibility.
 
