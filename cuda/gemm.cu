@@ -25,7 +25,10 @@ bool vectorised(const GemmArgs& g) { return (g.m | g.n | g.k | g.lda | g.ldb | g
 void CudaBackend::gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   bind();
-  if (math_ == MathMode::Tf32x3 || math_ == MathMode::Tf32) {
+  // Under TF32, cuBLAS is faster wherever it loads by 16 bytes, on either stream (H200: the benchmark's
+  // output weight gradient on the side stream, 0.3980 - 0.3990 s an epoch on ours -> 0.3740 - 0.3748), so
+  // only a product it cannot load so (rows of 27,278 floats) is planned for ours.
+  if (math_ == MathMode::Tf32x3 || (math_ == MathMode::Tf32 && !vectorised(g))) {
     // Our kernel's block takes a whole multiprocessor's registers, so nothing else runs beside it there.
     // On the side stream it leaves an eighth of the multiprocessors to the main stream's kernels (H100,
     // tf32x3: benchmark 0.846 -> 0.821 s an epoch, sample 0.1462 -> 0.1459); the split, and so every sum,
@@ -33,9 +36,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
     const int multiprocessors = props_.multiProcessorCount;
     const int share = on_side_ ? multiprocessors - multiprocessors / 8 : multiprocessors;
     const gpu::TensorGemmPlan plan = gpu::tensor_gemm_plan(g, share, wgmma_);
-    // Under TF32, cuBLAS is faster wherever it loads by 16 bytes, on either stream (H200: the benchmark's
-    // output weight gradient on the side stream, 0.3980 - 0.3990 s an epoch on ours -> 0.3740 - 0.3748).
-    // Where it cannot (rows of 27,278 floats) it runs kernels of single floats, slower than ours on a deep
+    // Where cuBLAS cannot load by 16 bytes it runs kernels of single floats, slower than ours on a deep
     // product (the benchmark's output forward, K = 1,024: 0.4393 - 0.4405 s -> 0.4306 - 0.4319) but not on
     // a shallow one (the sample's, K = 128: 0.0907 - 0.0912 s -> 0.0920 - 0.0922 on ours), and than ours
     // held to its share for a side-stream product of many rounds (H100: benchmark 0.5557 - 0.5563 s ->
@@ -45,8 +46,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
       const auto units = [](const gpu::TileGrid& t) { return uint64_t{t.tiles_m} * t.tiles_n * t.splits; };
       return units(plan.grid) + (plan.tail_n0 ? units(plan.tail) : 0) >= kSideRounds * share;
     };
-    const bool ours =
-        math_ == MathMode::Tf32x3 || (!vectorised(g) && (g.k >= kDeepK || (on_side_ && many_rounds())));
+    const bool ours = math_ == MathMode::Tf32x3 || g.k >= kDeepK || (on_side_ && many_rounds());
     if (plan.supported && ours) {
       gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream(),
                        dependent_);

@@ -354,7 +354,6 @@ void Network::allocate_batch_buffers() {
     // Sparse inputs without a dataset yet keep a unit buffer so that any later dense binding works.
     const bool needs_units = !(layer->kind == LayerKind::Input && layer->sparse_input);
     layer->delta_pitch = pads_deltas(*layer) ? whole_16_bytes(layer->stride) : layer->stride;
-    layer->unit_pitch = layer->stride;
     // Room for the delta's pitch: a training forward may leave its linear sums in rows of it (forward_layer).
     if (needs_units) layer->unit.resize(static_cast<size_t>(batch) * layer->delta_pitch);
     if (layer->kind != LayerKind::Input)
@@ -455,7 +454,7 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
     // rows at a pitch), so that the GEMM runs over the padding its matrix shares: whole 16-byte rows,
     // which cuBLAS's TF32 kernels need to load by 16 bytes.
     const bool folded = folds_bias(layer);
-    layer.unit_pitch = deferred ? layer.delta_pitch : layer.stride;
+    layer.linear_units = deferred;
     bool first = true;
     if (!folded) {
       for (Weight* w : layer.incoming) {
@@ -480,9 +479,9 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       } else {
         // Transposed sharing: the owner's matrix is [this layer][input], read as its transpose.
         const Weight& m = w->matrix();
-        const uint32_t n = w->transposed ? layer.stride : padded_extent(layer.stride, layer.unit_pitch, m.pitch);
+        const uint32_t n = w->transposed ? layer.stride : padded_extent(layer.stride, layer.unit_pitch(), m.pitch);
         be.gemm(gemm_args(false, w->transposed, rows.rows, n, in.stride, 1.0f, in.unit.device(), in.stride,
-                          m.w.device(), m.pitch, first ? 0.0f : 1.0f, layer.unit.device(), layer.unit_pitch));
+                          m.w.device(), m.pitch, first ? 0.0f : 1.0f, layer.unit.device(), layer.unit_pitch()));
       }
       first = false;
     }
@@ -507,7 +506,6 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
       a.inv_std = bn.inv_std.device();
       be.batch_norm_forward(a);
     }
-    layer.linear_units = deferred;
     if (!deferred) {
       ActivateArgs a{layer.unit.device(), rows.rows, layer.stride, layer.activation,
                      folded ? layer.incoming.front()->b.device() : nullptr, {}};
@@ -616,7 +614,7 @@ void Network::output_deltas(const BatchRows& rows) {
     a.rows = rows.rows;
     a.stride = layer->stride;
     a.pitch = layer->delta_pitch;
-    a.units_pitch = layer->unit_pitch;
+    a.units_pitch = layer->unit_pitch();
     a.targets.sparse = layer->data->is_sparse();
     a.targets.ignore_zero = layer->data->ignore_zero();
     a.targets.repeats = layer->data->has_repeats();
@@ -1151,7 +1149,7 @@ void Network::recommend(const std::vector<std::shared_ptr<DataSet>>& inputs, con
       a.activation = target.activation;
     }
     a.rows = rows.rows;
-    a.stride = target.unit_pitch;
+    a.stride = target.unit_pitch();
     a.width = target.stride;
     a.k = k;
     if (exclude) a.exclude = exclude->sparse_view();
@@ -1350,12 +1348,11 @@ void Network::set_batch_norm_state(const std::string& layer, int which, const fl
 void Network::get_units(const std::string& layer, float* out) {
   Layer& l = find_layer(layer);
   DSSTNE_REQUIRE(!l.unit.empty(), "layer '", layer, "' is a sparse input layer: it has no unit buffer");
-  if (l.unit_pitch != l.stride) {  // linear sums in padded rows, back to the stride's (through out)
-    l.unit.download_rows(out, spec_.batch, l.stride, l.unit_pitch);
-    l.unit.upload_rows(out, spec_.batch, l.stride, l.stride);
-    l.unit_pitch = l.stride;
-  }
   if (l.linear_units) {  // the deferred activation, by the op that applies it in a plain forward
+    if (l.unit_pitch() != l.stride) {  // the linear sums' padded rows back to the stride's (through out)
+      l.unit.download_rows(out, spec_.batch, l.stride, l.unit_pitch());
+      l.unit.upload_rows(out, spec_.batch, l.stride, l.stride);
+    }
     backend().activate({l.unit.device(), spec_.batch, l.stride, l.activation, l.incoming.front()->b.device(), {}});
     l.linear_units = false;
   }

@@ -38,9 +38,6 @@ struct Layer {
   Buffer<float> unit, delta, scratch;
   // Floats from one delta row to the next: the stride, or whole 16 bytes where Network::pads_deltas.
   uint32_t delta_pitch = 0;
-  // Floats from one unit row to the next in the last forward: the stride, or the delta pitch where it
-  // left linear sums for the loss or top-k op (Network::forward_layer).
-  uint32_t unit_pitch = 0;
   std::vector<Weight*> incoming;  // weights whose output is this layer
   std::vector<Weight*> outgoing;  // weights whose input is this layer
   std::vector<Layer*> skips;      // Skip sources: their units are added to this layer's pre-activation
@@ -52,6 +49,10 @@ struct Layer {
   // loss or top-k op, which take f(z + b) as they read and write nothing back. get_units applies it.
   bool linear_units = false;
   std::unique_ptr<BatchNorm> bn;  // BatchNormalization layers only
+
+  // Floats from one unit row to the next in the last forward: linear sums left for the loss or top-k op
+  // are in rows of the delta pitch (Network::forward_layer), anything else in rows of the stride.
+  uint32_t unit_pitch() const { return linear_units ? delta_pitch : stride; }
 };
 
 struct Weight {
