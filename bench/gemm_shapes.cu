@@ -1,11 +1,12 @@
 // Times the output layer's three GEMMs through cuBLAS, called as the engine calls them, by row pitch and
 // math mode. A 27,278-float row is not a multiple of 16 bytes, which can keep cuBLAS off its vectorised and
 // tensor-core kernels; padding the pitch (same logical size, larger leading dimension) shows what that costs.
-// Then, in FP32 at the engine's pitch, every cuBLASLt algorithm its heuristic offers for each shape
-// (deterministic reductions only), against the default: is any algorithm worth pinning? Last, each way
-// of computing the shapes, timed and with its error against an FP64 GEMM: cuBLAS FP32 (SIMT), cuBLAS's
-// FP32 emulation on BF16 tensor cores (BF16x9, forced on; it does not engage on sm_90), cuBLAS TF32, and
-// the engine's tensor-core GEMM (cuda/tensor_gemm.cu) with three TF32 products and with one.
+// Then, in FP32 at the engine's pitch and in TF32 over padded rows, every cuBLASLt algorithm its heuristic
+// offers for each shape (deterministic reductions only), against the default: is any algorithm worth
+// pinning? Last, each way of computing the shapes, timed and with its error against an FP64 GEMM: cuBLAS
+// FP32 (SIMT), cuBLAS's FP32 emulation on BF16 tensor cores (BF16x9, forced on; it does not engage on
+// sm_90), cuBLAS TF32, and the engine's tensor-core GEMM (cuda/tensor_gemm.cu) with three TF32 products
+// and with one.
 // Build and run on a GPU machine (`ways` runs the last part only):
 //   nvcc -O2 -arch=sm_90a -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
 //     -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units] [ways]
@@ -109,15 +110,16 @@ float time_gemm(cublasHandle_t h, const Gemm& g, cublasComputeType_t compute) {
   });
 }
 
-// The fastest of the algorithms cuBLASLt's heuristic offers for g in FP32 (deterministic reductions only):
-// {microseconds, heuristic rank, algorithms offered}.
+// The fastest of the algorithms cuBLASLt's heuristic offers for g with `compute` (deterministic reductions
+// only): {microseconds, heuristic rank, algorithms offered}.
 struct Sweep {
   float us;
   int rank, offered;
 };
-Sweep sweep_algorithms(cublasLtHandle_t lt, const Gemm& g, void* workspace, size_t workspace_bytes) {
+Sweep sweep_algorithms(cublasLtHandle_t lt, const Gemm& g, cublasComputeType_t compute, void* workspace,
+                       size_t workspace_bytes) {
   cublasLtMatmulDesc_t op;
-  CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CHECK(cublasLtMatmulDescCreate(&op, compute, CUDA_R_32F));
   CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta, sizeof(g.ta)));
   CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb, sizeof(g.tb)));
   cublasLtMatrixLayout_t a, b, c;
@@ -205,21 +207,24 @@ int main(int argc, char** argv) {
     }
   }
 
-  // cuBLASLt sweep, FP32, at the engine's pitch.
+  // cuBLASLt sweep: FP32 at the engine's pitch, and TF32 over the padded rows the engine gives TF32 (extents
+  // and pitches of whole 16 bytes), each against cuBLAS's default for the same call.
   CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
   cublasLtHandle_t lt;
   CHECK(cublasLtCreate(&lt));
   const size_t workspace_bytes = size_t{32} << 20;
   void* workspace = nullptr;
   CHECK(cudaMalloc(&workspace, workspace_bytes));
-  if (!ways_only) {
-    const Matrices x(batch, hidden, units);
-    for (const Gemm& g : output_layer_gemms(x, batch, hidden, units, units)) {
-      const float default_us = time_gemm(h, g, CUBLAS_COMPUTE_32F);
-      const Sweep best = sweep_algorithms(lt, g, workspace, workspace_bytes);
-      std::printf("{\"lt_sweep\": \"%s\", \"hidden\": %d, \"default_us\": %.1f, \"best_us\": %.1f, "
-                  "\"best_rank\": %d, \"algorithms\": %d}\n",
-                  g.name, hidden, default_us, best.us, best.rank, best.offered);
+  for (int mode = 0; mode < (ways_only ? 0 : 2); ++mode) {
+    const int extent = mode == 0 ? units : pitches[1];
+    const cublasComputeType_t compute = mode == 0 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    const Matrices x(batch, hidden, extent);
+    for (const Gemm& g : output_layer_gemms(x, batch, hidden, extent, extent)) {
+      const float default_us = time_gemm(h, g, compute);
+      const Sweep best = sweep_algorithms(lt, g, compute, workspace, workspace_bytes);
+      std::printf("{\"lt_sweep\": \"%s\", \"mode\": \"%s\", \"hidden\": %d, \"default_us\": %.1f, "
+                  "\"best_us\": %.1f, \"best_rank\": %d, \"algorithms\": %d}\n",
+                  g.name, modes[mode], hidden, default_us, best.us, best.rank, best.offered);
     }
   }
   CHECK(cudaFree(workspace));

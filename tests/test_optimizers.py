@@ -167,6 +167,23 @@ def test_regularization_error_is_reported_separately(device, lam1):
     assert plain.history[-1].regularization == 0.0
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("mode", ["RMSProp", "SGD"], ids=["update_op", "sum_op"])
+def test_regularization_error_rounds_each_term_half_to_even(device, mode):
+    # Each weight's term is rounded to fixed point (2^30) before the integer sum. lambda = 2^-17 over 8
+    # rows and w = a / 256 (a odd) make a term a^2 / 2 exactly: a tie, which goes to the even neighbour
+    # (llrintf's default rounding) on either target, from terms of one half to terms past 2^22 (a from
+    # 2,897), beyond the CPU target's exact integer path (vec::fixed, under 2^21).
+    a = np.array([1, 3, 5, 7, 9, 11, 13, 15, 255, 1023, 2049, 2897, 3001, 4093, 4095], dtype=np.int64)
+    net = _net(device=device)
+    net.set_weights("Input", "Output", (a / 256.0).astype(np.float32).reshape(5, 3), np.zeros(3, np.float32))
+    net.train(1, lambda_=2.0**-17, lambda1=0.0, optimizer=mode, **{**PARAMS[mode], "alpha": 0.0})
+    ties = a * a // 2  # a^2 / 2 less one half
+    even = ties + (ties % 2)  # the tie to the even neighbour
+    assert net.history[-1].regularization == float(even.sum()) / 2.0**30 / len(X)
+    assert float(even.sum()) != float((ties + 1).sum())  # away from zero would differ
+
+
 def _mlp(x, t, hidden, device="cpu", batch=None):
     cfg = network_config(n_in=x.shape[1], hidden=tuple((n, "Sigmoid") for n in hidden), output_activation="Linear",
                          error="L2", sparse_input=False)
