@@ -38,25 +38,22 @@ __device__ __forceinline__ float4 step4(const UpdateParams& u, float4 w, float4 
 
 // Quads i, i + threads, ...: one a thread when the grid covers them all. With Sum, also the L2
 // regularisation error of the weights before the step, as the update op reports it: fixed point, summed
-// over the block and added with one atomic a block. Sum 1 rounds to fixed point by the conversion
-// instruction (llrintf), Sum 2 by the engine's fixed::from_float.
-template <int Sum>
+// over the block and added with one atomic a block.
+template <bool Sum>
 __global__ void stride_kernel(float4* w, const float4* g, float4* v, uint64_t quads, UpdateParams u,
                               long long* error) {
   const uint64_t threads = static_cast<uint64_t>(gridDim.x) * blockDim.x;
   long long sum = 0;
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < quads; i += threads) {
     const float4 old = w[i];
-    if constexpr (Sum != 0)
-      for (const float x : {old.x, old.y, old.z, old.w}) {
-        const float term = dsstne::math::regularization(x, u.lambda, 0.0f);
-        sum += Sum == 1 ? llrintf(term * static_cast<float>(dsstne::fixed::kScale)) : dsstne::fixed::from_float(term);
-      }
+    if constexpr (Sum)
+      for (const float x : {old.x, old.y, old.z, old.w})
+        sum += dsstne::fixed::from_float(dsstne::math::regularization(x, u.lambda, 0.0f));
     float4 s = v[i];
     w[i] = step4(u, old, g[i], s);
     v[i] = s;
   }
-  if constexpr (Sum != 0) {
+  if constexpr (Sum) {
     __shared__ long long warps[32];
     for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xFFFFFFFFu, sum, offset);
     if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = sum;
@@ -155,13 +152,11 @@ int main() {
 
   time("copy (1 read, 1 write), covering grid", 2.0 * n * sizeof(float), resident(copy_kernel, 256),
        [&] { copy_kernel<<<grid(1), 256>>>(spare, w, quads); });
-  const auto plain = stride_kernel<0>, summing = stride_kernel<1>, summing_engine = stride_kernel<2>;
+  const auto plain = stride_kernel<false>, summing = stride_kernel<true>;
   time("a quad a thread, covering grid", step_bytes, resident(plain, 256),
        [&] { plain<<<grid(1), 256>>>(w, g, v, quads, u, error); });
   time("a quad a thread, covering grid, summing the error", step_bytes, resident(summing, 256),
        [&] { summing<<<grid(1), 256>>>(w, g, v, quads, u, error); });
-  time("a quad a thread, covering grid, summing the error by fixed::from_float", step_bytes,
-       resident(summing_engine, 256), [&] { summing_engine<<<grid(1), 256>>>(w, g, v, quads, u, error); });
   time("persistent, 4 blocks of 256 a multiprocessor", step_bytes, 1024,
        [&] { plain<<<4 * sms, 256>>>(w, g, v, quads, u, error); });
   time("persistent, 4 blocks of 256, summing the error", step_bytes, 1024,
@@ -178,8 +173,6 @@ int main() {
        [&] { plain<<<three_quarters, 1024>>>(w, g, v, quads, u, error); });
   time("the same, summing the error", step_bytes, 1024,
        [&] { summing<<<three_quarters, 1024>>>(w, g, v, quads, u, error); });
-  time("the same, summing the error by fixed::from_float", step_bytes, 1024,
-       [&] { summing_engine<<<three_quarters, 1024>>>(w, g, v, quads, u, error); });
   time("two quads a thread, covering grid", step_bytes, resident(pair_kernel, 256),
        [&] { pair_kernel<<<grid(2), 256>>>(w, g, v, quads, u); });
   time("two quads a thread, persistent, 4 blocks of 256", step_bytes, 1024,
