@@ -169,19 +169,21 @@ def test_regularization_error_is_reported_separately(device, lam1):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("mode", ["RMSProp", "SGD"], ids=["update_op", "sum_op"])
-def test_regularization_error_rounds_each_term_half_to_even(device, mode):
-    # Each weight's term is rounded to fixed point (2^30) before the integer sum. lambda = 2^-17 over 8
-    # rows and w = a / 256 (a odd) make a term a^2 / 2 exactly: a tie, which goes to the even neighbour
-    # (llrintf's default rounding) on either target, from terms of one half to terms past 2^22 (a from
-    # 2,897), beyond the CPU target's exact integer path (vec::fixed, under 2^21).
-    a = np.array([1, 3, 5, 7, 9, 11, 13, 15, 255, 1023, 2049, 2897, 3001, 4093, 4095], dtype=np.int64)
+@pytest.mark.parametrize("c", [1, 3], ids=["ties_down", "ties_up"])
+def test_regularization_error_rounds_each_term_half_to_even(device, mode, c):
+    # Each weight's term is rounded to fixed point (2^30) before the integer sum. lambda = c 2^-17 over 8
+    # rows and w = a / 256 (a odd) make a term c a^2 / 2 exactly (every product fits a float's 24 bits):
+    # a tie, whose even neighbour is below it for c = 1 (a^2 = 1 mod 8) and above it for c = 3, on either
+    # target, from terms of one half to terms past 2^22, beyond the CPU target's exact integer path
+    # (vec::fixed, under 2^21). Rounding half away from zero fails c = 1, truncation fails c = 3.
+    past = {1: [2897, 3001, 4093, 4095], 3: [1673, 2049, 2361, 2363]}[c]  # c a^2 / 2 >= 2^22, c a^2 < 2^24
+    a = np.array([1, 3, 5, 7, 9, 11, 13, 15, 255, 1023, 2047, *past], dtype=np.int64)
+    assert (c * a * a < 2**24).all() and (c * a * a / 2 >= 2**22).any()
     net = _net(device=device)
     net.set_weights("Input", "Output", (a / 256.0).astype(np.float32).reshape(5, 3), np.zeros(3, np.float32))
-    net.train(1, lambda_=2.0**-17, lambda1=0.0, optimizer=mode, **{**PARAMS[mode], "alpha": 0.0})
-    ties = a * a // 2  # a^2 / 2 less one half
-    even = ties + (ties % 2)  # the tie to the even neighbour
+    net.train(1, lambda_=c * 2.0**-17, lambda1=0.0, optimizer=mode, **{**PARAMS[mode], "alpha": 0.0})
+    even = np.rint(c * a * a / 2.0).astype(np.int64)  # numpy rounds halves to even
     assert net.history[-1].regularization == float(even.sum()) / 2.0**30 / len(X)
-    assert float(even.sum()) != float((ties + 1).sum())  # away from zero would differ
 
 
 def _mlp(x, t, hidden, device="cpu", batch=None):
