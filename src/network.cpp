@@ -596,9 +596,27 @@ void Network::join_steps() {
 }
 
 void Network::forward(const BatchRows& rows, bool training, bool update_running_stats, const Layer* ranked) {
-  if (steps_pending_) join_steps();  // the last minibatch's folded steps read the units and deltas this overwrites
+  // The last minibatch's folded steps (steps_pending_) read their input layers' units, which this forward
+  // writes into the spare buffers instead, and write their matrices, whose readers wait for them. The
+  // main stream's wait for the side stream then falls at the output layer (in the sample network, beside
+  // the gap before cuBLAS's forward), not between the last update and the first gather.
+  if (steps_pending_) {
+    for (auto& layer : layers_) {
+      const bool read = std::any_of(layer->outgoing.begin(), layer->outgoing.end(),
+                                    [](const Weight* w) { return w->stepped; });
+      if (!read) continue;
+      if (layer->spare_unit.size() != layer->unit.size()) {
+        join_steps();
+        break;
+      }
+      std::swap(layer->unit, layer->spare_unit);
+    }
+  }
   for (Layer* layer : forward_order_) {
-    if (layer->kind == LayerKind::Output) join_steps();  // the deferred steps of its matrices (defers_step)
+    // The deferred steps of its matrices (defers_step), or a folded step of one.
+    const bool stepped = std::any_of(layer->incoming.begin(), layer->incoming.end(),
+                                     [](Weight* w) { return w->matrix().stepped; });
+    if (layer->kind == LayerKind::Output || (steps_pending_ && stepped)) join_steps();
     forward_layer(*layer, rows, training, update_running_stats,
                   (training && defers_activation(*layer)) || layer == ranked);
   }
@@ -1018,6 +1036,11 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
   const uint32_t examples = bound_examples();
   allocate_batch_buffers();
   prepare_optimizer(params);
+  for (auto& w : weights_) {  // the step's mode and L1 are the call's: alpha alone changes (decay, brake)
+    Layer& in = *w->in;
+    if (steps_in_gemm(*w, step_params(params, 1.0f)) && in.spare_unit.size() != in.unit.size())
+      in.spare_unit = Buffer<float>(ctx_->backend, in.unit.size());
+  }
   brake_average_ = 0.0;  // the original's brake state is local to each Train() call
   brake_ = 0;
   brake_batches_ = 0;

@@ -36,6 +36,10 @@ struct Layer {
   Shard shard;
   ActivationParams activation;
   Buffer<float> unit, delta, scratch;
+  // The input of a matrix whose step backward folds into its gradient GEMM (Network::steps_in_gemm): the
+  // next forward writes its units here and swaps the two, so that it need not wait for that step, which
+  // reads the last minibatch's units on the side stream.
+  Buffer<float> spare_unit;
   // Floats from one delta row to the next: the stride, or whole 16 bytes where Network::pads_deltas.
   uint32_t delta_pitch = 0;
   std::vector<Weight*> incoming;  // weights whose output is this layer
