@@ -11,7 +11,8 @@
 //   nvcc -O2 -arch=sm_90a -std=c++17 -Iinclude -Icuda -o /tmp/gemm_shapes bench/gemm_shapes.cu cuda/tensor_gemm.cu \
 //     -lcublas -lcublasLt && /tmp/gemm_shapes [hidden] [units] [ways]
 // Prints one JSON line per (mode, pitch, shape): median microseconds and TFLOP/s; then one per shape
-// with the default's and the best cuBLASLt algorithm's microseconds; then one per (shape, way) with
+// with the default's and the best cuBLASLt algorithm's microseconds (after one per offered algorithm, with
+// its microseconds and configuration); then one per (shape, way) with
 // microseconds and the largest error relative to the largest output.
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -110,6 +111,28 @@ float time_gemm(cublasHandle_t h, const Gemm& g, cublasComputeType_t compute) {
   });
 }
 
+// One offered algorithm's configuration, to look for a rule that would pick the fastest without timing.
+void print_algorithm(const char* shape, int rank, float us, const cublasLtMatmulAlgo_t& algo) {
+  const cublasLtMatmulAlgoConfigAttributes_t attributes[] = {
+      CUBLASLT_ALGO_CONFIG_ID,          CUBLASLT_ALGO_CONFIG_TILE_ID,          CUBLASLT_ALGO_CONFIG_STAGES_ID,
+      CUBLASLT_ALGO_CONFIG_SPLITK_NUM,  CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,  CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING,
+      CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID};
+  const char* names[] = {"id", "tile", "stages", "splitk", "reduction", "swizzle", "custom", "cluster", "inner"};
+  std::printf("{\"lt_algorithm\": \"%s\", \"rank\": %d, \"us\": %.1f", shape, rank, us);
+  for (size_t k = 0; k < sizeof(attributes) / sizeof(attributes[0]); ++k) {
+    // Each attribute is an integer of at most 8 bytes (little-endian): its size asked first, then read
+    // with exactly that size, which the call checks.
+    uint64_t value = 0;
+    size_t size = 0;
+    if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attributes[k], nullptr, 0, &size) != CUBLAS_STATUS_SUCCESS ||
+        size == 0 || size > sizeof(value) ||
+        cublasLtMatmulAlgoConfigGetAttribute(&algo, attributes[k], &value, size, &size) != CUBLAS_STATUS_SUCCESS)
+      continue;
+    std::printf(", \"%s\": %llu", names[k], static_cast<unsigned long long>(value));
+  }
+  std::printf("}\n");
+}
+
 // The fastest of the algorithms cuBLASLt's heuristic offers for g with `compute` (deterministic reductions
 // only): {microseconds, heuristic rank, algorithms offered}.
 struct Sweep {
@@ -144,6 +167,7 @@ Sweep sweep_algorithms(cublasLtHandle_t lt, const Gemm& g, cublasComputeType_t c
                            workspace_bytes, nullptr));
     });
     if (us < best.us) best.us = us, best.rank = i;
+    print_algorithm(g.name, i, us, results[i].algo);
   }
   CHECK(cublasLtMatmulPreferenceDestroy(pref));
   for (cublasLtMatrixLayout_t l : {a, b, c}) CHECK(cublasLtMatrixLayoutDestroy(l));

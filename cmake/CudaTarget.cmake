@@ -1,5 +1,6 @@
 # CUDA target: built when DSSTNE_CUDA is ON, or AUTO and both nvcc and cuBLAS are found.
-# cuBLAS comes from the CUDA toolkit, else from the nvidia-cublas wheel of the Python running the build.
+# cuBLAS and cuBLASLt come from the CUDA toolkit, else from the nvidia-cublas wheel of the Python running the
+# build.
 set(DSSTNE_CUDA "AUTO" CACHE STRING "Build the CUDA target: ON, OFF or AUTO")
 # 90a: the Hopper image, with the wgmma GEMM (math="tf32x3"); sm_90a code runs on cards of compute
 # capability 9.0 only, later cards run the compute_89 PTX.
@@ -18,7 +19,7 @@ if(NOT DSSTNE_CUDA STREQUAL "OFF")
     find_package(CUDAToolkit REQUIRED)
     if(TARGET CUDA::cublas)
       add_library(dsstne_cublas INTERFACE)
-      target_link_libraries(dsstne_cublas INTERFACE CUDA::cublas)
+      target_link_libraries(dsstne_cublas INTERFACE CUDA::cublas CUDA::cublasLt)
       set(DSSTNE_WITH_CUDA ON)
       set(DSSTNE_CUBLAS_RPATH ${CUDAToolkit_LIBRARY_DIR})
       set(DSSTNE_CUBLAS_SOURCE "CUDA toolkit")
@@ -29,7 +30,7 @@ if(NOT DSSTNE_CUDA STREQUAL "OFF")
       if(_cu_rc EQUAL 0 AND EXISTS ${_cu}/include/cublas_v2.h)
         add_library(dsstne_cublas INTERFACE)
         target_include_directories(dsstne_cublas INTERFACE ${_cu}/include)
-        target_link_libraries(dsstne_cublas INTERFACE ${_cu}/lib/libcublas.so.13)
+        target_link_libraries(dsstne_cublas INTERFACE ${_cu}/lib/libcublas.so.13 ${_cu}/lib/libcublasLt.so.13)
         set(DSSTNE_WITH_CUDA ON)
         set(DSSTNE_CUBLAS_SOURCE "nvidia-cublas wheel")
       else()

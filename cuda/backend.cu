@@ -56,6 +56,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fork_ = new_event();
   blas_ = new_blas(stream_.get());
   side_blas_ = new_blas(side_.get());
+  pinned_ = std::make_unique<gpu::PinnedGemms>();
   wgmma_ = gpu::wgmma_kernel_available();
   dependent_ = props_.major >= 9;
 }

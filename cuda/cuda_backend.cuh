@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "dsstne/backend.h"
+#include "pinned_gemm.cuh"
 #include "scratch.cuh"
 
 namespace dsstne {
@@ -77,6 +78,7 @@ class CudaBackend final : public Backend {
   // One cuBLAS handle a stream, each with its own workspace: GEMMs on the two streams may run at once.
   std::unique_ptr<cublasContext, gpu::BlasDeleter> blas_, side_blas_;
   cublasHandle_t blas() const { return (on_side_ ? side_blas_ : blas_).get(); }
+  std::unique_ptr<gpu::PinnedGemms> pinned_;  // made once the device is current (its cuBLASLt handle's)
   std::atomic<size_t> current_{0}, peak_{0};
   MathMode math_ = MathMode::Fp32;
   bool wgmma_ = false;  // the tensor-core GEMM runs its Hopper kernel on this device

@@ -3,7 +3,8 @@
 // computed as column-major C^T = op(B)^T op(A)^T: operands swapped, m and n swapped, the transpose flags
 // kept. Tf32x3: the engine's own kernel (tensor_gemm.cuh), row-major as it is. TF32: cuBLAS's TF32, but
 // the deep products and the side stream's large ones that cuBLAS cannot load by 16 bytes take the
-// kernel's one-product variant (below).
+// kernel's one-product variant (below), and the products with a pinned cuBLASLt algorithm take it
+// (pinned_gemm.cuh).
 #include "check.cuh"
 #include "cuda_backend.cuh"
 #include "tensor_gemm.cuh"
@@ -50,6 +51,13 @@ void CudaBackend::gemm(const GemmArgs& g) {
     if (plan.supported && ours) {
       gpu::tensor_gemm(g, plan, math_ == MathMode::Tf32x3 ? 3 : 1, gemm_workspace(plan.workspace_floats), stream(),
                        dependent_);
+      return;
+    }
+  }
+  if (math_ == MathMode::Tf32) {
+    if (const gpu::PinnedPlan* pinned = pinned_->find(g)) {
+      pinned_->run(*pinned, g, gemm_workspace((pinned->workspace_bytes + sizeof(float) - 1) / sizeof(float)),
+                   stream());
       return;
     }
   }

@@ -1,6 +1,6 @@
 """Network's `math`: the GPU's GEMMs on the tensor cores (``tf32x3``: our kernel, cuda/tensor_gemm.cu;
 ``tf32``: cuBLAS, and our kernel's one-product variant for the deep products and the side stream's large
-ones that cuBLAS cannot load by 16 bytes),
+ones that cuBLAS cannot load by 16 bytes, and cuBLASLt algorithms pinned for the benchmark's output layer),
 against FP64 numpy and the CPU target; which shapes take our kernel and which fall back to cuBLAS;
 reproducibility.
 
@@ -101,13 +101,13 @@ def test_odd_widths_fall_back_to_cublas(units):
     assert tensor.predict(x).tobytes() == fp32.predict(x).tobytes()
 
 
-def _hidden_pair(math: str, rows: int = 256, hidden: int = 128, items: int = 12000):
+def _hidden_pair(math: str, rows: int = 256, hidden: int = 128, items: int = 12000,
+                 devices: tuple[str, ...] = ("cpu", "cuda")):
     x = random_csr(rows * 3, 300, 0.05, seed=31)
     y = random_csr(rows * 3, items, 0.005, seed=32)
     cfg = network_config(hidden=[(hidden, "Sigmoid")])
     inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
-    return [dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=5, math=math)
-            for d in ("cpu", "cuda")]
+    return [dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=5, math=math) for d in devices]
 
 
 @pytest.mark.cuda
@@ -238,3 +238,48 @@ def test_hopper_and_mma_kernels_give_the_same_bits():
             for extra in ({}, {"DSSTNE_TENSOR_GEMM": "mma"}, {"DSSTNE_TENSOR_GEMM": "cp-async"})]
     assert runs[0] == runs[1] == runs[2]
     assert len(runs[0].split()) == 2
+
+
+# The benchmark's output layer in a process of its own (the pins are chosen when its backend is made):
+# the three products' results saved to argv[2].
+_PINNED_PRODUCTS = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_tensor_math import _hidden_pair
+gpu = _hidden_pair("tf32", hidden=1024, items=27278, devices=("cuda",))[0]
+_, gradients = gpu.gradients(0)
+hopper = gpu.device_description.endswith("compute capability 9.0")
+np.savez(sys.argv[2], units=gpu.units("Output"), deltas=gpu.deltas("Hidden1"),
+         gradient=gradients[("Hidden1", "Output")][0], hopper=hopper)
+"""
+
+
+@pytest.mark.cuda
+def test_tf32_pinned_cublaslt_products_match_cpu_and_repeat_bitwise(tmp_path):
+    # The benchmark's output layer (256 rows, 1,024 hidden units, 27,278 outputs in rows of 27,280 floats):
+    # under tf32 its forward, delta and weight-gradient products run the cuBLASLt algorithms that
+    # cuda/pinned_gemm.cu pins by configuration on a card of compute capability 9.0. With the pins, twice,
+    # and with DSSTNE_PINNED_GEMMS=off (cublasSgemm's own choices).
+    tests = str(Path(__file__).parent)
+
+    def run(name: str, extra: dict[str, str]):
+        path = tmp_path / f"{name}.npz"
+        subprocess.run([sys.executable, "-c", _PINNED_PRODUCTS, tests, str(path)], env={**os.environ, **extra},
+                       check=True)
+        return np.load(path)
+
+    on, again, off = run("on", {}), run("again", {}), run("off", {"DSSTNE_PINNED_GEMMS": "off"})
+    cpu = _hidden_pair("tf32", hidden=1024, items=27278, devices=("cpu",))[0]
+    _, g_cpu = cpu.gradients(0)
+    expected = {"units": cpu.units("Output"), "deltas": cpu.deltas("Hidden1"),
+                "gradient": g_cpu[("Hidden1", "Output")][0]}
+    for key, ref in expected.items():
+        for result in (on, off):
+            assert _relative_error(result[key], ref) < BOUND["tf32"] * 10, key
+        assert on[key].tobytes() == again[key].tobytes(), key
+    # The pinned algorithms ran: other sums than cublasSgemm's somewhere. (A product's bits depend only on
+    # its order over K, which a pin need not change: on the H200 the forward's and the weight gradient's
+    # pins give cublasSgemm's bits, the delta's other ones.)
+    changed = [key for key in expected if on[key].tobytes() != off[key].tobytes()]
+    assert changed or not on["hopper"]
