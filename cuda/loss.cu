@@ -85,29 +85,27 @@ __device__ __forceinline__ long long for_each_output(const OutputDeltaArgs& a, c
   return total;
 }
 
+// The blocks of one wave the grid is sized for: the H100's and H200's 132 multiprocessors at four blocks
+// each (the sparse pass's 58 registers a thread). A constant, not the card's count: the row groups are the
+// bias gradient's partial sums, so the bits do not depend on the card.
+constexpr uint64_t kWaveBlocks = 132 * 4;
+
 // The grid of a pass over rows x stride: spans of kSpan columns over x, up to kRowBlocks row groups over
-// y, as many as take the fewest rounds of rows in the waves of blocks the device holds at once (`resident`,
-// the kernel's blocks a multiprocessor times the multiprocessors), the fewest groups among equals. The
-// sample's and benchmark's 14 spans in 64 groups were 1.7 waves of 4 rows a block (8 rounds, the second
-// wave leaving a third of the device idle); in 37 groups they are one wave of 7.
-dim3 output_grid(uint32_t rows, uint32_t stride, uint64_t resident) {
+// y, as many as take the fewest rounds of rows in waves of kWaveBlocks, the fewest groups among equals.
+// The sample's and benchmark's 14 spans in 64 groups were 1.7 waves of 4 rows a block (8 rounds, the
+// second wave leaving a third of the device idle); in 37 groups they are one wave of 7 (sample TF32
+// 0.0845 -> 0.0839 s an epoch, FP32 0.1367 -> 0.1348; H200).
+dim3 output_grid(uint32_t rows, uint32_t stride) {
   const auto spans = static_cast<unsigned>(std::clamp<uint64_t>((uint64_t{stride} + kSpan - 1) / kSpan, 1, 65535));
   const unsigned most = std::clamp<unsigned>(rows, 1, kRowBlocks);
   unsigned groups = most;
   uint64_t fewest = ~uint64_t{0};
   for (unsigned y = 1; y <= most; ++y) {
-    const uint64_t waves = (uint64_t{spans} * y + resident - 1) / resident, rounds = waves * ((rows + y - 1) / y);
+    const uint64_t waves = (uint64_t{spans} * y + kWaveBlocks - 1) / kWaveBlocks;
+    const uint64_t rounds = waves * ((rows + y - 1) / y);
     if (rounds < fewest) fewest = rounds, groups = y;
   }
   return dim3(spans, groups);
-}
-
-// The blocks of `kernel` the device holds at once.
-template <class Kernel>
-uint64_t resident_blocks(Kernel kernel, int multiprocessors) {
-  int per_multiprocessor = 0;
-  DSSTNE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, gpu::kThreads, 0));
-  return static_cast<uint64_t>(std::max(per_multiprocessor, 1)) * static_cast<uint64_t>(multiprocessors);
 }
 
 __global__ void __launch_bounds__(gpu::kThreads) dense_loss_kernel(OutputDeltaArgs a) {
@@ -280,7 +278,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
 }  // namespace
 
 size_t CudaBackend::output_delta_scratch_bytes(uint32_t rows, uint32_t stride) const {
-  // output_grid's most row groups
+  // output_grid's most row groups for any minibatch of up to `rows` (its choice need not grow with them)
   return static_cast<size_t>(std::clamp<unsigned>(rows, 1, kRowBlocks)) * stride * sizeof(float);
 }
 
@@ -290,24 +288,21 @@ void CudaBackend::output_delta(const OutputDeltaArgs& a) {
                  "output_delta: the bias is applied only before an element-wise activation");
   bind();
   if (!a.targets.sparse) {
-    gpu::launch(dependent_, dense_loss_kernel,
-                output_grid(a.rows, a.stride, resident_blocks(dense_loss_kernel, props_.multiProcessorCount)),
-                gpu::kThreads, 0, stream(), a);
+    gpu::launch(dependent_, dense_loss_kernel, output_grid(a.rows, a.stride), gpu::kThreads, 0, stream(), a);
     if (a.bias_gradient)
       column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
     return;
   }
+  const dim3 grid = output_grid(a.rows, a.stride);
   float* partials = a.bias_gradient ? static_cast<float*>(a.scratch) : nullptr;
   const auto aligned8 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; };
   const bool pairs =
       a.stride % 2 == 0 && a.delta_pitch() % 2 == 0 && a.unit_pitch() % 2 == 0 && aligned8(a.unit) &&
       aligned8(a.delta) && aligned8(a.bias);
-  dim3 grid;
   with_kinds(a.loss, [&](auto kinds) {
     using K = decltype(kinds);
     const auto kernel = pairs ? (a.bias ? sparse_loss_kernel<K, true, true> : sparse_loss_kernel<K, false, true>)
                               : (a.bias ? sparse_loss_kernel<K, true, false> : sparse_loss_kernel<K, false, false>);
-    grid = output_grid(a.rows, a.stride, resident_blocks(kernel, props_.multiProcessorCount));
     gpu::launch(dependent_, kernel, grid, gpu::kThreads, 0, stream(), a, partials);
   });
   if (partials) column_sum({partials, grid.y, a.stride, a.bias_gradient_scale, a.bias_gradient});
