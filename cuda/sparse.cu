@@ -15,6 +15,8 @@
 #include "cuda_backend.cuh"
 #include "dsstne/math/sparse_row.h"
 #include "launch.cuh"
+#include "reduce.cuh"
+#include "stepper.cuh"
 
 namespace dsstne {
 namespace gpu {
@@ -351,12 +353,53 @@ __host__ __device__ __forceinline__ uint32_t column_passes(uint32_t stride) {
   return (stride + 32 * Columns - 1) / (32 * Columns);
 }
 
+// Where a unit's gradient row goes: written to the gradient, or (kStep, SparseGradientArgs::step) into the
+// step of its parameters. A thread puts up to `Columns` columns of the row, `spacing` apart from `first`;
+// stepping, their weights are loaded as the row begins, so that the loads run beside its sum (loaded after
+// it, the sample's small and large buckets took 23 + 16 us a step; so, 16 + 15; H200 traces).
+template <bool kStep, unsigned Columns>
+struct RowOut {
+  float* gradient;
+  const UpdateArgs& step;  // kStep: the listed rows' update (the kernel's parameter)
+  Stepper stepper;
+  uint64_t row = 0;  // the unit's first parameter
+  float w[Columns];  // kStep: the thread's columns' weights
+
+  __device__ RowOut(float* out, const UpdateArgs& s) : gradient(out), step(s), stepper(step) {}
+  __device__ __forceinline__ void begin(uint32_t unit, uint32_t stride, uint32_t first, uint32_t spacing) {
+    row = static_cast<uint64_t>(unit) * stride;
+    if constexpr (kStep) {
+#pragma unroll
+      for (unsigned c = 0; c < Columns; ++c) {
+        const uint32_t j = first + c * spacing;
+        w[c] = j < stride ? step.weights[row + j] : 0.0f;
+      }
+    }
+  }
+  // The thread's column c (column j of the row): its gradient g, rounded (__fmul_rn: never contracted
+  // into the step's arithmetic, so that the step has the bits of one reading the gradient back).
+  __device__ __forceinline__ void put(unsigned c, uint32_t j, float g) {
+    if constexpr (kStep)
+      stepper.given(row + j, w[c], g);
+    else
+      gradient[row + j] = g;
+  }
+  // Every thread of the block calls this once, at its end.
+  __device__ __forceinline__ void end() {
+    if constexpr (kStep)
+      if (step.regularization) gpu::add_fixed(step.regularization, stepper.regularization);
+  }
+};
+
 // A warp per (small bucket, pass). Six blocks a multiprocessor (40 registers, 4 bytes spilled; 45 and five
-// blocks otherwise): the benchmark's epoch 0.6 % shorter, H100.
-template <unsigned Columns>
-__global__ void __launch_bounds__(gpu::kThreads, 6) small_bucket_kernel(GradientScratch g, const float* delta,
-                                                                        float* gradient, uint32_t stride, float scale) {
+// blocks otherwise): the benchmark's epoch 0.6 % shorter, H100. Stepping, four (64 registers, none spilled;
+// five, 48 registers and 32 bytes spilled, ran the sample the same, H200).
+template <unsigned Columns, bool kStep>
+__global__ void __launch_bounds__(gpu::kThreads, kStep ? 4 : 6)
+    small_bucket_kernel(GradientScratch g, const float* delta, float* gradient, uint32_t stride, float scale,
+                        UpdateArgs step) {
   gpu::await_previous();
+  RowOut<kStep, Columns> out(gradient, step);
   __shared__ uint32_t rows[gpu::kThreads / 32][kWarpBucket];
   __shared__ float values[gpu::kThreads / 32][kWarpBucket];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -377,13 +420,14 @@ __global__ void __launch_bounds__(gpu::kThreads, 6) small_bucket_kernel(Gradient
     }
     __syncwarp();
     const uint32_t j0 = static_cast<uint32_t>(q % passes) * 32 * Columns;
-    float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
+    out.begin(g.present[p], stride, j0 + lane, 32);
     float acc[Columns] = {};
     sum_slice(rows[warp], values[warp], 0, n, delta, stride, j0, lane, acc);
 #pragma unroll
     for (unsigned c = 0; c < Columns; ++c)
-      if (j0 + lane + 32 * c < stride) out[j0 + lane + 32 * c] = acc[c] * scale;
+      if (j0 + lane + 32 * c < stride) out.put(c, j0 + lane + 32 * c, __fmul_rn(acc[c], scale));
   }
+  out.end();
 }
 
 // Large bucket p's datapoints in batch-row order at their slots of sorted_row / sorted_value: each ranked
@@ -420,15 +464,17 @@ __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_rank_kernel(Gra
 
 // A block per (large bucket, pass): warp w sums the w-th slice of the ordered bucket, then the slices are
 // added in order. Rows of one pass (one block a bucket) rank the bucket here, unless `ranked`.
-template <unsigned Columns>
+template <unsigned Columns, bool kStep>
 __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_sum_kernel(GradientScratch g, const float* delta,
                                                                             float* gradient, uint32_t stride,
-                                                                            float scale, bool ranked) {
+                                                                            float scale, bool ranked, UpdateArgs step) {
   gpu::await_previous();
   constexpr unsigned kBlock = 32 * kSliceWarps, kPass = 32 * Columns;
   __shared__ float partial[kSliceWarps][kPass];
   __shared__ uint64_t keys[kBlock];
   const unsigned t = threadIdx.x, lane = t & 31u, warp = t >> 5;
+  static_assert(kPass <= kBlock, "a thread puts one column of a pass");
+  RowOut<kStep, 1> out(gradient, step);
   const uint32_t passes = column_passes<Columns>(stride);
   const uint64_t items = uint64_t{*g.large_count} * passes;
   for (uint64_t q = blockIdx.x; q < items; q += gridDim.x) {
@@ -440,19 +486,20 @@ __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_sum_kernel(Grad
     const uint32_t lo = static_cast<uint32_t>(uint64_t{n} * warp / kSliceWarps);
     const uint32_t hi = static_cast<uint32_t>(uint64_t{n} * (warp + 1) / kSliceWarps);
     const uint32_t j0 = static_cast<uint32_t>(q % passes) * kPass;
+    out.begin(g.present[p], stride, t < kPass ? j0 + t : stride, 0);
     float acc[Columns] = {};
     sum_slice(g.sorted_row + base, g.sorted_value + base, lo, hi, delta, stride, j0, lane, acc);
 #pragma unroll
     for (unsigned c = 0; c < Columns; ++c) partial[warp][lane + 32 * c] = acc[c];
     __syncthreads();
-    float* out = gradient + static_cast<uint64_t>(g.present[p]) * stride;
-    for (unsigned c = t; c < kPass && j0 + c < stride; c += kBlock) {
+    if (t < kPass && j0 + t < stride) {
       float sum = 0.0f;
-      for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][c];
-      out[j0 + c] = sum * scale;
+      for (unsigned w = 0; w < kSliceWarps; ++w) sum += partial[w][t];
+      out.put(0, j0 + t, __fmul_rn(sum, scale));
     }
     __syncthreads();  // partial[] is rewritten by the next item
   }
+  out.end();
 }
 
 }  // namespace
@@ -521,22 +568,30 @@ void CudaBackend::sparse_gradient(const SparseGradientArgs& a) {
   const uint64_t most_present = std::min<uint64_t>(a.datapoints, a.input_units);
   // Each loops over its items; as many blocks as keep the device busy.
   const uint64_t busy = static_cast<uint64_t>(props_.multiProcessorCount) * 8;
-  const auto sums = [&](auto columns) {
+  const UpdateArgs step = a.step ? *a.step : UpdateArgs{};
+  const auto sums = [&](auto columns, auto stepping) {
     constexpr unsigned kColumns = decltype(columns)::value;
+    constexpr bool kStep = decltype(stepping)::value;
     const uint32_t passes = column_passes<kColumns>(a.stride);
     const auto blocks = [busy](uint64_t n) { return static_cast<unsigned>(std::clamp<uint64_t>(n, 1, busy)); };
     if (passes > 1)
       gpu::launch(dependent_, large_bucket_rank_kernel, blocks(most_present), 32 * kSliceWarps, 0, s, g);
     const uint64_t items = most_present * passes;
-    gpu::launch(dependent_, small_bucket_kernel<kColumns>, blocks((items + 7) / 8), gpu::kThreads, 0, s, g, a.delta,
-                a.gradient, a.stride, a.scale);
-    gpu::launch(dependent_, large_bucket_sum_kernel<kColumns>, blocks(items), 32 * kSliceWarps, 0, s, g, a.delta,
-                a.gradient, a.stride, a.scale, passes > 1);
+    gpu::launch(dependent_, small_bucket_kernel<kColumns, kStep>, blocks((items + 7) / 8), gpu::kThreads, 0, s, g,
+                a.delta, a.gradient, a.stride, a.scale, step);
+    gpu::launch(dependent_, large_bucket_sum_kernel<kColumns, kStep>, blocks(items), 32 * kSliceWarps, 0, s, g,
+                a.delta, a.gradient, a.stride, a.scale, passes > 1, step);
   };
-  if (a.stride > 32 * kNarrowColumns)
-    sums(std::integral_constant<unsigned, kWideColumns>{});
+  const auto with_columns = [&](auto stepping) {
+    if (a.stride > 32 * kNarrowColumns)
+      sums(std::integral_constant<unsigned, kWideColumns>{}, stepping);
+    else
+      sums(std::integral_constant<unsigned, kNarrowColumns>{}, stepping);
+  };
+  if (a.step)
+    with_columns(std::true_type{});
   else
-    sums(std::integral_constant<unsigned, kNarrowColumns>{});
+    with_columns(std::false_type{});
 }
 
 }  // namespace dsstne

@@ -42,4 +42,9 @@ class HostBackend final : public Backend {
   std::atomic<size_t> current_{0}, peak_{0};
 };
 
+// A listed row's step in the sparse gradient (SparseGradientArgs::step; update's formula and regularisation
+// term): the matrix's parameters [begin, end) with their gradient row. Returns the row's regularisation
+// error (fixed point).
+long long step_listed_row(const UpdateArgs& a, size_t begin, size_t end, const float* gradient);
+
 }  // namespace dsstne

@@ -35,10 +35,10 @@ DSSTNE_HOST_KERNEL void gather_row(const SparseForwardArgs& a, int64_t r) {
   }
 }
 
-// Gradient row of one input unit: g = scale * sum over its (batch row, value) pairs, in batch-row order,
-// of value * delta[row]. acc holds stride floats; a streamed row bypasses the cache (see stream.h).
-DSSTNE_HOST_KERNEL void gradient_row(float* g, const float* delta, uint32_t stride, float scale, const uint32_t* rows,
-                                     const float* values, uint32_t count, float* acc, bool streamed) {
+// Gradient row of one input unit into acc (stride floats): scale * sum over its (batch row, value) pairs,
+// in batch-row order, of value * delta[row].
+DSSTNE_HOST_KERNEL void gradient_row(const float* delta, uint32_t stride, float scale, const uint32_t* rows,
+                                     const float* values, uint32_t count, float* acc) {
   for (uint32_t j = 0; j < stride; ++j) acc[j] = 0.0f;
   for (uint32_t slot = 0; slot < count; ++slot) {
     const float v = values[slot];
@@ -47,10 +47,6 @@ DSSTNE_HOST_KERNEL void gradient_row(float* g, const float* delta, uint32_t stri
     for (uint32_t j = 0; j < stride; ++j) acc[j] += v * d[j];
   }
   for (uint32_t j = 0; j < stride; ++j) acc[j] *= scale;
-  if (streamed)
-    stream::copy(g, acc, stride);
-  else
-    std::memcpy(g, acc, sizeof(float) * stride);
 }
 
 // Scratch of sparse_gradient, carved from one allocation.
@@ -141,22 +137,31 @@ void HostBackend::sparse_gradient_plan(const SparseGradientArgs& a) {
 }
 
 void HostBackend::sparse_gradient(const SparseGradientArgs& a) {
-  // The gradient rows of the present units, written in address order.
+  // The gradient rows of the present units, written (or stepped) in address order; a streamed row bypasses
+  // the cache (see stream.h).
   if (!a.planned) sparse_gradient_plan(a);
   GradientScratch s(a.scratch, a.input_units, a.max_datapoints);
   const bool streamed = uint64_t{a.input_units} * a.stride * sizeof(float) >= stream::kMinBytes;
   const int64_t present = *s.units;
-#pragma omp parallel
+  long long regularization = 0;  // the stepped rows' (integers: the same whatever the split between threads)
+#pragma omp parallel reduction(+ : regularization)
   {
     std::vector<float> acc(a.stride);
 #pragma omp for schedule(dynamic, 64) nowait
     for (int64_t p = 0; p < present; ++p) {
       const uint32_t u = s.present[p];
-      gradient_row(a.gradient + static_cast<uint64_t>(u) * a.stride, a.delta, a.stride, a.scale,
-                   s.rows + s.start[u], s.values + s.start[u], s.count[u], acc.data(), streamed);
+      const uint64_t row = static_cast<uint64_t>(u) * a.stride;
+      gradient_row(a.delta, a.stride, a.scale, s.rows + s.start[u], s.values + s.start[u], s.count[u], acc.data());
+      if (a.step)
+        regularization += step_listed_row(*a.step, row, row + a.stride, acc.data());
+      else if (streamed)
+        stream::copy(a.gradient + row, acc.data(), a.stride);
+      else
+        std::memcpy(a.gradient + row, acc.data(), sizeof(float) * a.stride);
     }
     if (streamed) stream::fence();
   }
+  if (a.step && a.step->regularization) *a.step->regularization += regularization;
 }
 
 }  // namespace dsstne

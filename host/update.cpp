@@ -88,22 +88,22 @@ void update_one(const UpdateArgs& a) {
 #pragma omp parallel for schedule(dynamic, 2) reduction(+ : regularization) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i = c * kChunk, end = std::min(i + kChunk, n);
-    if (a.lazy.enabled) {
-      for (int64_t j = i; j < end;) {
-        const int64_t row = j / a.row_width, row_end = std::min(end, (row + 1) * int64_t{a.row_width});
-        lazy_row(j, row_end, row, regularization);
-        j = row_end;
-      }
-      continue;
-    }
-    if (a.regularization) regularization += regularization_of(a.weights + i, end - i, lambda, lambda1);
     if (!a.row_stamp) {
+      if (a.regularization) regularization += regularization_of(a.weights + i, end - i, lambda, lambda1);
       step(i, end, true);
       continue;
     }
+    // Row by row: the update may step only some of them (unlisted_only), each with its regularisation term.
     for (int64_t j = i; j < end;) {
       const int64_t row = j / a.row_width, row_end = std::min(end, (row + 1) * int64_t{a.row_width});
-      step(j, row_end, a.row_stamp[row] == a.stamp);
+      const bool listed = a.row_stamp[row] == a.stamp;
+      if (a.lazy.enabled) {
+        lazy_row(j, row_end, row, regularization);
+      } else if (!(listed && a.unlisted_only)) {
+        if (a.regularization)
+          regularization += regularization_of(a.weights + j, static_cast<size_t>(row_end - j), lambda, lambda1);
+        step(j, row_end, listed);
+      }
       j = row_end;
     }
   }
@@ -111,6 +111,17 @@ void update_one(const UpdateArgs& a) {
 }
 
 }  // namespace
+
+long long step_listed_row(const UpdateArgs& a, size_t begin, size_t end, const float* gradient) {
+  const int state = math::state_buffers(a.params.mode);
+  const long long regularization =
+      a.regularization ? regularization_of(a.weights + begin, end - begin, a.params.lambda * a.regularization_scale,
+                                           a.params.lambda1 * a.regularization_scale)
+                       : 0;
+  update_range(a.params, a.weights + begin, gradient, state > 0 ? a.velocity + begin : nullptr,
+               state > 1 ? a.velocity2 + begin : nullptr, end - begin);
+  return regularization;
+}
 
 void HostBackend::update(const UpdateListArgs& list) {
   for (unsigned k = 0; k < list.count; ++k) update_one(list.items[k]);

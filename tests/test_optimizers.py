@@ -408,3 +408,29 @@ def test_lazily_stepped_rows_take_the_steps_of_every_row(device, mode):
         for name, v in state_every.items():
             np.testing.assert_allclose(state[name], v, rtol=1e-6, atol=1e-12, err_msg=name)
         np.testing.assert_allclose(history, history_every, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize(("mode", "lam"), [("SGD", 0.01), ("SGD", 0.0), ("Adam", 0.01), ("RMSProp", 0.0),
+                                           ("Momentum", 0.0), ("AdaDelta", 0.0)])
+def test_sparse_input_step_in_the_gradient_and_beside_the_loss_takes_the_same_steps(device, mode, lam):
+    # A sparse input's step (not lazy), known before the forward, is taken in two parts
+    # (Network::steps_with_sparse_gradient): the listed rows in the sparse gradient's kernels as each row's
+    # sum ends (its gradient never stored), and the others, where their step moves them, on the side stream
+    # beside the loss pass. The divergence brake, which leaves the step unknown until after the forward,
+    # turns that off; before its 100 minibatches of warm-up it changes nothing else, so the two runs must
+    # give the same weights, optimiser state, errors and regularisation, to the bit: each row takes the same
+    # formula in either run, and the regularisation error is a fixed-point sum.
+    x = random_csr(160, 400, 0.01, seed=12, values=True)
+    runs = []
+    for brake in (False, True):
+        n = _sparse_or_dense(x, device, True, 12, 8)
+        n.train(3, lambda_=lam, optimizer=mode, divergence_brake=brake, **PARAMS[mode])
+        runs.append((n.weights("Input", "Hidden1")[0], n.optimizer_state().get(("Input", "Hidden1"), {}),
+                     [(h.error, h.regularization) for h in n.history]))
+    (w, state, history), (w_every, state_every, history_every) = runs
+    assert state.keys() == state_every.keys()
+    assert w.tobytes() == w_every.tobytes()
+    for name, v in state_every.items():
+        assert state[name].tobytes() == v.tobytes(), name
+    assert history == history_every

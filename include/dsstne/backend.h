@@ -87,7 +87,7 @@ class Backend {
   // queued on the main one so far. mark(slot) records the current stream's work so far in one of kMarks
   // slots, and wait_mark(slot) makes the current stream wait for the work last marked there. The CPU
   // target runs every op in call order, so there all four do nothing.
-  static constexpr unsigned kMarks = 2;
+  static constexpr unsigned kMarks = 3;
   virtual void begin_side() = 0;
   virtual void end_side() = 0;
   virtual void mark(unsigned slot) = 0;

@@ -199,6 +199,7 @@ class Network {
   // recommendations, which also use marks, never run at once).
   static constexpr unsigned kGradientMark = 0;
   static constexpr unsigned kPlanMark = 1;  // the sparse gradient's plan, on the side stream (training)
+  static constexpr unsigned kUnlistedMark = 2;  // step_unlisted_rows, on the side stream (training)
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   // The layer's dropout is alpha dropout (a non-input ELU or SELU layer), not the plain mask.
   static bool uses_alpha_dropout(const Layer& layer);
@@ -229,7 +230,21 @@ class Network {
   // order its datapoints, so that runs on the side stream beside the forward. Returns that weight
   // (nullptr when there is none, or several that share the scratch).
   // `next`: the following minibatch of the epoch (none for its last), whose rows mark_next_rows marks.
-  Weight* plan_sparse_gradient(const BatchRows& rows, const BatchRows* next);
+  // `step`: the minibatch's optimiser step, when known before the forward; that weight, where
+  // steps_with_sparse_gradient, then takes it in backward (sparse_step_), not in update.
+  Weight* plan_sparse_gradient(const BatchRows& rows, const BatchRows* next, const UpdateParams* step = nullptr);
+  // A sparse input's own matrix (the one plan_sparse_gradient ordered), not stepped lazily and with no
+  // weight norm, whose step, known before the forward, is taken in two parts in backward: the listed rows
+  // in the sparse gradient's kernels, each row as its sum ends (SparseGradientArgs::step: no gradient
+  // written and read back, no pass over the matrix after the sparse gradient), and the others beside them
+  // (step_unlisted_rows).
+  static bool steps_with_sparse_gradient(const Weight& w);
+  // The rows of sparse_step_'s matrix that the minibatch does not list, where their step moves them
+  // (regularised, or a mode whose zero step moves the state; returns whether it does), on the side stream,
+  // then kUnlistedMark: their step reads no gradient, and no kernel of the minibatch reads them.
+  bool step_unlisted_rows();
+  // The update of a matrix's weights (all its rows) in this minibatch's step.
+  UpdateArgs matrix_update_args(Weight& w, const UpdateParams& u, uint32_t rows, bool catch_up);
   // A sparse input's matrix whose zero-gradient step moves every weight (regularised) and its optimiser
   // state (not SGD), and does not change from one minibatch to the next (no Adam, learning-rate decay or
   // divergence brake), in one process, with no weight norm: update steps only the rows the next minibatch
@@ -266,6 +281,9 @@ class Network {
   uint64_t epochs_ = 0, batches_ = 0;
   uint64_t optimizer_steps_ = 0;  // updates since the optimiser state was last cleared (Adam, Decay)
   uint64_t denoise_key_ = 0;
+  // The weight whose step plan_sparse_gradient began (steps_with_sparse_gradient), and that step.
+  Weight* sparse_step_ = nullptr;
+  UpdateArgs sparse_step_args_;
   uint32_t stamp_ = 0;  // minibatches begun (0: none), for the sparse gradients' row stamps
   // Lazily stepped rows: every row has had its steps through lazy_current_ (the stamp of the last update
   // that caught them all up, or the one before the epoch's first minibatch); the last update, with its

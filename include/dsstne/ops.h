@@ -75,6 +75,8 @@ struct SparseForwardArgs {
 // row_stamp).
 // Deterministic: each output element is a sum in batch-row order (on the GPU, an input held by many rows
 // is summed in fixed slices of those rows, added in slice order).
+struct UpdateArgs;
+
 struct SparseGradientArgs {
   float* gradient = nullptr;  // [input units][stride]
   const float* delta = nullptr;  // [rows][stride]
@@ -95,6 +97,10 @@ struct SparseGradientArgs {
   // (the other rows keep what they held; see UpdateArgs::row_stamp).
   uint32_t* row_stamp = nullptr;
   uint32_t stamp = 0;
+  // When set, the matrix's update in this minibatch's step (not lazy; its unlisted rows stepped by an
+  // update with unlisted_only, or unchanged by it): each listed row takes its step as its gradient row's
+  // sum ends, and no gradient is written.
+  const UpdateArgs* step = nullptr;
 };
 
 // [sparse] stamp[u] = `stamp` for every unit u that the batch's rows list as sparse_gradient_plan counts
@@ -252,7 +258,10 @@ struct UpdateArgs {
   // step: the regularisation error, from the pass that reads every weight anyway.
   long long* regularization = nullptr;
   float regularization_scale = 1.0f;
-  LazyRows lazy;  // with row_stamp only
+  // With row_stamp, not lazy: only the rows of the units the minibatch does not list (row_stamp != stamp),
+  // whose step reads no gradient; the listed rows step in the sparse gradient (SparseGradientArgs::step).
+  bool unlisted_only = false;  // in the padding before `lazy`
+  LazyRows lazy;               // with row_stamp only
 };
 
 // [regularization_sum] *out += fixed(0.5 lambda w^2 + lambda1 |w|) over n weights: the regularisation
