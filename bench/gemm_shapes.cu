@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "cuda_timing.cuh"
+#include "pinned_gemm.cuh"
 #include "tensor_gemm.cuh"
 
 namespace {
@@ -120,15 +121,8 @@ void print_algorithm(const char* shape, int rank, float us, const cublasLtMatmul
   const char* names[] = {"id", "tile", "stages", "splitk", "reduction", "swizzle", "custom", "cluster", "inner"};
   std::printf("{\"lt_algorithm\": \"%s\", \"rank\": %d, \"us\": %.1f", shape, rank, us);
   for (size_t k = 0; k < sizeof(attributes) / sizeof(attributes[0]); ++k) {
-    // Each attribute is an integer of at most 8 bytes (little-endian): its size asked first, then read
-    // with exactly that size, which the call checks.
-    uint64_t value = 0;
-    size_t size = 0;
-    if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attributes[k], nullptr, 0, &size) != CUBLAS_STATUS_SUCCESS ||
-        size == 0 || size > sizeof(value) ||
-        cublasLtMatmulAlgoConfigGetAttribute(&algo, attributes[k], &value, size, &size) != CUBLAS_STATUS_SUCCESS)
-      continue;
-    std::printf(", \"%s\": %llu", names[k], static_cast<unsigned long long>(value));
+    const uint64_t value = dsstne::gpu::algorithm_config(algo, attributes[k]);
+    if (value != ~uint64_t{0}) std::printf(", \"%s\": %llu", names[k], static_cast<unsigned long long>(value));
   }
   std::printf("}\n");
 }

@@ -44,23 +44,12 @@ const Pin* pin_of(const GemmArgs& g) {
   return nullptr;
 }
 
-// One attribute of a candidate's configuration (each an integer of at most 8 bytes, little-endian, read
-// with exactly its size); ~0 where cuBLASLt does not report it, which matches no pin.
-uint64_t config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attribute) {
-  uint64_t value = 0;
-  size_t size = 0;
-  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attribute, nullptr, 0, &size) != CUBLAS_STATUS_SUCCESS ||
-      size == 0 || size > sizeof(value) ||
-      cublasLtMatmulAlgoConfigGetAttribute(&algo, attribute, &value, size, &size) != CUBLAS_STATUS_SUCCESS)
-    return ~uint64_t{0};
-  return value;
-}
-
+// An attribute cuBLASLt does not report (~0) matches no pin.
 bool matches(const cublasLtMatmulAlgo_t& algo, const Pin& p) {
-  return config(algo, CUBLASLT_ALGO_CONFIG_ID) == p.algo && config(algo, CUBLASLT_ALGO_CONFIG_TILE_ID) == p.tile &&
-         config(algo, CUBLASLT_ALGO_CONFIG_STAGES_ID) == p.stages &&
-         config(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM) == p.split_k &&
-         config(algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID) == p.cluster;
+  const auto config = [&algo](cublasLtMatmulAlgoConfigAttributes_t a) { return algorithm_config(algo, a); };
+  return config(CUBLASLT_ALGO_CONFIG_ID) == p.algo && config(CUBLASLT_ALGO_CONFIG_TILE_ID) == p.tile &&
+         config(CUBLASLT_ALGO_CONFIG_STAGES_ID) == p.stages && config(CUBLASLT_ALGO_CONFIG_SPLITK_NUM) == p.split_k &&
+         config(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID) == p.cluster;
 }
 
 struct LtPreferenceDeleter {
@@ -81,10 +70,6 @@ bool PinnedGemms::Shape::operator==(const Shape& o) const {
 PinnedGemms::PinnedGemms() {
   const char* value = std::getenv("DSSTNE_PINNED_GEMMS");
   enabled_ = !(value && std::string(value) == "off");
-  if (!enabled_) return;
-  cublasLtHandle_t h = nullptr;
-  DSSTNE_CUBLAS_CHECK(cublasLtCreate(&h));
-  lt_.reset(h);
 }
 
 const PinnedPlan* PinnedGemms::find(const GemmArgs& g) {
@@ -95,9 +80,14 @@ const PinnedPlan* PinnedGemms::find(const GemmArgs& g) {
   return plans_.emplace_back(shape, plan(g)).second.get();
 }
 
-std::unique_ptr<PinnedPlan> PinnedGemms::plan(const GemmArgs& g) const {
+std::unique_ptr<PinnedPlan> PinnedGemms::plan(const GemmArgs& g) {
   const Pin* pin = pin_of(g);
   if (!pin) return nullptr;
+  if (!lt_) {  // not for a run with no pinned product (FP32, the sample network)
+    cublasLtHandle_t h = nullptr;
+    DSSTNE_CUBLAS_CHECK(cublasLtCreate(&h));
+    lt_.reset(h);
+  }
   auto p = std::make_unique<PinnedPlan>();
   // Column-major C^T (n x m) = op(B)^T op(A)^T: B's buffer is cuBLASLt's A, A's its B.
   const cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;

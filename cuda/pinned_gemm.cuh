@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -17,6 +18,18 @@
 #include "dsstne/ops.h"
 
 namespace dsstne::gpu {
+
+// One attribute of a cuBLASLt algorithm's configuration (each an integer of at most 8 bytes, little-endian,
+// its size asked first, then read with exactly that size); ~0 where cuBLASLt does not report it.
+inline uint64_t algorithm_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attribute) {
+  uint64_t value = 0;
+  size_t size = 0;
+  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attribute, nullptr, 0, &size) != CUBLAS_STATUS_SUCCESS ||
+      size == 0 || size > sizeof(value) ||
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, attribute, &value, size, &size) != CUBLAS_STATUS_SUCCESS)
+    return ~uint64_t{0};
+  return value;
+}
 
 struct LtDeleter {
   void operator()(cublasLtContext* h) const noexcept;
@@ -52,10 +65,10 @@ class PinnedGemms {
     bool trans_a, trans_b;
     bool operator==(const Shape& o) const;
   };
-  std::unique_ptr<PinnedPlan> plan(const GemmArgs& g) const;
+  std::unique_ptr<PinnedPlan> plan(const GemmArgs& g);
 
   bool enabled_ = true;
-  std::unique_ptr<cublasLtContext, LtDeleter> lt_;
+  std::unique_ptr<cublasLtContext, LtDeleter> lt_;  // made with the first pinned product's plan
   std::vector<std::pair<Shape, std::unique_ptr<PinnedPlan>>> plans_;  // nullptr: cublasSgemm's
 };
 

@@ -614,9 +614,10 @@ void Network::forward(const BatchRows& rows, bool training, bool update_running_
   }
   for (Layer* layer : forward_order_) {
     // The deferred steps of its matrices (defers_step), or a folded step of one.
-    const bool stepped = std::any_of(layer->incoming.begin(), layer->incoming.end(),
-                                     [](Weight* w) { return w->matrix().stepped; });
-    if (layer->kind == LayerKind::Output || (steps_pending_ && stepped)) join_steps();
+    if (layer->kind == LayerKind::Output ||
+        (steps_pending_ && std::any_of(layer->incoming.begin(), layer->incoming.end(),
+                                       [](Weight* w) { return w->matrix().stepped; })))
+      join_steps();
     forward_layer(*layer, rows, training, update_running_stats,
                   (training && defers_activation(*layer)) || layer == ranked);
   }
