@@ -70,13 +70,13 @@ struct SparseForwardArgs {
   void* scratch = nullptr; // Backend::sparse_forward_scratch_bytes(rows, stride, longest of any batch)
 };
 
+struct UpdateArgs;  // below: a sparse gradient may take the step of the rows it sums
+
 // [sparse] gradient[i][j] = scale * sum over the batch rows r holding input i of w * value * delta[r][j],
 // written only for inputs present in the batch (other rows of gradient are left as they are; see
 // row_stamp).
 // Deterministic: each output element is a sum in batch-row order (on the GPU, an input held by many rows
 // is summed in fixed slices of those rows, added in slice order).
-struct UpdateArgs;
-
 struct SparseGradientArgs {
   float* gradient = nullptr;  // [input units][stride]
   const float* delta = nullptr;  // [rows][stride]
