@@ -306,8 +306,9 @@ def test_cuda_deferred_steps_of_two_matrices_match_cpu():
 
 
 def _sparse_or_dense(x, device, sparse, hidden, batch):
-    cfg = network_config(n_in=x.shape[1], hidden=((hidden, "Sigmoid"),), output_activation="Linear", error="L2",
-                         sparse_input=sparse)
+    """Input -> (hidden Sigmoid units, or none for hidden 0) -> 3 Linear outputs, L2, on random targets."""
+    cfg = network_config(n_in=x.shape[1], hidden=((hidden, "Sigmoid"),) if hidden else (),
+                         output_activation="Linear", error="L2", sparse_input=sparse)
     t = np.random.default_rng(5).normal(size=(x.shape[0], 3)).astype(np.float32)
     data = dsstne.DataSet.from_scipy(x, "input") if sparse else dsstne.DataSet.from_numpy(x.toarray(), "input")
     return dsstne.Network.from_json(cfg, [data, dsstne.DataSet.from_numpy(t, "output")], batch=batch, device=device,
@@ -411,22 +412,26 @@ def test_lazily_stepped_rows_take_the_steps_of_every_row(device, mode):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-@pytest.mark.parametrize(("mode", "lam"), [("SGD", 0.01), ("SGD", 0.0), ("Adam", 0.01), ("RMSProp", 0.0),
-                                           ("Momentum", 0.0), ("AdaDelta", 0.0)])
-def test_sparse_input_step_in_the_gradient_and_beside_the_loss_takes_the_same_steps(device, mode, lam):
+@pytest.mark.parametrize(("mode", "lam", "hidden"), [("SGD", 0.01, 12), ("SGD", 0.0, 12), ("Adam", 0.01, 12),
+                                                     ("RMSProp", 0.0, 12), ("Momentum", 0.0, 12),
+                                                     ("AdaDelta", 0.0, 12), ("SGD", 0.01, 0)])
+def test_sparse_input_step_in_the_gradient_and_beside_the_loss_takes_the_same_steps(device, mode, lam, hidden):
     # A sparse input's step (not lazy), known before the forward, is taken in two parts
     # (Network::steps_with_sparse_gradient): the listed rows in the sparse gradient's kernels as each row's
     # sum ends (its gradient never stored), and the others, where their step moves them, on the side stream
     # beside the loss pass. The divergence brake, which leaves the step unknown until after the forward,
     # turns that off; before its 100 minibatches of warm-up it changes nothing else, so the two runs must
     # give the same weights, optimiser state, errors and regularisation, to the bit: each row takes the same
-    # formula in either run, and the regularisation error is a fixed-point sum.
+    # formula in either run, and the regularisation error is a fixed-point sum. With no hidden layer
+    # (hidden 0) no GEMM propagates a delta, and the unlisted rows' step is queued just before the sparse
+    # gradient.
     x = random_csr(160, 400, 0.01, seed=12, values=True)
+    into = "Hidden1" if hidden else "Output"
     runs = []
     for brake in (False, True):
-        n = _sparse_or_dense(x, device, True, 12, 8)
+        n = _sparse_or_dense(x, device, True, hidden, 8)
         n.train(3, lambda_=lam, optimizer=mode, divergence_brake=brake, **PARAMS[mode])
-        runs.append((n.weights("Input", "Hidden1")[0], n.optimizer_state().get(("Input", "Hidden1"), {}),
+        runs.append((n.weights("Input", into)[0], n.optimizer_state().get(("Input", into), {}),
                      [(h.error, h.regularization) for h in n.history]))
     (w, state, history), (w_every, state_every, history_every) = runs
     assert state.keys() == state_every.keys()
