@@ -68,7 +68,9 @@ __global__ void softmax_kernel(float* unit, uint32_t rows, uint32_t stride, cons
 
 }  // namespace
 
-void CudaBackend::activate(const ActivateArgs& a) {
+void CudaBackend::activate(const ActivateArgs& args) {
+  ActivateArgs a = args;
+  a.activation.fast_math = fast_math();
   DSSTNE_REQUIRE(a.dropout.p <= 0.0f || a.activation.kind != Activation::SoftMax,
                  "the activation op's dropout is for element-wise kinds");
   if (a.activation.kind == Activation::Linear && !a.bias && a.dropout.p <= 0.0f) return;

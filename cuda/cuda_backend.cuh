@@ -81,6 +81,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<gpu::PinnedGemms> pinned_;  // made once the device is current (its cuBLASLt handle's)
   std::atomic<size_t> current_{0}, peak_{0};
   MathMode math_ = MathMode::Fp32;
+  // The activation and loss ops take the hardware's approximate functions (ActivationParams::fast_math):
+  // in TF32 mode, whose products' rounding (10 mantissa bits) far exceeds their errors.
+  bool fast_math() const { return math_ == MathMode::Tf32; }
   bool wgmma_ = false;  // the tensor-core GEMM runs its Hopper kernel on this device
   unsigned beside_threads_ = 0;  // an update block's threads beside other kernels (update.cu), at first use
   bool dependent_ = false;  // the training step's kernels launch dependently (launch.cuh): compute capability 9.0 on

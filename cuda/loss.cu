@@ -25,31 +25,41 @@ namespace {
 // covers several rows: few blocks, hence few atomics on the error total. row_fn(r) returns the row's
 // element function f(j, y) -> fixed-point error, y the unit as the loss sees it: the stored activation,
 // or with a bias the activation of the stored linear sum plus the bias.
-// The common output layer's kinds (Sigmoid with CrossEntropy or SMCE) can be fixed at compile time: the
-// switches of the per-element formulas then fold away (most of the pass's instructions otherwise).
+// The common output layer's kinds (Sigmoid with CrossEntropy or SMCE, exact or with the fast maths) can be
+// fixed at compile time: the switches of the per-element formulas then fold away (most of the pass's
+// instructions otherwise).
 struct AnyKind {};
 template <class Kinds>
 __device__ __forceinline__ LossParams pinned(LossParams L) {
   if constexpr (!std::is_same_v<Kinds, AnyKind>) {
     L.activation.kind = Kinds::activation;
     L.function = Kinds::function;
+    L.activation.fast_math = Kinds::fast_math;
   }
   return L;
 }
-template <Activation A, ErrorFunction E>
+template <Activation A, ErrorFunction E, bool kFastMath>
 struct Kinds {
   static constexpr Activation activation = A;
   static constexpr ErrorFunction function = E;
+  static constexpr bool fast_math = kFastMath;
 };
 
 // Calls f(Kinds<...>{}) for the kinds fixed at compile time, else f(AnyKind{}).
 template <class F>
 void with_kinds(const LossParams& L, F f) {
+  const auto sigmoid_with = [&](auto function) {
+    constexpr ErrorFunction E = decltype(function)::value;
+    if (L.activation.fast_math)
+      f(Kinds<Activation::Sigmoid, E, true>{});
+    else
+      f(Kinds<Activation::Sigmoid, E, false>{});
+  };
   const bool sigmoid = L.activation.kind == Activation::Sigmoid;
   if (sigmoid && L.function == ErrorFunction::ScaledMarginalCrossEntropy)
-    f(Kinds<Activation::Sigmoid, ErrorFunction::ScaledMarginalCrossEntropy>{});
+    sigmoid_with(std::integral_constant<ErrorFunction, ErrorFunction::ScaledMarginalCrossEntropy>{});
   else if (sigmoid && L.function == ErrorFunction::CrossEntropy)
-    f(Kinds<Activation::Sigmoid, ErrorFunction::CrossEntropy>{});
+    sigmoid_with(std::integral_constant<ErrorFunction, ErrorFunction::CrossEntropy>{});
   else
     f(AnyKind{});
 }
@@ -282,8 +292,10 @@ size_t CudaBackend::output_delta_scratch_bytes(uint32_t rows, uint32_t stride) c
   return static_cast<size_t>(std::clamp<unsigned>(rows, 1, kRowBlocks)) * stride * sizeof(float);
 }
 
-void CudaBackend::output_delta(const OutputDeltaArgs& a) {
-  if (a.rows == 0 || a.stride == 0) return;
+void CudaBackend::output_delta(const OutputDeltaArgs& args) {
+  if (args.rows == 0 || args.stride == 0) return;
+  OutputDeltaArgs a = args;
+  a.loss.activation.fast_math = fast_math();
   DSSTNE_REQUIRE(!a.bias || a.loss.activation.kind != Activation::SoftMax,
                  "output_delta: the bias is applied only before an element-wise activation");
   bind();

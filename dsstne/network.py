@@ -74,7 +74,9 @@ class Network:
 
         `math` is how a GPU's GEMMs multiply: ``"fp32"`` (cuBLAS FP32, the reference), ``"tf32"`` (TF32 products
         on the tensor cores, operands rounded to TF32's 10 mantissa bits: cuBLAS, and our kernel for the
-        large weight gradients it computes beside the backward) or ``"tf32x3"`` (our tensor-core
+        large weight gradients it computes beside the backward; the activations and losses then take the
+        GPU's approximate exponential, reciprocal and logarithm, as the original's ``-use_fast_math`` build
+        did: relative errors of 1e-7 - 1e-5 against the products' ≈ 1e-3) or ``"tf32x3"`` (our tensor-core
         GEMM, each operand split into two TF32 parts and three products summed, rounded into FP32 once
         every 32 depths: errors of cuBLAS FP32's size, faster than ``"fp32"`` on Hopper). The CPU target
         always computes in FP32. docs/performance.md gives each mode's speed and measured error.

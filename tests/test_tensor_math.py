@@ -283,3 +283,54 @@ def test_tf32_pinned_cublaslt_products_match_cpu_and_repeat_bitwise(tmp_path):
     # pins give cublasSgemm's bits, the delta's other ones.)
     changed = [key for key in expected if on[key].tobytes() != off[key].tobytes()]
     assert changed or not on["hopper"]
+
+
+def _tf32_exact(v: np.ndarray) -> np.ndarray:
+    """v in float32 with its 13 lowest mantissa bits cleared: TF32 keeps it as it is."""
+    bits = np.asarray(v, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
+    return bits.view(np.float32)
+
+
+def _output_deltas(error: str, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The output layer's delta of a Sigmoid under `error` (DSSTNE's default margins), in float32."""
+    if error == "CrossEntropy":
+        return (a - t).astype(np.float32)
+    one = np.where(a < np.float32(0.9), a - np.float32(1), np.float32(0))
+    zero = np.where(a > np.float32(0.1), a, np.float32(0))
+    return np.where(t == 1, one, zero).astype(np.float32)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("error", ["CrossEntropy", "ScaledMarginalCrossEntropy"])
+def test_tf32_activations_and_losses_take_the_hardware_approximations(error):
+    # Under tf32 the activation and loss ops take ex2, rcp and lg2 .approx (as the original's -use_fast_math
+    # build did). Operands exact in TF32 make the sums those of FP32: the Sigmoid is then within the
+    # approximations' bounds of float64 (CUDA documents __expf(x) to 2 + 1.173 |x| ulp, the reciprocal to
+    # 1: ≈ 4.8e-7 + 1.4e-7 |z| relative), the loss pass (sparse targets) takes the same Sigmoid as the
+    # activation op, bit for bit, and its summed loss is the exact one's to 1e-5.
+    rng = np.random.default_rng(11)
+    rows, units = 250, 7000
+    w = _tf32_exact(np.stack([rng.uniform(-80, 30, units), rng.uniform(-4, 4, units)]))
+    x = np.stack([np.ones(rows), rng.choice([0.0, 0.5, -0.25, 1.0], rows)], 1).astype(np.float32)
+    y = random_csr(rows, units, 0.01, seed=12)
+    cfg = network_config(hidden=[], output_activation="Sigmoid", error=error, sparse_input=False)
+    inp, out = dsstne.DataSet.from_numpy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    nets = {(d, m): dsstne.Network.from_json(cfg, [inp, out], batch=rows, device=d, seed=1, math=m)
+            for d, m in (("cuda", "tf32"), ("cuda", "fp32"), ("cpu", "fp32"))}
+    for net in nets.values():
+        net.set_weights("Input", "Output", w, np.zeros(units, np.float32))
+    fast = nets["cuda", "tf32"]
+    sums = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32).astype(np.float64)
+    reference = 1.0 / (1.0 + np.exp(-sums))
+    a = fast.predict(x)
+    relative = np.abs(a - reference) / reference  # sums from -84 to 34: no denormal, no 0
+    assert (relative <= 1e-6 + 2e-7 * np.abs(sums)).all()
+    assert (a != nets["cuda", "fp32"].predict(x)).mean() > 0.01  # FP32 keeps the accurate functions
+    e_fast, _ = fast.gradients(0)
+    deltas = fast.deltas("Output")
+    np.testing.assert_array_equal(deltas, _output_deltas(error, a, y.toarray().astype(np.float32)))
+    e_exact, _ = nets["cpu", "fp32"].gradients(0)
+    assert e_fast == pytest.approx(e_exact, rel=1e-5)
+    assert e_fast != nets["cuda", "fp32"].gradients(0)[0]
+    e_again, _ = fast.gradients(0)
+    assert e_again == e_fast and fast.deltas("Output").tobytes() == deltas.tobytes()

@@ -46,10 +46,12 @@ struct MemoryUsage {
 // How the GPU target's GEMMs multiply. Fp32: cuBLAS's FP32 kernels, the reference. Tf32: TF32 products
 // (operands rounded to 10 mantissa bits): cuBLAS's tensor-core kernels, but a product cuBLAS cannot load by
 // 16 bytes, if deep or of many rounds on the side stream, takes the engine's kernel with one product a pair
-// (cuda/gemm.cu). Tf32x3: the engine's own tensor-core GEMM (cuda/tensor_gemm.cu) on each operand split
-// into a TF32 big and small part, three products (big.big + big.small + small.big), their sums rounded
-// into FP32 every 32 depths: errors of Fp32's size (measured 0.3 - 1.5 times cuBLAS FP32's), faster than
-// Fp32 on Hopper; cuBLAS FP32 where its shape or alignment does not fit the kernel.
+// (cuda/gemm.cu); the activation and loss ops then take the hardware's approximate exponential, reciprocal
+// and logarithm (ActivationParams::fast_math), whose relative errors (1e-7 - 1e-5) are far below the
+// products' (≈ 1e-3). Tf32x3: the engine's own tensor-core GEMM (cuda/tensor_gemm.cu) on each operand split
+// into a TF32 big and small part, three products (big.big + big.small + small.big), their sums rounded into
+// FP32 every 32 depths: errors of Fp32's size (measured 0.3 - 1.5 times cuBLAS FP32's), faster than Fp32 on
+// Hopper; cuBLAS FP32 where its shape or alignment does not fit the kernel.
 enum class MathMode : int32_t { Fp32 = 0, Tf32 = 1, Tf32x3 = 2 };
 
 class Backend {

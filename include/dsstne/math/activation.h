@@ -16,6 +16,10 @@ struct ActivationParams {
   // Tanh hidden-layer derivative s(1 - (a/s)^2), s = 1/(1 - pDropout): the original's dropout-scale rule
   // (the derivative of the inverted-dropout-scaled unit). 1 = the plain 1 - a^2.
   float tanh_scale = 1.0f;
+  // The GPU's hardware approximations (ex2, rcp and lg2 .approx) for the exponentials, the Sigmoid's
+  // reciprocal and the losses' logarithms, as the original's -use_fast_math build computed them. The GPU
+  // target sets it in its activation and loss ops in TF32 mode (cuda/backend.cu); the CPU target ignores it.
+  bool fast_math = false;
 };
 
 namespace math {
@@ -35,16 +39,37 @@ DSSTNE_HD float sigmoid_reciprocal(float x) {
 #endif
 }
 
+// e^x: the accurate expf, or on the GPU with fast_math the hardware's 2^(x log2 e).
+DSSTNE_HD float exponential(const ActivationParams& p, float x) {
+#ifdef __CUDA_ARCH__
+  if (p.fast_math) return __expf(x);
+#endif
+  static_cast<void>(p);
+  return expf(x);
+}
+
+// 1 / (1 + e^-z); with fast_math on the GPU both the exponential and the reciprocal approximated.
+DSSTNE_HD float sigmoid(const ActivationParams& p, float z) {
+#ifdef __CUDA_ARCH__
+  if (p.fast_math) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + __expf(-z)));
+    return r;
+  }
+#endif
+  return sigmoid_reciprocal(1.0f + expf(-z));
+}
+
 // a = f(z) for every element-wise activation (SoftMax is row-wise and lives in the activation op).
 DSSTNE_HD float activate(const ActivationParams& p, float z) {
   switch (p.kind) {
-    case Activation::Sigmoid: return sigmoid_reciprocal(1.0f + expf(-z));
+    case Activation::Sigmoid: return sigmoid(p, z);
     case Activation::Tanh: return tanhf(z);
     case Activation::RectifiedLinear: return z > 0.0f ? z : 0.0f;
     case Activation::LeakyRectifiedLinear: return z > 0.0f ? z : p.slope * z;
-    case Activation::ExponentialLinear: return z > 0.0f ? z : p.alpha * (expf(z) - 1.0f);
+    case Activation::ExponentialLinear: return z > 0.0f ? z : p.alpha * (exponential(p, z) - 1.0f);
     case Activation::ScaledExponentialLinear:
-      return z > 0.0f ? p.lambda * z : p.lambda * p.alpha * (expf(z) - 1.0f);
+      return z > 0.0f ? p.lambda * z : p.lambda * p.alpha * (exponential(p, z) - 1.0f);
     // The original accepted these two but ran them as Linear; here they have their true maths.
     case Activation::SoftPlus: return z > 20.0f ? z : log1pf(expf(z));
     case Activation::SoftSign: return z / (1.0f + fabsf(z));

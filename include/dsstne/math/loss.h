@@ -27,7 +27,15 @@ namespace math {
 
 constexpr float kMinError = 1.0e-12f;  // log clamp (MIN_ERROR)
 
-DSSTNE_HD float safe_log(float x) { return logf(x > kMinError ? x : kMinError); }
+// log(max(x, MIN_ERROR)); with the activation's fast_math on the GPU, the hardware's log2 x ln 2.
+DSSTNE_HD float safe_log(const LossParams& L, float x) {
+  const float y = x > kMinError ? x : kMinError;
+#ifdef __CUDA_ARCH__
+  if (L.activation.fast_math) return __logf(y);
+#endif
+  static_cast<void>(L);
+  return logf(y);
+}
 
 // Output derivative used by the L1/L2 families; the cross-entropy families fold it into (a - t).
 DSSTNE_HD float output_derivative(const ActivationParams& p, float a) {
@@ -59,25 +67,25 @@ DSSTNE_HD ElementLoss dense_loss(const LossParams& L, float a, float t, float w)
       return {w * (margin > 0.0f ? margin : 0.0f), margin > 0.0f ? -w * t * fd : 0.0f};
     }
     case ErrorFunction::DataScaledMarginalCrossEntropy:  // target t > 0 scales the one-side term
-      if (t > 0.0f) return {a < L.one_target ? -L.one_scale * t * safe_log(a) : 0.0f,
+      if (t > 0.0f) return {a < L.one_target ? -L.one_scale * t * safe_log(L, a) : 0.0f,
                             a < L.one_target ? L.one_scale * t * (a - 1.0f) : 0.0f};
-      if (a > L.zero_target) return {-L.zero_scale * safe_log(1.0f - a), L.zero_scale * a};
+      if (a > L.zero_target) return {-L.zero_scale * safe_log(L, 1.0f - a), L.zero_scale * a};
       return {0.0f, 0.0f};
     case ErrorFunction::L2:
       return {0.5f * w * (a - t) * (a - t), w * (a - t) * output_derivative(L.activation, a)};
     case ErrorFunction::CrossEntropy:
-      if (softmax) return {-w * t * safe_log(a), w * (a - t)};
-      return {w * (-t * safe_log(a) - (1.0f - t) * safe_log(1.0f - a)), w * (a - t)};
+      if (softmax) return {-w * t * safe_log(L, a), w * (a - t)};
+      return {w * (-t * safe_log(L, a) - (1.0f - t) * safe_log(L, 1.0f - a)), w * (a - t)};
     case ErrorFunction::ScaledMarginalCrossEntropy:
       if (softmax) {
-        const float e = (t != 0.0f && a < L.one_target) ? -w * t * L.one_scale * safe_log(a) : 0.0f;
+        const float e = (t != 0.0f && a < L.one_target) ? -w * t * L.one_scale * safe_log(L, a) : 0.0f;
         if (t > 0.0f && a < L.one_target) return {e, w * L.one_scale * (a - t)};
         if (t == 0.0f && a > L.zero_target) return {e, w * L.zero_scale * (a - t)};
         return {e, 0.0f};
       }
-      if (t == 1.0f && a < L.one_target) return {-w * L.one_scale * safe_log(a), w * L.one_scale * (a - t)};
+      if (t == 1.0f && a < L.one_target) return {-w * L.one_scale * safe_log(L, a), w * L.one_scale * (a - t)};
       if (t == 0.0f && a > L.zero_target)
-        return {-w * L.zero_scale * safe_log(1.0f - a), w * L.zero_scale * (a - t)};
+        return {-w * L.zero_scale * safe_log(L, 1.0f - a), w * L.zero_scale * (a - t)};
       return {0.0f, 0.0f};
     default:
       return {0.0f, 0.0f};
@@ -98,16 +106,16 @@ DSSTNE_HD ElementLoss sparse_raw(const LossParams& L, float a, float w) {
     case ErrorFunction::Hinge:  // target 0: max(0, 1 - 0) = 1 per unit, no gradient
       return {w, 0.0f};
     case ErrorFunction::DataScaledMarginalCrossEntropy:
-      if (a > L.zero_target) return {-L.zero_scale * safe_log(1.0f - a), L.zero_scale * a};
+      if (a > L.zero_target) return {-L.zero_scale * safe_log(L, 1.0f - a), L.zero_scale * a};
       return {0.0f, 0.0f};
     case ErrorFunction::L2:
       return {0.5f * w * a * a, w * L.boost_zero * a * output_derivative(L.activation, a)};
     case ErrorFunction::CrossEntropy:
       if (softmax) return {0.0f, w * a};
-      return {-w * safe_log(1.0f - a), w * L.boost_zero * a};
+      return {-w * safe_log(L, 1.0f - a), w * L.boost_zero * a};
     case ErrorFunction::ScaledMarginalCrossEntropy:
       if (a > L.zero_target)
-        return {softmax ? 0.0f : -w * L.zero_scale * safe_log(1.0f - a), w * L.zero_scale * a};
+        return {softmax ? 0.0f : -w * L.zero_scale * safe_log(L, 1.0f - a), w * L.zero_scale * a};
       return {0.0f, 0.0f};
     default:
       return {0.0f, 0.0f};
@@ -131,22 +139,22 @@ DSSTNE_HD ElementLoss sparse_listed(const LossParams& L, float a, float t, float
       return {w * ((margin > 0.0f ? margin : 0.0f) - 1.0f), margin > 0.0f ? -w * t * fd : 0.0f};
     }
     case ErrorFunction::DataScaledMarginalCrossEntropy: {  // analog value t; no example weights
-      float e = a > L.zero_target ? L.zero_scale * safe_log(1.0f - a) : 0.0f;
-      if (a < L.one_target) e -= L.one_scale * t * safe_log(a);
+      float e = a > L.zero_target ? L.zero_scale * safe_log(L, 1.0f - a) : 0.0f;
+      if (a < L.one_target) e -= L.one_scale * t * safe_log(L, a);
       return {e, a < L.one_target ? L.one_scale * t * (a - 1.0f) : 0.0f};
     }
     case ErrorFunction::L2:
       return {0.5f * w * ((a - t) * (a - t) - a * a), w * L.boost_one * (a - t) * output_derivative(L.activation, a)};
     case ErrorFunction::CrossEntropy:
-      if (softmax) return {-w * t * safe_log(a), w * (a - t)};
-      return {w * (-safe_log(a) + safe_log(1.0f - a)), w * L.boost_one * (a - 1.0f)};
+      if (softmax) return {-w * t * safe_log(L, a), w * (a - t)};
+      return {w * (-safe_log(L, a) + safe_log(L, 1.0f - a)), w * L.boost_one * (a - 1.0f)};
     case ErrorFunction::ScaledMarginalCrossEntropy: {
       if (softmax) {
-        const float e = a < L.one_target ? -w * t * L.one_scale * safe_log(a) : 0.0f;
+        const float e = a < L.one_target ? -w * t * L.one_scale * safe_log(L, a) : 0.0f;
         return {e, a < L.one_target ? w * (a - L.one_scale * t) : 0.0f};
       }
-      float e = a > L.zero_target ? w * L.zero_scale * safe_log(1.0f - a) : 0.0f;
-      if (a < L.one_target) e -= w * L.one_scale * safe_log(a);
+      float e = a > L.zero_target ? w * L.zero_scale * safe_log(L, 1.0f - a) : 0.0f;
+      if (a < L.one_target) e -= w * L.one_scale * safe_log(L, a);
       return {e, a < L.one_target ? w * L.one_scale * (a - 1.0f) : 0.0f};
     }
     default:
