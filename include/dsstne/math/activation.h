@@ -18,7 +18,8 @@ struct ActivationParams {
   float tanh_scale = 1.0f;
   // The GPU's hardware approximations (ex2, rcp and lg2 .approx) for the exponentials, the Sigmoid's
   // reciprocal and the losses' logarithms, as the original's -use_fast_math build computed them. The GPU
-  // target sets it in its activation and loss ops in TF32 mode (cuda/backend.cu); the CPU target ignores it.
+  // target sets it in its activation and loss ops in TF32 mode (CudaBackend::fast_math); the CPU target
+  // ignores it.
   bool fast_math = false;
 };
 
