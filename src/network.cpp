@@ -739,8 +739,7 @@ void Network::catch_up_rows() {
     if (!w->lazy) continue;
     UpdateListArgs list;
     UpdateArgs& a = list.items[list.count++];
-    a = UpdateArgs{w->w.device(), w->gw.device(), w->vw.empty() ? nullptr : w->vw.device(),
-                   w->vw2.empty() ? nullptr : w->vw2.device(), w->w.size(), lazy_step_};
+    a = UpdateArgs{w->w.device(), w->gw.device(), w->vw.device(), w->vw2.device(), w->w.size(), lazy_step_};
     a.row_stamp = w->row_stamp.device();
     a.stamp = lazy_last_ + 1;  // the steps through lazy_last_, none of the next
     a.row_width = w->out->stride;
@@ -989,8 +988,7 @@ UpdateParams Network::step_params(const TrainParams& params, float alpha_scale) 
 }
 
 UpdateArgs Network::matrix_update_args(Weight& w, const UpdateParams& u, uint32_t rows, bool catch_up) {
-  auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
-  UpdateArgs a{w.w.device(), w.gw.device(), state(w.vw), state(w.vw2), w.w.size(), u};
+  UpdateArgs a{w.w.device(), w.gw.device(), w.vw.device(), w.vw2.device(), w.w.size(), u};
   if (w.in->sparse_input) {  // only the rows of the units this minibatch listed were written
     a.row_stamp = w.row_stamp.device();
     a.stamp = stamp_;
@@ -1016,7 +1014,6 @@ void Network::update(const UpdateParams& u, uint32_t rows, bool catch_up) {
   ++optimizer_steps_;
   UpdateParams ub = u;  // biases are never regularised
   ub.lambda = ub.lambda1 = 0.0f;
-  auto state = [](Buffer<float>& b) { return b.empty() ? nullptr : b.device(); };
   // The steps go to the backend a list at a time; the deferred ones (defers_step, a `beside` list) to the
   // side stream, after the rest (so they start when the main stream's steps end, beside the next
   // minibatch's first kernels).
@@ -1050,14 +1047,15 @@ void Network::update(const UpdateParams& u, uint32_t rows, bool catch_up) {
         be.normalize_weights({w.w.device(), w.in->stride, w.out->stride, w.spec.norm});
       }
     }
-    step({w.b.device(), w.gb.device(), state(w.vb), state(w.vb2), w.b.size(), ub}, in_order);
+    step({w.b.device(), w.gb.device(), w.vb.device(), w.vb2.device(), w.b.size(), ub}, in_order);
   }
   // BatchNormalization gamma and beta after the weights, with the biases' formula (never regularised).
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
     if (!(*it)->bn) continue;
     BatchNorm& bn = *(*it)->bn;
-    step({bn.scale.device(), bn.gscale.device(), state(bn.vscale), state(bn.vscale2), bn.scale.size(), ub}, in_order);
-    step({bn.bias.device(), bn.gbias.device(), state(bn.vbias), state(bn.vbias2), bn.bias.size(), ub}, in_order);
+    step({bn.scale.device(), bn.gscale.device(), bn.vscale.device(), bn.vscale2.device(), bn.scale.size(), ub},
+         in_order);
+    step({bn.bias.device(), bn.gbias.device(), bn.vbias.device(), bn.vbias2.device(), bn.bias.size(), ub}, in_order);
   }
   flush_list(in_order);
   flush_list(deferred);

@@ -38,7 +38,7 @@ class Buffer {
   size_t size() const { return length_; }
   size_t bytes() const { return length_ * sizeof(T); }
   bool empty() const { return length_ == 0; }
-  T* device() { return device_; }
+  T* device() { return device_; }  // nullptr when empty
   const T* device() const { return device_; }
   T* host() { return host_.data(); }
   const T* host() const { return host_.data(); }
