@@ -179,6 +179,31 @@ __device__ __forceinline__ void load_span(float (&x)[kUnroll], const float* from
   }
 }
 
+// The datapoint ranges and weights of a block's rows blockIdx.y + m gridDim.y, read kHeldRows rows ahead
+// into shared memory by the first warp: a row's first listed indices then load at once, not after the
+// chain of dependent loads (the batch's order, the row, its start and end) that reaches them.
+constexpr unsigned kHeldRows = 32;
+class HeldRows {
+ public:
+  __device__ HeldRows(SparseRow* rows, const OutputDeltaArgs& a) : rows_(rows) { fetch(a, 0); }
+  // m is the same across the block, so are the fetch's condition and barrier.
+  __device__ SparseRow row(const OutputDeltaArgs& a, uint32_t m) {
+    if (m - first_ >= kHeldRows) fetch(a, m);
+    return rows_[m - first_];
+  }
+
+ private:
+  __device__ void fetch(const OutputDeltaArgs& a, uint32_t m) {
+    first_ = m;
+    const uint64_t r = blockIdx.y + (uint64_t{m} + threadIdx.x) * gridDim.y;
+    if (threadIdx.x < kHeldRows && r < a.rows)
+      rows_[threadIdx.x] = sparse_row(a.targets.sparse_data, a.batch, static_cast<uint32_t>(r));
+    __syncthreads();
+  }
+  SparseRow* rows_;
+  uint32_t first_ = 0;
+};
+
 template <class K, bool kBias, bool kPairs>
 __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaArgs a, float* partials) {
   gpu::await_previous();
@@ -186,6 +211,8 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
   const LossParams L = pinned<K>(a.loss);
   const SparseData& d = a.targets.sparse_data;
   const unsigned t = threadIdx.x, lane = t & 31u;
+  __shared__ SparseRow held_rows[kHeldRows];
+  HeldRows held(held_rows, a);
   long long total = 0;
   for (uint32_t j0 = blockIdx.x * kSpan; j0 < a.stride; j0 += gridDim.x * kSpan) {
     const uint32_t span = min(kSpan, a.stride - j0);
@@ -195,14 +222,15 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
     // this one's listed units and writes go on.
     SparseRow s{};
     uint32_t first_listed = kNoUnit;
-    const auto load_row = [&](uint32_t r) {
+    const auto load_row = [&](uint32_t m) {
+      const uint32_t r = blockIdx.y + m * gridDim.y;
       if (r >= a.rows) return;
-      s = sparse_row(d, a.batch, r);
+      s = held.row(a, m);
       first_listed = s.begin + t < s.end && !a.targets.repeats ? d.index[s.begin + t] : kNoUnit;
       load_span<kPairs>(z, a.unit + static_cast<uint64_t>(r) * a.unit_pitch() + j0, span, t);
     };
-    load_row(blockIdx.y);
-    for (uint32_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
+    load_row(0);
+    for (uint32_t m = 0, r = blockIdx.y; r < a.rows; ++m, r += gridDim.y) {
       // Straight-line over the whole span: columns past its end fill unused shared slots and add no error.
       if (a.targets.ignore_zero) {
 #pragma unroll
@@ -225,7 +253,7 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
       }
       const SparseRow row = s;
       const uint32_t listed = first_listed;
-      load_row(r + gridDim.y);
+      load_row(m + 1);
       __syncthreads();
       if (!a.targets.repeats) {  // no two listings of a column: their writes cannot collide
         uint32_t j = listed;

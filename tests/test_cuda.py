@@ -67,6 +67,23 @@ def test_loss_deltas_gradients_match_cpu(case):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
+@pytest.mark.parametrize("error", ["ScaledMarginalCrossEntropy", "CrossEntropy"])
+def test_loss_pass_over_more_rows_than_a_block_reads_ahead_matches_cpu(error):
+    # A minibatch of 2,200 rows over a 120-unit output: each of the pass's 64 row groups takes 34 or 35
+    # rows, past the 32 whose datapoint ranges a block reads ahead, so it reads the next ones mid-pass.
+    rows = 2200
+    x = dsstne.DataSet.from_scipy(random_csr(rows, 300, 0.03, seed=3), "input")
+    y = dsstne.DataSet.from_scipy(random_csr(rows, 120, 0.05, seed=4, values=True), "output")
+    cfg = network_config(hidden=[(32, "Sigmoid")], error=error)
+    cpu, gpu = (dsstne.Network.from_json(cfg, [x, y], batch=rows, device=d, seed=5) for d in ("cpu", "cuda"))
+    e_cpu, g_cpu = cpu.gradients(0)
+    e_gpu, g_gpu = gpu.gradients(0)
+    assert e_gpu == pytest.approx(e_cpu, rel=1e-4)
+    np.testing.assert_allclose(gpu.deltas("Output"), cpu.deltas("Output"), rtol=1e-4, atol=1e-6)
+    for a, b in zip(g_gpu[("Hidden1", "Output")], g_cpu[("Hidden1", "Output")]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_two_epochs_match_cpu(case):
     (cpu, gpu), _ = _pair(case)
