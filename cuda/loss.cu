@@ -204,6 +204,20 @@ class HeldRows {
   uint32_t first_ = 0;
 };
 
+// to[span_column(t, u)] = x[u] for the whole span's slots (a shared row): with kPairs 8-byte stores, which
+// keep a warp's stores to consecutive words (4-byte ones at every other word hit each bank twice).
+template <bool kPairs>
+__device__ __forceinline__ void store_span(float* to, const float (&x)[kUnroll], unsigned t) {
+#pragma unroll
+  for (unsigned u = 0; u < kUnroll; u += kPairs ? 2 : 1) {
+    const uint32_t c = span_column<kPairs>(t, u);
+    if constexpr (kPairs)
+      *reinterpret_cast<float2*>(to + c) = make_float2(x[u], x[u + 1]);
+    else
+      to[c] = x[u];
+  }
+}
+
 template <class K, bool kBias, bool kPairs>
 __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaArgs a, float* partials) {
   gpu::await_previous();
@@ -232,25 +246,20 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
     load_row(0);
     for (uint32_t m = 0, r = blockIdx.y; r < a.rows; ++m, r += gridDim.y) {
       // Straight-line over the whole span: columns past its end fill unused shared slots and add no error.
-      if (a.targets.ignore_zero) {
+      float y[kUnroll], raw[kUnroll];
 #pragma unroll
-        for (unsigned u = 0; u < kUnroll; ++u) {
-          const uint32_t c = span_column<kPairs>(t, u);
-          row_unit[c] = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
-          row_delta[c] = 0.0f;
-        }
-      } else {
-#pragma unroll
-        for (unsigned u = 0; u < kUnroll; ++u) {
-          const uint32_t c = span_column<kPairs>(t, u);
-          const float y = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
-          row_unit[c] = y;
-          const ElementLoss e = math::sparse_raw(L, y, s.weight);
-          row_delta[c] = e.delta;
+      for (unsigned u = 0; u < kUnroll; ++u) {
+        y[u] = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
+        raw[u] = 0.0f;
+        if (!a.targets.ignore_zero) {
+          const ElementLoss e = math::sparse_raw(L, y[u], s.weight);
+          raw[u] = e.delta;
           const long long error = fixed::from_float(e.error);
-          total += c < span ? error : 0;
+          total += span_column<kPairs>(t, u) < span ? error : 0;
         }
       }
+      store_span<kPairs>(row_unit, y, t);
+      store_span<kPairs>(row_delta, raw, t);
       const SparseRow row = s;
       const uint32_t listed = first_listed;
       load_row(m + 1);

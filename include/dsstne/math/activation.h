@@ -25,6 +25,23 @@ struct ActivationParams {
 
 namespace math {
 
+#ifdef __CUDA_ARCH__
+// The hardware's 2^x and log2 x with subnormals flushed, as the original's -use_fast_math (which implies
+// -ftz) computed them. Where they are used a subnormal changes nothing (1 + 2^x rounds to 1 below 2^-24;
+// a logarithm's argument is clamped to 1e-12), so they give __expf's and __logf's bits without the three
+// instructions each of those spend on subnormals.
+__device__ __forceinline__ float exp2_approx(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float log2_approx(float x) {
+  float r;
+  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+#endif
+
 // The Sigmoid's 1 / x (x >= 1). On the GPU: the approximation and one Newton step, the correctly rounded
 // sequence the compiler emits for a divisor below 2^126, without its branch to the general division
 // (which kept a pass's units from interleaving: the output layer's loss pass issued 100 instructions a
@@ -54,7 +71,7 @@ DSSTNE_HD float sigmoid(const ActivationParams& p, float z) {
 #ifdef __CUDA_ARCH__
   if (p.fast_math) {
     float r;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + __expf(-z)));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + exp2_approx(z * -1.44269504f)));  // e^-z
     return r;
   }
 #endif

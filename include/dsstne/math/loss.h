@@ -31,7 +31,7 @@ constexpr float kMinError = 1.0e-12f;  // log clamp (MIN_ERROR)
 DSSTNE_HD float safe_log(const LossParams& L, float x) {
   const float y = x > kMinError ? x : kMinError;
 #ifdef __CUDA_ARCH__
-  if (L.activation.fast_math) return __logf(y);
+  if (L.activation.fast_math) return log2_approx(y) * 0.693147181f;  // ln 2
 #endif
   static_cast<void>(L);
   return logf(y);
