@@ -37,8 +37,7 @@ __global__ void __launch_bounds__(gpu::kThreads) activate_kernel(ActivateArgs a)
       for (unsigned u = 0; u < kUnroll; ++u) {
         const uint32_t j = j0 + u * gpu::kThreads;
         if (j >= a.stride) continue;
-        const float y = math::activate(a.activation, z[u]);
-        row[j] = a.dropout.p > 0.0f ? a.dropout.apply(y, uint64_t{r} * a.stride + j) : y;
+        row[j] = activated_unit(a, z[u], r, j);
       }
     }
   }

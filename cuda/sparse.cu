@@ -123,6 +123,12 @@ __device__ __forceinline__ Chunk load_chunk(const SparseData& d, const Denoise& 
   return {d.index[i], datapoint_value(d, n, s, i)};
 }
 
+// Unit j of row r from its final sum: as the activation op leaves it where the op finishes the layer.
+__device__ __forceinline__ float finished(const SparseForwardArgs& a, float sum, uint32_t r, uint32_t j) {
+  const ActivateArgs& f = a.finish;
+  return f.unit ? activated_unit(f, f.bias ? sum + f.bias[j] : sum, r, j) : sum;
+}
+
 // Segments of a row (0 for an empty row, whose block 0 still writes its sum).
 __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t segment) {
   return (s.end - s.begin + segment - 1) / segment;
@@ -131,8 +137,9 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // Block (x, y, z): segment x of batch row y, column tiles z, z + gridDim.z, ... Warp w takes the
 // segment's chunks w, w + kForwardWarps, ... (a fixed assignment, so the sum order never changes); a warp
 // loads a chunk's 32 indices and values at once (one per lane), then walks them, broadcasting each, with
-// lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is written directly, the segments of a longer
-// row go to the scratch for sparse_forward_combine_kernel.
+// lanes over the columns; the block adds the warps' partial sums in warp order. A row of one segment is
+// written directly (finished, with the layer's activation op in `finish`), the segments of a longer row go
+// to the scratch for sparse_forward_combine_kernel, which finishes the row.
 // kQuads (rows of whole 16-byte quads): lane l takes columns 4 l .. 4 l + 3 of a pass, one 16-byte load a
 // datapoint instead of four, with 16 datapoints' loads in flight at once instead of 8 (benchmark 0.6016 ->
 // 0.5962 s an epoch, H100; 8 at once 0.5984; on another card 32 at once 0.5970 against 16's 0.5961). Else
@@ -194,15 +201,16 @@ __global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(S
       for (uint32_t t = threadIdx.x; t < kTile && j0 + t < a.stride; t += blockDim.x) {
         float sum = direct && a.accumulate ? out[j0 + t] : 0.0f;
         for (unsigned w = 0; w < kForwardWarps; ++w) sum += partial[w][t];
-        out[j0 + t] = sum;
+        out[j0 + t] = direct ? finished(a, sum, r, j0 + t) : sum;
       }
       __syncthreads();  // partial[] is rewritten by the next tile
     }
   }
 }
 
-// Rows of several segments: their partial sums added in segment order. Rows over the grid's y, column
-// chunks over its x: only the long rows have work, so a block a row left most multiprocessors idle.
+// Rows of several segments: their partial sums added in segment order, then finished. Rows over the
+// grid's y, column chunks over its x: only the long rows have work, so a block a row left most
+// multiprocessors idle.
 __global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
   gpu::await_previous();
   for (uint32_t r = blockIdx.y; r < a.batch.rows; r += gridDim.y) {
@@ -213,7 +221,7 @@ __global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardS
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
       float sum = a.accumulate ? out[j] : 0.0f;
       for (uint64_t g = 0; g < segments; ++g) sum += part[g * a.stride + j];
-      out[j] = sum;
+      out[j] = finished(a, sum, r, j);
     }
   }
 }
@@ -504,8 +512,12 @@ __global__ void __launch_bounds__(32 * kSliceWarps) large_bucket_sum_kernel(Grad
 
 }  // namespace
 
-void CudaBackend::sparse_forward(const SparseForwardArgs& a) {
-  if (a.batch.rows == 0 || a.stride == 0) return;
+void CudaBackend::sparse_forward(const SparseForwardArgs& args) {
+  if (args.batch.rows == 0 || args.stride == 0) return;
+  DSSTNE_REQUIRE(!args.finish.unit || (!args.accumulate && args.finish.activation.kind != Activation::SoftMax),
+                 "sparse_forward: only a whole sum finishes, by an element-wise activation");
+  SparseForwardArgs a = args;
+  a.finish.activation.fast_math = fast_math();  // as the activation op (activation.cu)
   bind();
   const gpu::ForwardSplit f = gpu::forward_split(a.longest);
   DSSTNE_REQUIRE(f.segments == 1 || a.scratch, "sparse_forward: no scratch for rows of ", a.longest, " datapoints");

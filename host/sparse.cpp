@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dsstne/errors.h"
 #include "dsstne/math/sparse_row.h"
 #include "host_backend.h"
 #include "stream.h"
@@ -71,8 +72,11 @@ struct GradientScratch {
 }  // namespace
 
 void HostBackend::sparse_forward(const SparseForwardArgs& a) {
+  DSSTNE_REQUIRE(!a.finish.unit || (!a.accumulate && a.finish.activation.kind != Activation::SoftMax),
+                 "sparse_forward: only a whole sum finishes, by an element-wise activation");
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t r = 0; r < a.batch.rows; ++r) gather_row(a, r);
+  if (a.finish.unit) activate(a.finish);
 }
 
 void HostBackend::mark_rows(const MarkRowsArgs& a) {

@@ -389,6 +389,37 @@ def test_long_sparse_rows_split_over_blocks_match_cpu():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("math", ["fp32", "tf32"])
+def test_gather_finishes_rows_with_the_layers_activation(math):
+    # A layer fed by a sparse input alone, without dropout, takes its bias and Sigmoid as the gather writes
+    # each row's sums (short rows in the gather's blocks, long ones in the combine of their segments), not
+    # in an activation op after it: the CPU target's units (its op after the sums). Under tf32 the Sigmoid
+    # is the hardware's approximation, within 1e-5. With dropout the activation op still follows.
+    lengths = [3000, 10, 700, 2, 300, 64, 1, 2500]
+    rng = np.random.default_rng(21)
+    rows = [np.sort(rng.choice(40000, n, replace=False)) for n in lengths]
+    x = sp.csr_matrix((rng.uniform(0.2, 1.0, sum(lengths)).astype(np.float32), np.concatenate(rows),
+                       np.concatenate([[0], np.cumsum(lengths)])), shape=(len(lengths), 40000))
+    assert x.nnz / (x.shape[0] * x.shape[1]) <= 0.1  # a gather-sum, not a sparse input expanded to dense
+    y = random_csr(len(lengths), 50, 0.2, seed=22)
+    inp, out = dsstne.DataSet.from_scipy(x, "input"), dsstne.DataSet.from_scipy(y, "output")
+    for dropout in (0.0, 0.4):
+        cfg = network_config(hidden=[(100, "Sigmoid")])
+        cfg["Layers"][1]["pDropout"] = dropout
+        cpu, gpu = [dsstne.Network.from_json(cfg, [inp, out], batch=len(lengths), device=d, seed=9, math=math)
+                    for d in ("cpu", "cuda")]
+        e_cpu, _ = cpu.gradients(0)
+        e_gpu, _ = gpu.gradients(0)
+        u_cpu, u_gpu = cpu.units("Hidden1"), gpu.units("Hidden1")
+        dropped = u_cpu == 0.5  # a dropped Sigmoid unit is 0.5, unscaled
+        assert (0.3 < dropped.mean() < 0.5) if dropout else not dropped.any()
+        np.testing.assert_array_equal(u_gpu == 0.5, dropped)
+        np.testing.assert_allclose(u_gpu, u_cpu, rtol=1e-5, atol=1e-6)
+        assert e_gpu == pytest.approx(e_cpu, rel=1e-4)
+        np.testing.assert_allclose(gpu.predict(inp, layer="Hidden1"), cpu.predict(inp, layer="Hidden1"),
+                                   rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("width", [130, 132, 1024], ids=["odd_pairs", "quads_partial_pass", "quads"])
 def test_gather_sum_of_any_width_matches_numpy(width):
     # The gather-sum takes a row's weights by 16-byte quads where the layer's width is a multiple of 4, else

@@ -56,6 +56,33 @@ struct LoadSparseArgs {
   Denoise denoise;
 };
 
+// Training-time dropout of one unit: with uniform draw < p it becomes target, else x scale. The draw is
+// keyed by the unit's flat index in the batch ([rows][stride]), so the mask is the same on both targets,
+// in the dropout op and in the activation op's.
+struct DropoutMask {
+  float p = 0.0f, target = 0.0f, scale = 1.0f;
+  uint64_t key = 0;  // rng key of this minibatch and layer
+  DSSTNE_HD float apply(float x, uint64_t index) const { return rng::uniform(key, index) < p ? target : x * scale; }
+};
+
+// [activation] unit = f(unit) in place; SoftMax normalises each row. With `bias`, unit = f(unit + bias)
+// (bias added to every row): a layer's bias and activation in one pass. With dropout.p > 0 (element-wise
+// kinds only), the dropout op's mask after the activation, in the same pass.
+struct ActivateArgs {
+  float* unit = nullptr;
+  uint32_t rows = 0, stride = 0;
+  ActivationParams activation;
+  const float* bias = nullptr;
+  DropoutMask dropout;
+};
+
+// Unit j of row r as the activation op leaves it (an element-wise kind), from its linear sum plus bias z:
+// f(z), then the dropout mask. One expression for the op and for the sparse forward that finishes a row.
+DSSTNE_HD float activated_unit(const ActivateArgs& a, float z, uint32_t r, uint32_t j) {
+  const float y = math::activate(a.activation, z);
+  return a.dropout.p > 0.0f ? a.dropout.apply(y, uint64_t{r} * a.stride + j) : y;
+}
+
 // [sparse] unit[r][j] (+)= sum over the row's datapoints i of w * value_i * W[index_i][j]: a gather-sum of
 // weight rows; zero inputs are never touched.
 struct SparseForwardArgs {
@@ -68,6 +95,9 @@ struct SparseForwardArgs {
   bool accumulate = false;
   uint64_t longest = 0;    // datapoints of the batch's longest row, known on the host (sets the work split)
   void* scratch = nullptr; // Backend::sparse_forward_scratch_bytes(rows, stride, longest of any batch)
+  // With finish.unit (this op's unit, rows and stride; an element-wise kind; not accumulating): the
+  // layer's activation op, which follows the sums. The GPU applies it as it writes each row's sums.
+  ActivateArgs finish;
 };
 
 struct UpdateArgs;  // below: a sparse gradient may take the step of the rows it sums
@@ -114,26 +144,6 @@ struct MarkRowsArgs {
   BatchRows batch;
   Denoise denoise;
   uint64_t longest = 0;  // datapoints of the batch's longest row, known on the host (sets the work split)
-};
-
-// Training-time dropout of one unit: with uniform draw < p it becomes target, else x scale. The draw is
-// keyed by the unit's flat index in the batch ([rows][stride]), so the mask is the same on both targets,
-// in the dropout op and in the activation op's.
-struct DropoutMask {
-  float p = 0.0f, target = 0.0f, scale = 1.0f;
-  uint64_t key = 0;  // rng key of this minibatch and layer
-  DSSTNE_HD float apply(float x, uint64_t index) const { return rng::uniform(key, index) < p ? target : x * scale; }
-};
-
-// [activation] unit = f(unit) in place; SoftMax normalises each row. With `bias`, unit = f(unit + bias)
-// (bias added to every row): a layer's bias and activation in one pass. With dropout.p > 0 (element-wise
-// kinds only), the dropout op's mask after the activation, in the same pass.
-struct ActivateArgs {
-  float* unit = nullptr;
-  uint32_t rows = 0, stride = 0;
-  ActivationParams activation;
-  const float* bias = nullptr;
-  DropoutMask dropout;
 };
 
 // [dropout] Training-time dropout of unit [rows][stride] (DropoutMask).
