@@ -123,11 +123,17 @@ __device__ __forceinline__ Chunk load_chunk(const SparseData& d, const Denoise& 
   return {d.index[i], datapoint_value(d, n, s, i)};
 }
 
-// Unit j of row r from its final sum, as the activation op in a.finish leaves it.
-__device__ __forceinline__ float finished(const SparseForwardArgs& a, float sum, uint32_t r, uint32_t j) {
-  const ActivateArgs& f = a.finish;
-  return activated_unit(f, f.bias ? sum + f.bias[j] : sum, r, j);
-}
+// Unit j of row r as written from its final sum: the sum (Unfinished), or the unit the layer's activation
+// op leaves (Finishing).
+struct Unfinished {
+  __device__ float operator()(float sum, uint32_t, uint32_t) const { return sum; }
+};
+struct Finishing {
+  ActivateArgs op;
+  __device__ float operator()(float sum, uint32_t r, uint32_t j) const {
+    return activated_unit(op, op.bias ? sum + op.bias[j] : sum, r, j);
+  }
+};
 
 // Segments of a row (0 for an empty row, whose block 0 still writes its sum).
 __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t segment) {
@@ -144,12 +150,14 @@ __device__ __forceinline__ uint64_t row_segments(const SparseRow& s, uint32_t se
 // datapoint instead of four, with 16 datapoints' loads in flight at once instead of 8 (benchmark 0.6016 ->
 // 0.5962 s an epoch, H100; 8 at once 0.5984; on another card 32 at once 0.5970 against 16's 0.5961). Else
 // lane l takes columns l, l + 32, l + 64, l + 96. Either way each column's sum takes the same terms in the
-// same order. kFinish: a.finish is set (a separate kernel, so that the plain gather keeps its registers).
+// same order. The rows written directly are finished by `finish` (a kernel of its own where Finishing, the
+// plain gather's parameters and code as they were without it).
 // (Five blocks a multiprocessor, 48 registers; the quads' kernel spills 8 bytes. Before the quads, five
 // blocks made the benchmark's epoch 0.6 % shorter than four and 0.2 % than six; with them, six took 0.6 %
 // longer, and four with 32 loads at once 0.7 %. H100.)
-template <bool kQuads, bool kFinish>
-__global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(SparseForwardArgs a, gpu::ForwardSplit f) {
+template <bool kQuads, class Finish>
+__global__ void __launch_bounds__(32 * kForwardWarps, 5)
+    sparse_forward_kernel(SparseSumArgs a, gpu::ForwardSplit f, Finish finish) {
   gpu::await_previous();
   __shared__ float partial[kForwardWarps][kTile];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -201,7 +209,7 @@ __global__ void __launch_bounds__(32 * kForwardWarps, 5) sparse_forward_kernel(S
       for (uint32_t t = threadIdx.x; t < kTile && j0 + t < a.stride; t += blockDim.x) {
         float sum = direct && a.accumulate ? out[j0 + t] : 0.0f;
         for (unsigned w = 0; w < kForwardWarps; ++w) sum += partial[w][t];
-        out[j0 + t] = kFinish && direct ? finished(a, sum, r, j0 + t) : sum;
+        out[j0 + t] = direct ? finish(sum, r, j0 + t) : sum;
       }
       __syncthreads();  // partial[] is rewritten by the next tile
     }
@@ -221,7 +229,7 @@ __global__ void sparse_forward_combine_kernel(SparseForwardArgs a, gpu::ForwardS
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < a.stride; j += gridDim.x * blockDim.x) {
       float sum = a.accumulate ? out[j] : 0.0f;
       for (uint64_t g = 0; g < segments; ++g) sum += part[g * a.stride + j];
-      out[j] = a.finish.unit ? finished(a, sum, r, j) : sum;
+      out[j] = a.finish.unit ? Finishing{a.finish}(sum, r, j) : sum;
     }
   }
 }
@@ -524,10 +532,15 @@ void CudaBackend::sparse_forward(const SparseForwardArgs& args) {
   const dim3 grid(f.segments, std::min<uint32_t>(a.batch.rows, 65535),
                   std::clamp<uint32_t>((a.stride + kTile - 1) / kTile, 1, 64));
   const bool quads = a.stride % kColumnsPerLane == 0 && reinterpret_cast<uintptr_t>(a.weights) % 16 == 0;
-  const bool finish = a.finish.unit != nullptr;
-  const auto kernel = quads ? (finish ? sparse_forward_kernel<true, true> : sparse_forward_kernel<true, false>)
-                            : (finish ? sparse_forward_kernel<false, true> : sparse_forward_kernel<false, false>);
-  gpu::launch(dependent_, kernel, grid, 32 * kForwardWarps, 0, stream(), a, f);
+  const auto gather = [&](auto finish) {
+    using F = decltype(finish);
+    gpu::launch(dependent_, quads ? sparse_forward_kernel<true, F> : sparse_forward_kernel<false, F>, grid,
+                32 * kForwardWarps, 0, stream(), static_cast<const SparseSumArgs&>(a), f, finish);
+  };
+  if (a.finish.unit)
+    gather(Finishing{a.finish});
+  else
+    gather(Unfinished{});
   if (f.segments > 1)
     gpu::launch(dependent_, sparse_forward_combine_kernel, gpu::row_column_grid(a.batch.rows, a.stride, 128), 128, 0,
                 stream(), a, f);

@@ -85,7 +85,7 @@ DSSTNE_HD float activated_unit(const ActivateArgs& a, float z, uint32_t r, uint3
 
 // [sparse] unit[r][j] (+)= sum over the row's datapoints i of w * value_i * W[index_i][j]: a gather-sum of
 // weight rows; zero inputs are never touched.
-struct SparseForwardArgs {
+struct SparseSumArgs {
   float* unit = nullptr;
   uint32_t stride = 0;     // output units (columns of W)
   const float* weights = nullptr;  // [input units][stride]
@@ -95,8 +95,10 @@ struct SparseForwardArgs {
   bool accumulate = false;
   uint64_t longest = 0;    // datapoints of the batch's longest row, known on the host (sets the work split)
   void* scratch = nullptr; // Backend::sparse_forward_scratch_bytes(rows, stride, longest of any batch)
-  // With finish.unit (this op's unit, rows and stride; an element-wise kind; not accumulating): the
-  // layer's activation op, which follows the sums. The GPU applies it as it writes each row's sums.
+};
+// The sums, and with finish.unit (this op's unit, rows and stride; an element-wise kind; not accumulating)
+// the layer's activation op, which follows them. The GPU applies it as it writes each row's sums.
+struct SparseForwardArgs : SparseSumArgs {
   ActivateArgs finish;
 };
 
