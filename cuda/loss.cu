@@ -186,7 +186,8 @@ constexpr unsigned kHeldRows = 32;
 class HeldRows {
  public:
   __device__ HeldRows(SparseRow* rows, const OutputDeltaArgs& a) : rows_(rows) { fetch(a, 0); }
-  // m is the same across the block, so are the fetch's condition and barrier.
+  // m is the same across the block, so are the fetch's condition and barrier. A later span's rows start
+  // again at m = 0: below first_, m - first_ wraps past kHeldRows and they are fetched again.
   __device__ SparseRow row(const OutputDeltaArgs& a, uint32_t m) {
     if (m - first_ >= kHeldRows) fetch(a, m);
     return rows_[m - first_];

@@ -460,9 +460,10 @@ void Network::forward_layer(Layer& layer, const BatchRows& rows, bool training, 
     // The plain dropout's mask in the same pass, where the activation is element-wise.
     if (layer.activation.kind != Activation::SoftMax) activation.dropout = dropout_mask(layer, training);
     // A sparse input alone, no dropout: its gather finishes each row with the activation (on the GPU, as
-    // it writes the row's sums: one kernel less on the way to the next layer; H200, TF32 sample 0.0791 -
-    // 0.0797 -> 0.0781 - 0.0786 s an epoch). With the benchmark's dropout mask (1,024 units) the gather's
-    // epilogue grew by more than the activation op takes (0.3571 - 0.3573 -> 0.3594 - 0.3602 s).
+    // it writes the row's sums: one kernel less on the way to the next layer; H200, TF32 sample 0.0783 -
+    // 0.0791 -> 0.0774 - 0.0778 s an epoch, the same bits). Dropout is left to the activation op: with the
+    // benchmark's mask in the gather, then one kernel with and without finishing, the epoch took 0.6 %
+    // longer (0.3571 - 0.3573 -> 0.3594 - 0.3602 s).
     const bool finished_by_gather = !deferred && folded && layer.incoming.front()->in->sparse_input &&
                                     layer.activation.kind != Activation::SoftMax && activation.dropout.p <= 0.0f;
     bool first = true;
