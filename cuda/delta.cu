@@ -13,32 +13,46 @@ namespace {
 
 constexpr unsigned kChunk = 8;  // rows a thread loads before using any: their loads are in flight together
 
+// The mean of column j (live) over the rows, which every thread of the block gets.
+template <unsigned Groups>
+__device__ __forceinline__ float column_mean(const HiddenDeltaArgs& a, uint64_t j, bool live,
+                                             float (&partial)[Groups][32]) {
+  const unsigned warp = threadIdx.x >> 5;
+  float sum = 0.0f;
+  for (uint32_t r0 = warp; r0 < a.rows; r0 += kChunk * Groups) {
+    float v[kChunk];
+#pragma unroll
+    for (unsigned u = 0; u < kChunk; ++u) {
+      const uint32_t r = r0 + u * Groups;
+      v[u] = live && r < a.rows ? a.unit[uint64_t{r} * a.stride + j] : 0.0f;
+    }
+#pragma unroll
+    for (unsigned u = 0; u < kChunk; ++u) sum += v[u];
+  }
+  return gpu::column_total<Groups>(sum, partial) * (1.0f / static_cast<float>(a.rows));
+}
+
 template <unsigned Groups>
 __global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaArgs a) {
-  gpu::await_previous();
   __shared__ float partial[Groups][32];
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const bool penalty = a.beta > 0.0f, derivative = a.activation.kind != Activation::Linear;
+  // The block's first columns' means, before the wait: the units were written in the forward, more than
+  // one kernel back (the layers above and the loss came after), so they were complete before the kernel
+  // before this one got past its own wait, and backward writes none. The penalty's pass then runs beside
+  // that kernel instead of after it. The means are stored after the wait: their scratch may be in use.
+  const uint64_t first = static_cast<uint64_t>(blockIdx.x) * 32;
+  const float first_mean = penalty ? column_mean<Groups>(a, first + lane, first + lane < a.stride, partial) : 0.0f;
+  gpu::await_previous();
   long long error = 0;
-  for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
+  for (uint64_t j0 = first; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
     const uint64_t j = j0 + lane;
     const bool live = j < a.stride;
     const float* unit = a.unit + j;
     float* delta = a.delta + j;
     float add = 0.0f;
     if (penalty) {
-      float sum = 0.0f;
-      for (uint32_t r0 = warp; r0 < a.rows; r0 += kChunk * Groups) {
-        float v[kChunk];
-#pragma unroll
-        for (unsigned u = 0; u < kChunk; ++u) {
-          const uint32_t r = r0 + u * Groups;
-          v[u] = live && r < a.rows ? unit[uint64_t{r} * a.stride] : 0.0f;
-        }
-#pragma unroll
-        for (unsigned u = 0; u < kChunk; ++u) sum += v[u];
-      }
-      const float mean = gpu::column_total<Groups>(sum, partial) * (1.0f / static_cast<float>(a.rows));
+      const float mean = j0 == first ? first_mean : column_mean<Groups>(a, j, live, partial);
       add = math::sparseness_penalty(a.p, a.beta, mean);
       if (warp == 0 && live) {
         a.means[j] = mean;
