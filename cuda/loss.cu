@@ -347,8 +347,7 @@ void CudaBackend::output_delta(const OutputDeltaArgs& args) {
   bind();
   if (!a.targets.sparse) {
     gpu::launch(dependent_, dense_loss_kernel, output_grid(a.rows, a.stride), gpu::kThreads, 0, stream(), a);
-    if (a.bias_gradient)
-      column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
+    if (a.bias_gradient && !a.bias_gradient_apart) output_bias_gradient(a);
     return;
   }
   const dim3 grid = output_grid(a.rows, a.stride);
@@ -363,7 +362,16 @@ void CudaBackend::output_delta(const OutputDeltaArgs& args) {
                               : (a.bias ? sparse_loss_kernel<K, true, false> : sparse_loss_kernel<K, false, false>);
     gpu::launch(dependent_, kernel, grid, gpu::kThreads, 0, stream(), a, partials);
   });
-  if (partials) column_sum({partials, grid.y, a.stride, a.bias_gradient_scale, a.bias_gradient});
+  if (partials && !a.bias_gradient_apart) output_bias_gradient(a);
+}
+
+void CudaBackend::output_bias_gradient(const OutputDeltaArgs& a) {
+  if (a.rows == 0 || a.stride == 0 || !a.bias_gradient) return;
+  if (!a.targets.sparse)  // the dense pass leaves the deltas alone
+    column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
+  else  // the sparse pass leaves its row groups' column sums in the scratch
+    column_sum({static_cast<const float*>(a.scratch), output_grid(a.rows, a.stride).y, a.stride,
+                a.bias_gradient_scale, a.bias_gradient});
 }
 
 }  // namespace dsstne

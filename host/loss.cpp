@@ -151,7 +151,11 @@ void HostBackend::output_delta(const OutputDeltaArgs& a) {
     }
   }
   if (a.error) *a.error += total;
-  if (a.bias_gradient) column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
+  if (a.bias_gradient && !a.bias_gradient_apart) output_bias_gradient(a);
+}
+
+void HostBackend::output_bias_gradient(const OutputDeltaArgs& a) {
+  column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
 }
 
 }  // namespace dsstne

@@ -632,7 +632,7 @@ void Network::forward(const BatchRows& rows, bool training, bool update_running_
   join_steps();  // none is left for a later reader of the weights
 }
 
-void Network::output_deltas(const BatchRows& rows) {
+void Network::output_deltas(const BatchRows& rows, bool bias_apart) {
   for (auto& layer : layers_) {
     if (layer->kind != LayerKind::Output) continue;
     OutputDeltaArgs a;
@@ -658,9 +658,16 @@ void Network::output_deltas(const BatchRows& rows) {
       a.bias_gradient = layer->incoming.front()->gb.device();
       a.bias_gradient_scale = -1.0f / static_cast<float>(rows.rows);  // as backward's column sums
       a.scratch = loss_scratch_.device();
+      a.bias_gradient_apart = bias_apart;
     }
     backend().output_delta(a);
     layer->delta_written = true;
+    if (a.bias_gradient_apart) {
+      const SideStream side(backend());
+      backend().output_bias_gradient(a);
+      backend().mark(kBiasMark);
+      bias_totals_pending_ = true;
+    }
   }
 }
 
@@ -885,7 +892,10 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
           if (sparse_step && w == planned) a.step = &sparse_step_args_;  // its listed rows step as their sums end
           step_unlisted();
           be.sparse_gradient(a);
-          if (unlisted_stepped) be.wait_mark(kUnlistedMark);  // before any later kernel reads those rows
+          if (unlisted_stepped) {  // before any later kernel reads those rows
+            be.wait_mark(kUnlistedMark);
+            bias_totals_pending_ = false;  // the bias totals came before that step on the side stream
+          }
         } else {
           // On the side stream, beside the deltas' propagation on the main one: nothing later in this
           // backward writes what it reads (this layer's delta, the input's units), and the GEMMs into one
@@ -924,10 +934,16 @@ void Network::backward(const BatchRows& rows, long long* penalty_error, const We
       }
     }
   }
-  if (side_gradients)
+  if (side_gradients) {
     be.wait_mark(kGradientMark);  // every gradient is written before update reads it (and the steps are done)
-  else
+    bias_totals_pending_ = false;
+  } else {
     steps_pending_ = side_steps;  // update touches nothing they use: it runs beside them
+  }
+  if (bias_totals_pending_) {  // not yet covered by a wait above
+    be.wait_mark(kBiasMark);
+    bias_totals_pending_ = false;
+  }
 }
 
 bool Network::brake_step(float& alpha_scale) {
@@ -1127,7 +1143,7 @@ std::vector<EpochReport> Network::train(uint32_t epochs, const TrainParams& para
       const Weight* planned =
           plan_sparse_gradient(rows, catch_up ? nullptr : &next, params.divergence_brake ? nullptr : &known);
       forward(rows, true);
-      output_deltas(rows);
+      output_deltas(rows, !params.divergence_brake);  // the brake may skip backward, which waits for them
       float alpha_scale = 1.0f;
       if (params.divergence_brake && !brake_step(alpha_scale)) {
         ++batches_;  // the detecting minibatch is not learned from (draws still advance)

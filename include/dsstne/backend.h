@@ -22,6 +22,7 @@
   X(activate, ActivateArgs)                      \
   X(dropout, DropoutArgs)                        \
   X(output_delta, OutputDeltaArgs)               \
+  X(output_bias_gradient, OutputDeltaArgs)       \
   X(hidden_delta, HiddenDeltaArgs)               \
   X(column_sum, ColumnSumArgs)                   \
   X(update, UpdateListArgs)                      \
@@ -89,7 +90,7 @@ class Backend {
   // queued on the main one so far. mark(slot) records the current stream's work so far in one of kMarks
   // slots, and wait_mark(slot) makes the current stream wait for the work last marked there. The CPU
   // target runs every op in call order, so there all four do nothing.
-  static constexpr unsigned kMarks = 3;
+  static constexpr unsigned kMarks = 4;
   virtual void begin_side() = 0;
   virtual void end_side() = 0;
   virtual void mark(unsigned slot) = 0;

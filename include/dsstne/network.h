@@ -200,13 +200,17 @@ class Network {
   static constexpr unsigned kGradientMark = 0;
   static constexpr unsigned kPlanMark = 1;  // the sparse gradient's plan, on the side stream (training)
   static constexpr unsigned kUnlistedMark = 2;  // step_unlisted_rows, on the side stream (training)
+  static constexpr unsigned kBiasMark = 3;  // output_deltas' bias gradients apart, on the side stream (training)
   void forward_layer(Layer& layer, const BatchRows& rows, bool training, bool update_running_stats, bool deferred);
   // The layer's dropout is alpha dropout (a non-input ELU or SELU layer), not the plain mask.
   static bool uses_alpha_dropout(const Layer& layer);
   // The layer's plain dropout in this forward (p 0: none, or alpha dropout, or not training).
   DropoutMask dropout_mask(const Layer& layer, bool training) const;
   BatchNorm& batch_norm_of(const std::string& layer);
-  void output_deltas(const BatchRows& rows);
+  // Every output layer's delta and error. With bias_apart, the output biases' gradients are totalled on
+  // the side stream, beside the deltas' propagation (the delta GEMM no longer waits for them); backward
+  // then makes the main stream wait for them before it ends (bias_totals_pending_).
+  void output_deltas(const BatchRows& rows, bool bias_apart = false);
   void begin_batch();  // a training minibatch's forward and backward follow
   // `planned`: the weight whose sparse gradient's datapoints plan_sparse_gradient ordered. `step`: the
   // minibatch's optimiser step (training), which the matrices that steps_in_gemm allows take here.
@@ -292,6 +296,7 @@ class Network {
   UpdateParams lazy_step_;
   bool lazy_owed_ = false;
   bool steps_pending_ = false;   // folded steps on the side stream (see join_steps)
+  bool bias_totals_pending_ = false;  // output_deltas' bias gradients apart, not yet waited for
   bool steps_deferred_ = false;  // deferred steps on the side stream (defers_step)
   // Divergence brake state, reset by every train() call (as the original's locals).
   static constexpr uint32_t kBrakeWarmup = 100;  // minibatches before the brake may engage

@@ -190,6 +190,9 @@ struct OutputDeltaArgs {
   float* bias_gradient = nullptr;
   float bias_gradient_scale = 1.0f;
   void* scratch = nullptr;
+  // The bias gradient is left to output_bias_gradient with these arguments, called after this op (and
+  // before its scratch is used again), on any stream: what output_delta leaves for it is in the scratch.
+  bool bias_gradient_apart = false;
 };
 
 // [delta] A hidden layer's delta in place: delta = (delta + KL sparseness penalty) * f'(a), the penalty
