@@ -34,10 +34,11 @@ def test_same_seed_same_bits_after_two_epochs(small_sparse):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("targets", ["sparse", "dense"])
 def test_output_bias_gradient_apart_from_the_loss_takes_the_same_steps(small_sparse, device, targets):
-    # Without the divergence brake, training totals the output bias's gradient apart from the loss op, on
-    # the side stream beside the delta's propagation (Network::output_deltas), and backward waits for it;
-    # the brake, which may skip backward, keeps it in the loss op. Before the brake's 100 minibatches of
-    # warm-up nothing else differs, so every weight and bias must have the same bits either way.
+    # Without the divergence brake, an SGD step's training totals the output bias's gradient apart from
+    # the loss op, on the side stream beside the delta's propagation (Network::output_deltas), and
+    # backward waits for it; the brake, which may skip backward, keeps it in the loss op. Before the
+    # brake's 100 minibatches of warm-up nothing else differs, so every weight and bias must have the same
+    # bits either way.
     runs = []
     for brake in (False, True):
         net, _ = _net(small_sparse, seed=5, device=device, dense_targets=targets == "dense", **FULL)

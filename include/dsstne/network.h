@@ -207,10 +207,11 @@ class Network {
   // The layer's plain dropout in this forward (p 0: none, or alpha dropout, or not training).
   DropoutMask dropout_mask(const Layer& layer, bool training) const;
   BatchNorm& batch_norm_of(const std::string& layer);
-  // Every output layer's delta and error. With bias_apart, the output biases' gradients are totalled on
-  // the side stream, beside the deltas' propagation (the delta GEMM no longer waits for them); backward
-  // then makes the main stream wait for them before it ends (bias_totals_pending_).
-  void output_deltas(const BatchRows& rows, bool bias_apart = false);
+  // Every output layer's delta and error. With the minibatch's step known before backward (`step`), a
+  // layer whose matrix takes it in its weight gradient's GEMM (steps_in_gemm) has its bias gradient
+  // totalled on the side stream, beside the delta GEMM, which no longer waits for it; backward makes the
+  // main stream wait for it before it ends (bias_totals_pending_).
+  void output_deltas(const BatchRows& rows, const UpdateParams* step = nullptr);
   void begin_batch();  // a training minibatch's forward and backward follow
   // `planned`: the weight whose sparse gradient's datapoints plan_sparse_gradient ordered. `step`: the
   // minibatch's optimiser step (training), which the matrices that steps_in_gemm allows take here.
