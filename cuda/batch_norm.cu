@@ -6,28 +6,18 @@
 #include "cuda_backend.cuh"
 #include "dsstne/math/batch_norm.h"
 #include "launch.cuh"
+#include "reduce.cuh"
 
 namespace dsstne {
 namespace {
 
 constexpr unsigned kGroups = 8;
 
-// Every thread of the block calls it with its group's partial sum for column `lane`; every thread gets
-// the column's total, added in group order (all threads read the same values in the same order).
-__device__ __forceinline__ float group_sum(float (&partial)[kGroups][32], float v, unsigned group, unsigned lane) {
-  partial[group][lane] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (unsigned g = 0; g < kGroups; ++g) total += partial[g][lane];
-  __syncthreads();  // partial[] is reused by the next call
-  return total;
-}
-
 __global__ void __launch_bounds__(32 * kGroups) batch_norm_forward_kernel(BatchNormForwardArgs a) {
-  __shared__ float partial[kGroups][32];
+  __shared__ gpu::ColumnPartials<kGroups> partial;
   const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5;
   const float rows = static_cast<float>(a.rows);
-  // j0 is the same for the whole block, so every thread reaches the barriers in group_sum.
+  // j0 is the same for the whole block, so every thread reaches the barriers in column_total.
   for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
     const uint64_t j = j0 + lane;
     const bool live = j < a.stride;
@@ -36,14 +26,14 @@ __global__ void __launch_bounds__(32 * kGroups) batch_norm_forward_kernel(BatchN
       float sum = 0.0f;
       if (live)
         for (uint32_t r = group; r < a.rows; r += kGroups) sum += a.unit[static_cast<uint64_t>(r) * a.stride + j];
-      mean = group_sum(partial, sum, group, lane) / rows;
+      mean = gpu::column_total<kGroups>(sum, partial) / rows;
       float squares = 0.0f;  // second pass: deviations from the mean, no E[x^2] - E[x]^2 cancellation
       if (live)
         for (uint32_t r = group; r < a.rows; r += kGroups) {
           const float d = a.unit[static_cast<uint64_t>(r) * a.stride + j] - mean;
           squares += d * d;
         }
-      const float variance = group_sum(partial, squares, group, lane) / rows;  // biased
+      const float variance = gpu::column_total<kGroups>(squares, partial) / rows;  // biased
       inv_std = math::bn_inv_std(variance, a.epsilon);
       if (live && group == 0) {
         a.mean[j] = mean;
@@ -71,7 +61,7 @@ __global__ void __launch_bounds__(32 * kGroups) batch_norm_forward_kernel(BatchN
 }
 
 __global__ void __launch_bounds__(32 * kGroups) batch_norm_backward_kernel(BatchNormBackwardArgs a) {
-  __shared__ float partial[kGroups][32];
+  __shared__ gpu::ColumnPartials<kGroups> partial;
   const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5;
   const float rows = static_cast<float>(a.rows);
   for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
@@ -84,8 +74,8 @@ __global__ void __launch_bounds__(32 * kGroups) batch_norm_backward_kernel(Batch
         sum_dy += a.delta[at];
         sum_dy_xhat += a.delta[at] * a.xhat[at];
       }
-    sum_dy = group_sum(partial, sum_dy, group, lane);
-    sum_dy_xhat = group_sum(partial, sum_dy_xhat, group, lane);
+    sum_dy = gpu::column_total<kGroups>(sum_dy, partial);
+    sum_dy_xhat = gpu::column_total<kGroups>(sum_dy_xhat, partial);
     if (!live) continue;  // after the barriers: the rest has none
     if (group == 0) {
       a.scale_gradient[j] = a.gradient_scale * sum_dy_xhat;

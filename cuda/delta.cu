@@ -16,7 +16,7 @@ constexpr unsigned kChunk = 8;  // rows a thread loads before using any: their l
 // The mean of column j (live) over the rows, which every thread of the block gets.
 template <unsigned Groups>
 __device__ __forceinline__ float column_mean(const HiddenDeltaArgs& a, uint64_t j, bool live,
-                                             float (&partial)[Groups][32]) {
+                                             gpu::ColumnPartials<Groups>& partial) {
   const unsigned warp = threadIdx.x >> 5;
   float sum = 0.0f;
   for (uint32_t r0 = warp; r0 < a.rows; r0 += kChunk * Groups) {
@@ -34,7 +34,7 @@ __device__ __forceinline__ float column_mean(const HiddenDeltaArgs& a, uint64_t 
 
 template <unsigned Groups>
 __global__ void __launch_bounds__(32 * Groups) hidden_delta_kernel(HiddenDeltaArgs a) {
-  __shared__ float partial[Groups][32];
+  __shared__ gpu::ColumnPartials<Groups> partial;
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const bool penalty = a.beta > 0.0f, derivative = a.activation.kind != Activation::Linear;
   // The block's first columns' means, before the wait: the units were written in the forward, more than

@@ -16,7 +16,7 @@ namespace {
 template <unsigned Groups>
 __global__ void __launch_bounds__(32 * Groups) column_sum_kernel(ColumnSumArgs a) {
   gpu::await_previous();
-  __shared__ float partial[Groups][32];
+  __shared__ gpu::ColumnPartials<Groups> partial;
   const unsigned lane = threadIdx.x & 31u, group = threadIdx.x >> 5;
   for (uint64_t j0 = static_cast<uint64_t>(blockIdx.x) * 32; j0 < a.stride; j0 += static_cast<uint64_t>(gridDim.x) * 32) {
     const uint64_t j = j0 + lane;

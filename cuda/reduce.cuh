@@ -37,17 +37,26 @@ __device__ T block_reduce(T v, Op op, T identity) {
 }
 
 // A block of Groups warps over 32 columns, warp g holding the sum of its rows (g, g + Groups, ...) of
-// column lane: every thread gets its column's total, the warps' sums added in warp order. Every thread of
-// the block must call it.
+// column lane: every thread gets its column's total, the warps' sums added in warp order. The first warp
+// adds them and hands the totals round in the last row: every warp adding them was most of a narrow
+// layer's hidden delta's instructions (a kernel of a few blocks, bound by issuing them). Every thread of
+// the block must call it. A call's writes of the partial rows follow the previous call's last barrier,
+// which the first warp reaches after its reads; its totals row, the next call's first barrier, which
+// every thread reaches after reading it.
 template <unsigned Groups>
-__device__ float column_total(float sum, float (&partial)[Groups][32]) {
+using ColumnPartials = float[Groups + 1][32];
+template <unsigned Groups>
+__device__ float column_total(float sum, ColumnPartials<Groups>& partial) {
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   partial[warp][lane] = sum;
   __syncthreads();
-  float total = 0.0f;
-  for (unsigned g = 0; g < Groups; ++g) total += partial[g][lane];
-  __syncthreads();  // partial is reused by the next call
-  return total;
+  if (warp == 0) {
+    float total = 0.0f;
+    for (unsigned g = 0; g < Groups; ++g) total += partial[g][lane];
+    partial[Groups][lane] = total;
+  }
+  __syncthreads();
+  return partial[Groups][lane];
 }
 
 // Adds the block's fixed-point partial sums to *total with one integer atomic.
