@@ -155,6 +155,7 @@ void HostBackend::output_delta(const OutputDeltaArgs& a) {
 }
 
 void HostBackend::output_bias_gradient(const OutputDeltaArgs& a) {
+  if (!a.bias_gradient) return;
   column_sum({a.delta, a.rows, a.stride, a.bias_gradient_scale, a.bias_gradient, a.delta_pitch()});
 }
 
