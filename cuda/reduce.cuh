@@ -38,11 +38,11 @@ __device__ T block_reduce(T v, Op op, T identity) {
 
 // A block of Groups warps over 32 columns, warp g holding the sum of its rows (g, g + Groups, ...) of
 // column lane: every thread gets its column's total, the warps' sums added in warp order. The first warp
-// adds them and hands the totals round in the last row: every warp adding them was most of a narrow
-// layer's hidden delta's instructions (a kernel of a few blocks, bound by issuing them). Every thread of
-// the block must call it. A call's writes of the partial rows follow the previous call's last barrier,
-// which the first warp reaches after its reads; its totals row, the next call's first barrier, which
-// every thread reaches after reading it.
+// adds them and hands the totals round in the last row (every warp adding them was most of the
+// instructions of a narrow layer's hidden delta, a kernel of a few blocks bound by issuing them). Every
+// thread of the block must call it. Two barriers a call suffice: a call writes the partial rows after the
+// previous call's second barrier, which the first warp reaches only after reading them, and the totals
+// row after its own first barrier, which every thread reaches only after reading the previous totals.
 template <unsigned Groups>
 using ColumnPartials = float[Groups + 1][32];
 template <unsigned Groups>
