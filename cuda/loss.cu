@@ -44,6 +44,13 @@ struct Kinds {
   static constexpr ErrorFunction function = E;
   static constexpr bool fast_math = kFastMath;
 };
+// With the fast maths (TF32 mode, whose errors are approximate anyway), the sparse pass adds a thread's raw
+// error terms of a row as floats, in a fixed order, and takes the sum into fixed point once: the 64-bit
+// conversion ran on the multiprocessors' slow unit once a unit, one of its four instructions there.
+template <class K>
+constexpr bool kRowErrors = false;
+template <Activation A, ErrorFunction E>
+constexpr bool kRowErrors<Kinds<A, E, true>> = true;
 
 // Calls f(Kinds<...>{}) for the kinds fixed at compile time, else f(AnyKind{}).
 template <class F>
@@ -253,13 +260,18 @@ __global__ void __launch_bounds__(gpu::kThreads) sparse_loss_kernel(OutputDeltaA
 #pragma unroll
       for (unsigned u = 0; u < kUnroll; ++u) y[u] = kBias ? math::activate(L.activation, z[u] + b[u]) : z[u];
       const auto raw_terms = [&](auto whole) {
+        [[maybe_unused]] float row_error = 0.0f;
 #pragma unroll
         for (unsigned u = 0; u < kUnroll; ++u) {
           const ElementLoss e = math::sparse_raw(L, y[u], s.weight);
           raw[u] = e.delta;
-          const long long error = fixed::from_float(e.error);
-          total += decltype(whole)::value || span_column<kPairs>(t, u) < span ? error : 0;
+          const bool counts = decltype(whole)::value || span_column<kPairs>(t, u) < span;
+          if constexpr (kRowErrors<K>)
+            row_error += counts ? e.error : 0.0f;
+          else
+            total += counts ? fixed::from_float(e.error) : 0;
         }
+        if constexpr (kRowErrors<K>) total += fixed::from_float(row_error);
       };
       if (!a.targets.ignore_zero) {
         if (span == kSpan)
